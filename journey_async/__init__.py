@@ -1,0 +1,59 @@
+"""
+journey_async: an asyncio client for the Pushwoosh Customer Journey API.
+
+Everything public is importable from here; the modules behind it are private.
+
+.. versionadded:: 0.1.0
+"""
+
+from ._client import AsyncJourneyClient
+from ._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    JourneyError,
+    NotFoundError,
+    RateLimitError,
+    RemovalError,
+    ResponseFormatError,
+    ServerError,
+)
+from ._models import (
+    InAppStats,
+    JourneyPoint,
+    JourneyStats,
+    MessageStats,
+    PointStats,
+    RemovalResult,
+    StatsResult,
+    UnknownStats,
+)
+from ._retry import RetryPolicy
+from ._version import __version__
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncJourneyClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "InAppStats",
+    "JourneyError",
+    "JourneyPoint",
+    "JourneyStats",
+    "MessageStats",
+    "NotFoundError",
+    "PointStats",
+    "RateLimitError",
+    "RemovalError",
+    "RemovalResult",
+    "ResponseFormatError",
+    "RetryPolicy",
+    "ServerError",
+    "StatsResult",
+    "UnknownStats",
+    "__version__",
+]

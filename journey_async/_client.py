@@ -1,0 +1,397 @@
+"""
+`AsyncJourneyClient`: configuration, auth, the two endpoints, and the mapping
+from HTTP outcomes to the `JourneyError` tree.
+
+Everything a request needs that does not change per call (the Authorization
+and User-Agent headers, the URL prefix, the timeout) is prepared once in the
+constructor, because fan-outs send thousands of requests and httpx's own
+per-request merging is measurable there.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any, Final, Self
+
+import httpx
+
+from ._converter import structure_removal_ack, structure_stats
+from ._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+)
+from ._models import JourneyStats, RemovalResult
+from ._retry import RetryPolicy, RetryTransport, parse_retry_after
+from ._version import __version__
+
+__all__ = ["DEFAULT_BASE_URL", "AsyncJourneyClient"]
+
+logger = logging.getLogger("journey_async")
+
+DEFAULT_BASE_URL: Final = "https://journey.pushwoosh.com"
+TOKEN_ENV_VAR: Final = "PUSHWOOSH_API_TOKEN"  # noqa: S105 - a variable name
+
+DEFAULT_TIMEOUT: Final = httpx.Timeout(10.0, connect=5.0)
+"""Ten seconds an attempt: the statistics endpoint answers in well under one;
+connecting gets five, since a slow connect usually means a route problem."""
+
+DEFAULT_MAX_CONCURRENCY: Final = 32
+"""Requests in flight in a fan-out. Pushwoosh publishes no limit; 32 keeps one
+client polite while already saturating a single core's worth of parsing."""
+
+DEFAULT_BATCH_SIZE: Final = 500
+"""User ids per removal request. Pushwoosh documents no cap; its other device
+APIs accept up to 1000 per call, so half of that leaves room."""
+
+DEFAULT_RETRY: Final = RetryPolicy()
+
+STATS_PATH: Final = "/api/journey/{journey_id}/statistics/external"
+REMOVAL_PATH: Final = "/api/journey/drop-users/external"
+
+# Characters that would let a journey id change the request's path or query.
+_UNSAFE_ID_CHARACTERS: Final = frozenset("/\\?#%") | frozenset(map(chr, [*range(0x20), 0x7F]))
+
+_STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: AuthenticationError,
+    404: NotFoundError,
+    429: RateLimitError,
+}
+
+_UNSET: Any = object()
+
+
+class AsyncJourneyClient:
+    """
+    An asyncio client for the Pushwoosh Customer Journey API.
+
+    Use it as an async context manager, or call `aclose` when done::
+
+        async with AsyncJourneyClient() as client:
+            stats = await client.get_stats(journey_id)
+
+    Args:
+        api_token: A server API token. `None` reads ``PUSHWOOSH_API_TOKEN``.
+        base_url: The API's root. Plain ``http://`` only to a loopback host,
+            so the token never crosses a network in clear text.
+        timeout: Seconds per attempt, or an `httpx.Timeout`. Defaults to 10 s
+            (5 s to connect), or to *http_client*'s own timeout when given one.
+        retry: How failed attempts are retried; `None` switches retries off.
+        max_concurrency: Requests in flight at most in a fan-out or batched
+            removal, unless a call says otherwise.
+        batch_size: User ids per removal request, unless a call says otherwise.
+        http_client: An `httpx.AsyncClient` you own and close yourself.
+        transport: The `httpx.AsyncBaseTransport` requests go out through
+            (under the retries). The one seam for custom I/O, such as the
+            in-process emulator of `journey_async.testing`.
+
+    Raises:
+        ValueError: No token, a bad base URL, or a bad bound.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        api_token: str | None = None,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float | httpx.Timeout = _UNSET,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        token = _resolve_token(api_token)
+        self._base_url = _validate_base_url(base_url)
+        self.max_concurrency = _positive_int(max_concurrency, "max_concurrency")
+        self.batch_size = _positive_int(batch_size, "batch_size")
+        self.retry = retry
+        if http_client is not None and transport is not None:
+            raise ValueError("pass http_client or transport, not both")
+
+        if timeout is _UNSET:
+            timeout = http_client.timeout if http_client is not None else DEFAULT_TIMEOUT
+        self._timeout = httpx.Timeout(timeout)
+
+        self._owns_http_client = http_client is None
+        if http_client is None:
+            inner = transport or httpx.AsyncHTTPTransport(
+                limits=httpx.Limits(max_connections=max_concurrency)
+            )
+            outer = inner if retry is None else RetryTransport(inner, retry)
+            http_client = httpx.AsyncClient(transport=outer, timeout=self._timeout)
+        self._http = http_client
+
+        self._headers = httpx.Headers(
+            {
+                "Authorization": f"Api {token}",
+                "User-Agent": f"journey-async/{__version__}",
+                "Accept": "application/json",
+            }
+        )
+        self._extensions = {"timeout": self._timeout.as_dict()}
+
+    @property
+    def base_url(self) -> str:
+        """The API root requests go to, without a trailing slash."""
+        return self._base_url
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} base_url={self._base_url!r} api_token=[secret]>"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """
+        Close the connections, unless the `httpx.AsyncClient` was handed in.
+        """
+        if self._owns_http_client:
+            await self._http.aclose()
+
+    async def get_stats(self, journey_id: str) -> JourneyStats:
+        """
+        Fetch the statistics of one journey.
+
+        Raises:
+            TypeError, ValueError: *journey_id* is not a string, or would
+                change the request's path.
+            NotFoundError: No such journey.
+            JourneyError: Any other failure, typed as in the error tree.
+
+        .. versionadded:: 0.1.0
+        """
+        path = STATS_PATH.format(journey_id=validate_journey_id(journey_id))
+        response = await self._send("GET", path)
+        return structure_stats(response.content)
+
+    async def remove_users(
+        self,
+        user_ids: Iterable[str],
+        journey_ids: Iterable[str] | None = None,
+        all_journeys: bool = False,
+    ) -> RemovalResult:
+        """
+        Remove users from the given journeys, or from all active journeys.
+
+        Exactly one of *journey_ids* and ``all_journeys=True`` names the target.
+        Duplicate user ids are dropped, first occurrence kept.
+
+        Raises:
+            TypeError, ValueError: Bad input; nothing was sent.
+            JourneyError: The removal failed, typed as in the error tree.
+
+        .. versionadded:: 0.1.0
+        """
+        users = validate_user_ids(user_ids)
+        target = removal_target(journey_ids, all_journeys)
+        await self._post_removal(users, target)
+        return RemovalResult(user_ids=users, requests=1)
+
+    async def _post_removal(self, user_ids: Sequence[str], target: dict[str, Any]) -> None:
+        body = json.dumps({"user_ids": list(user_ids), **target}).encode()
+        response = await self._send("POST", REMOVAL_PATH, body)
+        structure_removal_ack(response.content)
+
+    async def _send(self, method: str, path: str, body: bytes | None = None) -> httpx.Response:
+        """
+        Send one request (with retries, per the transport) and map every
+        failure to a `JourneyError`. Returns only 2xx responses, body read.
+        """
+        headers = self._headers
+        if body is not None:
+            headers = httpx.Headers(headers)
+            headers["Content-Type"] = "application/json"
+        request = httpx.Request(
+            method,
+            self._base_url + path,
+            headers=headers,
+            content=body,
+            extensions=self._extensions,
+        )
+        try:
+            response = await self._http.send(request)
+        except httpx.TimeoutException as exc:
+            raise APITimeoutError(f"{method} {path} timed out: {_describe(exc)}") from exc
+        except httpx.TransportError as exc:
+            raise APIConnectionError(f"{method} {path} failed: {_describe(exc)}") from exc
+        logger.debug("%s %s -> %s", method, path, response.status_code)
+        if response.is_success:
+            return response
+        raise status_error(response)
+
+
+def status_error(response: httpx.Response) -> APIStatusError:
+    """
+    The `APIStatusError` subclass for an error response, with the server's
+    own ``message`` when its body carries one.
+    """
+    status = response.status_code
+    cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else APIStatusError)
+    message = _server_message(response)
+    if cls is RateLimitError:
+        return RateLimitError(
+            message,
+            status_code=status,
+            response=response,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+    return cls(message, status_code=status, response=response)
+
+
+def _server_message(response: httpx.Response) -> str:
+    reason = response.reason_phrase or "error"
+    try:
+        body = response.json()
+    except ValueError:
+        text = " ".join(response.text.split())
+        if not text:
+            return reason
+        preview = text if len(text) <= 80 else text[:77] + "..."
+        return f"{reason} (body is not JSON: {preview!r})"
+    message = body.get("message") if isinstance(body, dict) else None
+    if isinstance(message, str) and message:
+        return message
+    return reason
+
+
+def _describe(exc: Exception) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _resolve_token(api_token: str | None) -> str:
+    if api_token is None:
+        api_token = os.environ.get(TOKEN_ENV_VAR)
+        if not api_token:
+            raise ValueError(f"no API token: pass api_token= or set {TOKEN_ENV_VAR}")
+    if not isinstance(api_token, str):
+        raise TypeError(f"api_token must be a string, not {type(api_token).__name__}")
+    # The token itself is never echoed back: an error message may be logged.
+    if not api_token.strip():
+        raise ValueError("api_token is empty")
+    if any(c.isspace() or not c.isprintable() for c in api_token):
+        raise ValueError("api_token contains whitespace or control characters")
+    return api_token
+
+
+def _validate_base_url(base_url: str) -> str:
+    if not isinstance(base_url, str):
+        raise TypeError(f"base_url must be a string, not {type(base_url).__name__}")
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"invalid base_url {base_url!r}: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"base_url must be an http(s) URL with a host, got {base_url!r}")
+    if url.query or url.fragment:
+        raise ValueError(f"base_url must not have a query or fragment, got {base_url!r}")
+    if url.scheme == "http" and not _is_loopback(url.host):
+        raise ValueError(
+            f"base_url {base_url!r} is plain http to a host that is not loopback: "
+            "use https so the API token is not sent in clear text"
+        )
+    return str(url).rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _positive_int(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def validate_journey_id(journey_id: object) -> str:
+    """
+    Return *journey_id* if it is safe to put in a URL path; raise otherwise.
+    """
+    if not isinstance(journey_id, str):
+        raise TypeError(f"journey id must be a string, not {type(journey_id).__name__}")
+    if not journey_id:
+        raise ValueError("journey id is empty")
+    if journey_id in (".", "..") or not _UNSAFE_ID_CHARACTERS.isdisjoint(journey_id):
+        raise ValueError(f"journey id {journey_id!r} would change the request's URL path")
+    return journey_id
+
+
+def validate_user_ids(user_ids: Iterable[str]) -> tuple[str, ...]:
+    """
+    Materialise *user_ids*, checking each, with duplicates dropped (first
+    occurrence kept), so that bad input is refused before anything is sent.
+    """
+    ids = _string_ids(user_ids, "user_ids")
+    if not ids:
+        raise ValueError("user_ids is empty")
+    return ids
+
+
+def removal_target(journey_ids: Iterable[str] | None, all_journeys: bool) -> dict[str, Any]:
+    """
+    The JSON fields naming a removal's target; exactly one form is allowed.
+    """
+    if not isinstance(all_journeys, bool):
+        raise TypeError(f"all_journeys must be a bool, not {type(all_journeys).__name__}")
+    if all_journeys:
+        if journey_ids is not None:
+            raise ValueError("pass journey_ids or all_journeys=True, not both")
+        return {"all_journeys": True}
+    if journey_ids is None:
+        raise ValueError("pass journey_ids, or all_journeys=True to remove from every journey")
+    ids = _string_ids(journey_ids, "journey_ids")
+    if not ids:
+        raise ValueError("journey_ids is empty: pass all_journeys=True to mean every journey")
+    for journey_id in ids:
+        validate_journey_id(journey_id)
+    return {"journey_uuids": list(ids)}
+
+
+def _string_ids(ids: Iterable[str], name: str) -> tuple[str, ...]:
+    if isinstance(ids, str | bytes):
+        raise TypeError(f"{name} must be an iterable of ids, not a bare {type(ids).__name__}")
+    try:
+        iterator = iter(ids)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an iterable of strings, not {type(ids).__name__}"
+        ) from None
+    unique: dict[str, None] = {}
+    for index, item in enumerate(iterator):
+        if not isinstance(item, str):
+            raise TypeError(f"{name}[{index}] must be a string, not {type(item).__name__}")
+        if not item:
+            raise ValueError(f"{name}[{index}] is an empty string")
+        unique[item] = None
+    return tuple(unique)

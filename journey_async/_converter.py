@@ -1,0 +1,221 @@
+"""
+The one cattrs converter: every rule for reading the API's JSON lives here.
+
+- The API's camelCase keys map onto the models' Python names.
+- A ``pointStat`` is told apart by the required fields unique to each known
+  shape; a mapping that carries none of the known shapes whole becomes
+  `UnknownStats`, so a new channel never fails a journey. Extra fields on a known
+  shape are ignored.
+- Numbers and strings are checked, not coerced: ``"12"`` where a count belongs
+  is a changed API, not a count.
+- Any mismatch becomes one `ResponseFormatError` whose message names the JSON
+  path of every field that did not fit.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeVar
+
+import attrs
+import cattrs
+from cattrs.cols import homogenous_tuple_structure_factory
+from cattrs.errors import ClassValidationError, IterableValidationError
+from cattrs.gen import make_dict_structure_fn, override
+
+from ._exceptions import ResponseFormatError
+from ._models import InAppStats, JourneyPoint, JourneyStats, MessageStats, PointStats, UnknownStats
+
+__all__ = ["decode_json", "structure_removal_ack", "structure_stats"]
+
+_T = TypeVar("_T")
+
+
+@attrs.frozen
+class _StatsEnvelope:
+    payload: JourneyStats
+
+
+@attrs.frozen
+class _RemovalAck:
+    success: bool
+
+
+_JSON_KEYS: Final[dict[type[Any], dict[str, str]]] = {
+    JourneyPoint: {
+        "title": "pointTitle",
+        "campaign_code": "campaignCode",
+        "preset_code": "presetCode",
+        "stat": "pointStat",
+    },
+}
+
+# Known pointStat shapes, most specific first; each is recognised by carrying
+# every one of its required fields.
+_KNOWN_STATS: Final = (MessageStats, InAppStats)
+
+
+def _strict_int(value: object, _: object) -> int:
+    # bool is an int subclass, and an integral float is still a count.
+    if isinstance(value, bool):
+        raise TypeError(f"expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise TypeError(f"expected an integer, got {value!r}")
+
+
+def _strict_float(value: object, _: object) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"expected a number, got {value!r}")
+
+
+def _strict_str(value: object, _: object) -> str:
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"expected a string, got {value!r}")
+
+
+def _strict_bool(value: object, _: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise TypeError(f"expected true or false, got {value!r}")
+
+
+def _is_variadic_tuple(type_: Any) -> bool:
+    args: tuple[Any, ...] = getattr(type_, "__args__", ())
+    return getattr(type_, "__origin__", None) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _required_fields(cls: type[Any]) -> frozenset[str]:
+    return frozenset(a.name for a in attrs.fields(cls) if a.default is attrs.NOTHING)
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=False)
+    converter.register_structure_hook(int, _strict_int)
+    converter.register_structure_hook(float, _strict_float)
+    converter.register_structure_hook(str, _strict_str)
+    converter.register_structure_hook(bool, _strict_bool)
+
+    shapes: list[tuple[type[MessageStats | InAppStats], frozenset[str]]] = [
+        (cls, _required_fields(cls)) for cls in _KNOWN_STATS
+    ]
+
+    def structure_point_stats(value: object, _: object) -> PointStats:
+        if not isinstance(value, Mapping):
+            raise TypeError(f"expected an object, got {_preview(value)}")
+        for cls, required in shapes:
+            if required <= value.keys():
+                return converter.structure(value, cls)
+        return UnknownStats(raw=types.MappingProxyType(dict(value)))
+
+    converter.register_structure_hook(PointStats, structure_point_stats)
+
+    # Without these checks a string would be iterated as an array of characters
+    # and indexed as an object, giving baffling messages.
+    def object_hook(cls: type[Any]) -> Callable[[object, type[Any]], Any]:
+        renames = {name: override(rename=key) for name, key in _JSON_KEYS.get(cls, {}).items()}
+        structure = make_dict_structure_fn(cls, converter, **renames)  # type: ignore[arg-type]
+
+        def structure_object(value: object, type_: type[Any]) -> Any:
+            if not isinstance(value, Mapping):
+                raise TypeError(f"expected an object, got {_preview(value)}")
+            return structure(value, type_)
+
+        return structure_object
+
+    def array_hook(type_: type[Any]) -> Callable[[object, type[Any]], Any]:
+        structure = homogenous_tuple_structure_factory(type_, converter)
+
+        def structure_array(value: object, type_: type[Any]) -> Any:
+            if not isinstance(value, list):
+                raise TypeError(f"expected an array, got {_preview(value)}")
+            return structure(value, type_)
+
+        return structure_array
+
+    converter.register_structure_hook_factory(attrs.has, object_hook)
+    converter.register_structure_hook_factory(_is_variadic_tuple, array_hook)
+    return converter
+
+
+_converter: Final = _make_converter()
+
+
+def _json_key(cls: type[Any], name: str) -> str:
+    return _JSON_KEYS.get(cls, {}).get(name, name)
+
+
+def _describe(exc: BaseException, path: str) -> list[str]:
+    """Flatten a cattrs validation error into ``problem @ $.json.path`` lines."""
+    if isinstance(exc, ClassValidationError):
+        with_notes, others = exc.group_exceptions()
+        lines = [
+            line
+            for inner, note in with_notes
+            for line in _describe(inner, f"{path}.{_json_key(exc.cl, note.name)}")
+        ]
+    elif isinstance(exc, IterableValidationError):
+        with_notes_i, others = exc.group_exceptions()
+        lines = [
+            line
+            for inner, note_i in with_notes_i
+            for line in _describe(inner, f"{path}[{note_i.index}]")
+        ]
+    elif isinstance(exc, KeyError):
+        return [f"required field missing @ {path}"]
+    else:
+        return [f"{exc} @ {path}"]
+    return lines + [line for inner in others for line in _describe(inner, path)]
+
+
+def _structure(data: object, cls: type[_T], what: str) -> _T:
+    if not isinstance(data, Mapping):
+        raise ResponseFormatError(f"{what}: expected a JSON object, got {_preview(data)}")
+    try:
+        return _converter.structure(data, cls)
+    except (ClassValidationError, IterableValidationError) as exc:
+        problems = "; ".join(_describe(exc, "$"))
+        raise ResponseFormatError(f"{what} does not match the API's schema: {problems}") from None
+
+
+def _preview(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def decode_json(content: bytes, what: str) -> object:
+    """
+    Decode a response body, or raise `ResponseFormatError` saying it is not JSON.
+    """
+    try:
+        return json.loads(content)
+    except ValueError:
+        raise ResponseFormatError(
+            f"{what} is not JSON: {_preview(content.decode('utf-8', 'replace'))}"
+        ) from None
+
+
+def structure_stats(content: bytes) -> JourneyStats:
+    """
+    Read a statistics response body into `JourneyStats`.
+    """
+    what = "journey statistics response"
+    return _structure(decode_json(content, what), _StatsEnvelope, what).payload
+
+
+def structure_removal_ack(content: bytes) -> None:
+    """
+    Check that a removal response body confirms the removal.
+    """
+    what = "removal response"
+    data = decode_json(content, what)
+    if not _structure(data, _RemovalAck, what).success:
+        raise ResponseFormatError(f"{what} did not confirm the removal: {_preview(data)}")

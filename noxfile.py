@@ -1,0 +1,48 @@
+"""
+The project's sessions: ``nox -s tests``, ``lint``, ``typing``, ``bench``.
+
+Python versions come from the trove classifiers in pyproject.toml, so adding a
+version there adds it here.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typing"]
+nox.options.reuse_existing_virtualenvs = True
+# Only the versions installed are run; CI sets CI=true, which would make every
+# other classifier version an error on a machine that has just one Python.
+nox.options.error_on_missing_interpreters = False
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+PYTHONS = nox.project.python_versions(PYPROJECT)
+
+
+def install(session: nox.Session, *groups: str, extras: str = "cli") -> None:
+    session.install("-e", f".[{extras}]", *nox.project.dependency_groups(PYPROJECT, *groups))
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    install(session, "tests")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typing(session: nox.Session) -> None:
+    install(session, "typing", "bench")
+    session.run("mypy", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    install(session, "bench")
+    session.run("python", "-m", "benchmarks", *session.posargs)

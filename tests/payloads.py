@@ -1,0 +1,44 @@
+"""The API reference's response examples, verbatim, for tests to share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TOKEN = "test-token-5f0c1e"
+BASE_URL = "https://journey.pushwoosh.com"
+JOURNEY_ID = "11111111-2222-3333-4444-555555555555"
+
+MESSAGE_EXAMPLE: dict[str, Any] = {
+    "payload": {
+        "title": "Journey Title",
+        "points": [
+            {
+                "pointTitle": "First Point Title",
+                "campaignCode": "AAAAA-00000",
+                "presetCode": "12345-67890",
+                "pointStat": {"sent": 22648, "opened": 60, "conversion": 0.26492405510420347},
+            }
+        ],
+    }
+}
+
+IN_APP_EXAMPLE: dict[str, Any] = {
+    "payload": {
+        "title": "Journey Title",
+        "points": [
+            {
+                "pointTitle": "In-App element title",
+                "campaignCode": "AAAAA-00000",
+                "presetCode": "12345-67890",
+                "pointStat": {"shows": 3148, "interactions": 2759, "skipped": 36},
+            }
+        ],
+    }
+}
+
+MIXED_EXAMPLE: dict[str, Any] = {
+    "payload": {
+        "title": "Journey Title",
+        "points": MESSAGE_EXAMPLE["payload"]["points"] + IN_APP_EXAMPLE["payload"]["points"],
+    }
+}
