@@ -379,6 +379,6 @@ async def test_token_never_logged_or_in_errors(
     assert caplog.records, "DEBUG logging was captured"
     for record in caplog.records:
         assert TOKEN not in record.getMessage()
-    for exc in errors:
-        assert TOKEN not in str(exc)
-        assert TOKEN not in repr(exc)
+    for error in errors:
+        assert TOKEN not in str(error)
+        assert TOKEN not in repr(error)

@@ -67,7 +67,8 @@ def test_unknown_shape_keeps_raw_mapping() -> None:
     stat = {"delivered": 10, "failed": 1}
     point = structure_stats(with_stat(stat)).points[0]
     assert point.stat == UnknownStats(raw=MappingProxyType(stat))
-    assert dict(point.stat.raw) == stat  # type: ignore[union-attr]
+    assert isinstance(point.stat, UnknownStats)
+    assert dict(point.stat.raw) == stat
 
 
 def test_partial_known_shape_is_unknown_not_an_error() -> None:

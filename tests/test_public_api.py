@@ -38,5 +38,5 @@ def test_error_tree_matches_design() -> None:
     assert ja.RateLimitError.__bases__ == (ja.APIStatusError,)
     assert ja.ServerError.__bases__ == (ja.APIStatusError,)
     assert ja.APITimeoutError.__bases__ == (ja.APIConnectionError,)
-    for cls in (ja.APIConnectionError, ja.ResponseFormatError, ja.RemovalError):
-        assert cls.__bases__ == (ja.JourneyError,)
+    for base in (ja.APIConnectionError, ja.ResponseFormatError, ja.RemovalError):
+        assert base.__bases__ == (ja.JourneyError,)
