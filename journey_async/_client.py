@@ -34,7 +34,8 @@ from ._exceptions import (
     ServerError,
 )
 from ._models import JourneyStats, RemovalResult
-from ._retry import RetryPolicy, RetryTransport, parse_retry_after
+from ._retry import RetryPolicy, RetryTransport, SendRequest, parse_retry_after, retrying
+from ._transport import default_transport
 from ._version import __version__
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncJourneyClient"]
@@ -131,11 +132,14 @@ class AsyncJourneyClient:
 
         self._owns_http_client = http_client is None
         if http_client is None:
-            inner = transport or httpx.AsyncHTTPTransport(
-                limits=httpx.Limits(max_connections=max_concurrency)
-            )
+            inner = transport or default_transport(max_concurrency)
             outer = inner if retry is None else RetryTransport(inner, retry)
             http_client = httpx.AsyncClient(transport=outer, timeout=self._timeout)
+            self._send_request: SendRequest = http_client.send
+        else:
+            # We cannot put our transport under a caller's client: retry around it.
+            send = http_client.send
+            self._send_request = send if retry is None else retrying(send, retry)
         self._http = http_client
 
         self._headers = httpx.Headers(
@@ -234,7 +238,7 @@ class AsyncJourneyClient:
             extensions=self._extensions,
         )
         try:
-            response = await self._http.send(request)
+            response = await self._send_request(request)
         except httpx.TimeoutException as exc:
             raise APITimeoutError(f"{method} {path} timed out: {_describe(exc)}") from exc
         except httpx.TransportError as exc:

@@ -12,12 +12,15 @@ from __future__ import annotations
 import datetime
 import email.utils
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeAlias
 
 import attrs
 import httpx
 
-__all__ = ["RetryPolicy", "RetryTransport", "parse_retry_after"]
+__all__ = ["RetryPolicy", "RetryTransport", "SendRequest", "parse_retry_after", "retrying"]
+
+SendRequest: TypeAlias = Callable[[httpx.Request], Awaitable[httpx.Response]]
 
 
 def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
@@ -70,3 +73,11 @@ class RetryTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._transport.aclose()
+
+
+def retrying(send: SendRequest, policy: RetryPolicy) -> SendRequest:
+    """
+    Wrap *send* (such as a caller's `httpx.AsyncClient.send`) in *policy*'s
+    retries: the same loop `RetryTransport` runs, for a client we do not own.
+    """
+    return send
