@@ -1,5 +1,6 @@
 """
-The project's sessions: ``nox -s tests``, ``lint``, ``typing``, ``bench``.
+The project's sessions: ``nox -s tests``, ``lint``, ``typing``, ``bench``
+(``nox -s bench -- fanout`` runs one benchmark).
 
 Python versions come from the trove classifiers in pyproject.toml, so adding a
 version there adds it here.
@@ -45,4 +46,5 @@ def typing(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     install(session, "bench")
-    session.run("python", "-m", "benchmarks", *session.posargs)
+    for benchmark in session.posargs or ["fanout", "batching"]:
+        session.run("python", "-m", f"benchmarks.{benchmark}")
