@@ -1,0 +1,59 @@
+"""
+Test code that uses journey_async against an emulator of the Journey API.
+
+`JourneyEmulator` is the Customer Journey API in memory, with state you can
+set up and inspect and faults you can script. Use it in-process::
+
+    emulator = JourneyEmulator()
+    journey_id = emulator.add_journey(users=["alice", "bob"])
+    async with emulator_client(emulator) as client:
+        await client.remove_users(["alice"], journey_ids=[journey_id])
+    assert emulator.users_in(journey_id) == {"bob"}
+
+or on a real socket with `serve_emulator` (needs ``journey-async[emulator]``),
+or in another process with `spawn_emulator_process` or
+``python -m journey_async.testing --port 8080``. With journey-async installed,
+pytest also gets the fixtures ``journey_emulator`` and
+``journey_emulator_server``.
+
+.. versionadded:: 0.1.0
+"""
+
+from ._emulator import (
+    EmulatedPoint,
+    EmulatorTransport,
+    Fault,
+    JourneyEmulator,
+    RecordedRequest,
+    emulator_client,
+    in_app_point,
+    message_point,
+    raw_point,
+)
+from ._emulator_server import (
+    EmulatorServer,
+    run_emulator,
+    serve_emulator,
+    spawn_emulator_process,
+)
+
+__all__ = [
+    "EmulatedPoint",
+    "EmulatorServer",
+    "EmulatorTransport",
+    "Fault",
+    "JourneyEmulator",
+    "RecordedRequest",
+    "emulator_client",
+    "in_app_point",
+    "message_point",
+    "raw_point",
+    "run_emulator",
+    "serve_emulator",
+    "spawn_emulator_process",
+]
+
+if __name__ == "__main__":
+    from ._emulator_server import main
+
+    raise SystemExit(main())
