@@ -6,6 +6,7 @@ Everything public is importable from here; the modules behind it are private.
 .. versionadded:: 0.1.0
 """
 
+from ._batching import RemovalBatcher
 from ._client import AsyncJourneyClient
 from ._exceptions import (
     APIConnectionError,
@@ -48,6 +49,7 @@ __all__ = [
     "NotFoundError",
     "PointStats",
     "RateLimitError",
+    "RemovalBatcher",
     "RemovalError",
     "RemovalResult",
     "ResponseFormatError",

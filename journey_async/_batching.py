@@ -1,0 +1,374 @@
+"""
+Batched removals: one big list cut into requests (`remove_in_batches`, behind
+`AsyncJourneyClient.remove_users`), and many small concurrent calls merged
+into few requests (`RemovalBatcher`, from `AsyncJourneyClient.removal_batcher`).
+
+Both keep the same books: every user handed in ends up confirmed removed or
+failed, never neither and never both, and the outcome follows one rule:
+
+* every batch confirmed: a `RemovalResult`;
+* no batch confirmed: the first failing request's own error, raised as is
+  (a `BadRequestError`, a `ServerError`...). One error stands for all the
+  users then, and loses nobody, because the rule itself says that none of
+  them was confirmed;
+* some confirmed, some not: a `RemovalError` listing both, in input order.
+
+"Failed" means "not confirmed": a request that timed out or lost its
+connection may still have been carried out. Removal is a set operation, so
+trying the failed users again is always safe.
+
+This module builds on `._client` (its validation helpers); the client
+imports it lazily, inside the two methods that hand work over to it.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Any, Final, Self, TypeAlias
+
+import anyio
+import anyio.abc
+
+from ._client import removal_target, validate_user_ids
+from ._exceptions import JourneyError, RemovalError
+from ._models import RemovalResult
+
+__all__ = ["DEFAULT_MAX_DELAY", "PostRemoval", "RemovalBatcher", "remove_in_batches"]
+
+PostRemoval: TypeAlias = Callable[[Sequence[str], dict[str, Any]], Awaitable[None]]
+"""Sends one removal request; returns once the API confirmed it, raises otherwise."""
+
+DEFAULT_MAX_DELAY: Final = 0.05
+"""Seconds a batcher holds a batch open after its first call. 50 ms is below
+what a person notices on top of a web request, and next to a round trip to
+Pushwoosh (tens to hundreds of ms) it at most doubles a removal's wait, while
+capping a busy target at 20 requests a second however many calls come in."""
+
+_Target: TypeAlias = dict[str, Any]
+# None stands for all journeys; journey ids as a set, since their order does
+# not change what a removal does.
+_GroupKey: TypeAlias = frozenset[str] | None
+
+
+def _account(
+    settled: Iterable[tuple[Sequence[str], BaseException | None]],
+) -> tuple[list[str], list[str], list[BaseException]]:
+    """Split settled batches into (removed users, failed users, distinct errors)."""
+    removed: list[str] = []
+    failed: list[str] = []
+    errors: list[BaseException] = []
+    for user_ids, error in settled:
+        if error is None:
+            removed.extend(user_ids)
+            continue
+        failed.extend(user_ids)
+        if not any(error is seen for seen in errors):
+            errors.append(error)
+    return removed, failed, errors
+
+
+async def remove_in_batches(
+    post: PostRemoval,
+    user_ids: Sequence[str],
+    target: _Target,
+    *,
+    batch_size: int,
+    concurrency: int,
+    progress: Callable[[int], object] | None = None,
+) -> RemovalResult:
+    """
+    Remove validated, duplicate-free *user_ids* in requests of *batch_size*,
+    at most *concurrency* in flight, with the outcome rule of this module.
+
+    Only the requests in flight have their own slice of the ids: a chunk is
+    cut when a sender is free to send it, so a million users at 32 in flight
+    hold 32 chunks, not two thousand. *progress* gets each batch's number of
+    users once it has settled, confirmed or failed.
+
+    A failure that is not a `JourneyError` (a bug, a cancellation) is no
+    removal outcome: it propagates and cancels the other batches.
+    """
+    starts = range(0, len(user_ids), batch_size)
+    if len(starts) == 1:
+        # One request: nothing to fan out, and its error is the outcome.
+        await post(user_ids, target)
+        if progress is not None:
+            progress(len(user_ids))
+        return RemovalResult(user_ids=tuple(user_ids), requests=1)
+
+    errors: list[JourneyError | None] = [None] * len(starts)
+    # Shared by the senders: each takes the next chunk when it is free.
+    queue = iter(enumerate(starts))
+
+    async def sender() -> None:
+        for index, start in queue:
+            chunk = user_ids[start : start + batch_size]
+            try:
+                await post(chunk, target)
+            except JourneyError as exc:
+                errors[index] = exc
+            if progress is not None:
+                progress(len(chunk))
+
+    try:
+        async with anyio.create_task_group() as task_group:
+            for _ in range(min(concurrency, len(starts))):
+                task_group.start_soon(sender)
+    except BaseExceptionGroup as group:
+        # The first crash cancels the other senders; it alone is the news.
+        raise _sole_exception(group) from None
+
+    removed, failed, failures = _account(
+        (user_ids[start : start + batch_size], errors[index]) for index, start in enumerate(starts)
+    )
+    if not failures:
+        return RemovalResult(user_ids=tuple(user_ids), requests=len(starts))
+    if not removed:
+        raise failures[0]
+    raise RemovalError(removed=removed, failed=failed, errors=_journey_errors(failures))
+
+
+def _sole_exception(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    # Senders catch JourneyError, so what reaches here is one crash plus,
+    # at most, cancellations it caused; keep the group when several crashed.
+    crashes = [e for e in group.exceptions if not isinstance(e, anyio.get_cancelled_exc_class())]
+    if len(crashes) == 1:
+        return crashes[0]
+    return group
+
+
+def _journey_errors(errors: Sequence[BaseException]) -> list[JourneyError]:
+    return [e for e in errors if isinstance(e, JourneyError)]
+
+
+class _Batch:
+    """One request being gathered: its users, and how it ended."""
+
+    __slots__ = ("deadline", "done", "error", "key", "ready", "target", "user_ids")
+
+    def __init__(self, key: _GroupKey, target: _Target, deadline: float) -> None:
+        self.key = key
+        self.target = target
+        self.deadline = deadline
+        # A dict as an ordered set: callers' duplicates are sent once.
+        self.user_ids: dict[str, None] = {}
+        self.ready = anyio.Event()  # full, or the batcher is closing: send now
+        self.done = anyio.Event()
+        self.error: BaseException | None = None
+
+
+class RemovalBatcher:
+    """
+    Merges concurrent small removals to the same target into few requests.
+
+    Make one with `AsyncJourneyClient.removal_batcher` and use it as an async
+    context manager, for as long as the calls keep coming (a web app's
+    lifespan, a worker's run)::
+
+        async with client.removal_batcher() as batcher:
+            await batcher.remove([user_id], all_journeys=True)
+
+    Calls to the same target (all journeys, or the same set of journey ids in
+    any order) join one batch. A batch is sent when it holds *max_batch_size*
+    users or *max_delay* seconds after its first call, whichever comes first;
+    while every sender is busy (the client's ``max_concurrency``), a batch
+    keeps filling. Sends run in the batcher's own tasks, so a caller that is
+    cancelled leaves its neighbours' request alone (its own users may still be
+    removed with them).
+
+    Leaving the ``async with`` block sends the open batches at once and waits
+    for every request in flight, even when the block raised.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        post: PostRemoval,
+        *,
+        max_batch_size: int,
+        max_delay: float,
+        max_concurrency: int,
+    ) -> None:
+        # Built by AsyncJourneyClient.removal_batcher, which checks the bounds.
+        self._post = post
+        self._max_batch_size = max_batch_size
+        self._max_delay = _delay(max_delay)
+        self._limiter = anyio.CapacityLimiter(max_concurrency)
+        self._open: dict[_GroupKey, _Batch] = {}
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._closed = False
+
+    @property
+    def max_batch_size(self) -> int:
+        """Users per request at most."""
+        return self._max_batch_size
+
+    @property
+    def max_delay(self) -> float:
+        """Seconds a batch waits for more calls after its first one."""
+        return self._max_delay
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open" if self._task_group else "not entered"
+        return (
+            f"<{type(self).__name__} {state} max_batch_size={self._max_batch_size} "
+            f"max_delay={self._max_delay} open_batches={len(self._open)}>"
+        )
+
+    async def __aenter__(self) -> Self:
+        if self._task_group is not None or self._closed:
+            raise RuntimeError(
+                "a RemovalBatcher can be entered only once: make a new one with "
+                "client.removal_batcher()"
+            )
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._task_group is not None
+        self._closed = True
+        for batch in self._open.values():
+            batch.ready.set()
+        if isinstance(exc, anyio.get_cancelled_exc_class()):
+            # Cancelled: so are the requests in flight; their callers are told.
+            return await self._task_group.__aexit__(exc_type, exc, tb)
+        # Any other way out still waits for the requests callers wait on.
+        await self._task_group.__aexit__(None, None, None)
+        return None
+
+    async def remove(
+        self,
+        user_ids: Iterable[str],
+        journey_ids: Iterable[str] | None = None,
+        all_journeys: bool = False,
+    ) -> RemovalResult:
+        """
+        Remove users, in one request with other calls to the same target.
+
+        Takes the same arguments as `AsyncJourneyClient.remove_users` and
+        refuses bad input the same way, before anything joins a batch.
+        Returns once the request (or requests, when more users are handed in
+        than one batch holds) holding these users is confirmed.
+
+        Raises:
+            RuntimeError: The batcher is not entered, or already exited.
+            TypeError, ValueError: Bad input; nothing was queued.
+            JourneyError: The failure of the request these users were in, as
+                `remove_users` raises it: that request's error when none of
+                them was confirmed, `RemovalError` when only some were. Every
+                caller of a failed request gets its own copy of the error (the
+                same type and attributes), so that raising it in many tasks
+                does not mix up their tracebacks.
+
+        .. versionadded:: 0.1.0
+        """
+        if self._task_group is None or self._closed:
+            raise RuntimeError(
+                "RemovalBatcher.remove() called outside its `async with` block"
+                + (" (it has exited)" if self._closed else "")
+            )
+        users = validate_user_ids(user_ids)
+        target = removal_target(journey_ids, all_journeys)
+        key = None if all_journeys else frozenset(target["journey_uuids"])
+
+        shares = self._join(key, target, users)
+        for batch, _ in shares:
+            await batch.done.wait()
+
+        removed, failed, errors = _account((share, batch.error) for batch, share in shares)
+        if not errors:
+            return RemovalResult(user_ids=users, requests=len(shares))
+        crashes = [e for e in errors if not isinstance(e, JourneyError)]
+        if crashes or not removed:
+            raise _copy_error((crashes or errors)[0])
+        raise RemovalError(removed=removed, failed=failed, errors=_journey_errors(errors))
+
+    def _join(
+        self, key: _GroupKey, target: _Target, users: Sequence[str]
+    ) -> list[tuple[_Batch, list[str]]]:
+        # Synchronous on purpose: no other call can slip in between a batch
+        # filling up and the next one opening.
+        shares: list[tuple[_Batch, list[str]]] = []
+        batch: _Batch | None = None
+        share: list[str] = []
+        for user_id in users:
+            if batch is None:
+                batch = self._open.get(key) or self._open_batch(key, target)
+                share = []
+                shares.append((batch, share))
+            batch.user_ids[user_id] = None
+            share.append(user_id)
+            if len(batch.user_ids) >= self._max_batch_size:
+                self._seal(batch)
+                batch.ready.set()
+                batch = None
+        return shares
+
+    def _open_batch(self, key: _GroupKey, target: _Target) -> _Batch:
+        assert self._task_group is not None
+        batch = _Batch(key, target, anyio.current_time() + self._max_delay)
+        self._open[key] = batch
+        self._task_group.start_soon(self._send, batch)
+        return batch
+
+    def _seal(self, batch: _Batch) -> None:
+        if self._open.get(batch.key) is batch:
+            del self._open[batch.key]
+
+    async def _send(self, batch: _Batch) -> None:
+        settled = False
+        try:
+            with anyio.CancelScope(deadline=batch.deadline):
+                await batch.ready.wait()
+            async with self._limiter:
+                # Still open until now: while every sender was busy, it filled.
+                self._seal(batch)
+                await self._post(tuple(batch.user_ids), batch.target)
+            settled = True
+        except Exception as exc:  # every error goes to the batch's callers
+            batch.error = exc
+            settled = True
+        finally:
+            if not settled:
+                self._seal(batch)
+                batch.error = RuntimeError(
+                    "the removal batcher was cancelled before this removal was confirmed"
+                )
+            batch.done.set()
+
+
+def _delay(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"max_delay must be a number of seconds, not {type(value).__name__}")
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"max_delay must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _copy_error(error: BaseException) -> BaseException:
+    """
+    A copy of *error* to raise in one more task: same type, attributes, cause
+    and (as its tail) traceback, without __init__, whose signature varies.
+    """
+    cls = type(error)
+    try:
+        clone = cls.__new__(cls, *error.args)
+        clone.__dict__.update(error.__dict__)
+    except Exception:  # an exotic exception type: share the original instead
+        return error
+    clone.__cause__ = error.__cause__
+    clone.__context__ = error.__context__
+    clone.__suppress_context__ = error.__suppress_context__
+    return clone.with_traceback(error.__traceback__)
