@@ -300,7 +300,8 @@ class RecordedRequest:
         json: The parsed JSON body of a removal, or None (no body, not JSON).
         authorized: Whether the ``Authorization`` header carried the token.
         status: The status code sent, or None when no response went out
-            (a dropped connection, a client that left first).
+            (a dropped connection, a client that left first) or not yet
+            (a request held by `Fault.delay` is recorded on arrival).
         fault: The `Fault` applied to this request, or None.
 
     .. versionadded:: 0.1.0
@@ -319,7 +320,7 @@ class RecordedRequest:
 class _Exchange:
     """What one request has revealed so far; becomes its `RecordedRequest`."""
 
-    __slots__ = ("authorized", "endpoint", "fault", "journey_id", "json", "method", "path")
+    __slots__ = ("authorized", "endpoint", "fault", "journey_id", "json", "method", "path", "slot")
 
     def __init__(self, method: str, path: str) -> None:
         self.method = method
@@ -329,6 +330,8 @@ class _Exchange:
         self.json: Any = None
         self.authorized = False
         self.fault: Fault | None = None
+        # Where its record is, once recorded before the response (Fault.delay).
+        self.slot: tuple[list[RecordedRequest], int] | None = None
 
 
 class _Journey:
@@ -798,19 +801,24 @@ class JourneyEmulator:
         await send({"type": "http.response.body", "body": body})
 
     def _record(self, ex: _Exchange, status: int | None) -> None:
+        if not self.record_requests:
+            return
+        record = RecordedRequest(
+            ex.method, ex.path, ex.endpoint, ex.journey_id, ex.json, ex.authorized, status, ex.fault
+        )
+        if ex.slot is None:
+            self.requests.append(record)
+        else:
+            # Recorded before a delay with status None; now it has one.
+            records, index = ex.slot
+            records[index] = record
+
+    def _record_early(self, ex: _Exchange) -> None:
+        # A delayed request shows in `requests` at once, as it does
+        # in-process when the client gives up, not only after the delay.
         if self.record_requests:
-            self.requests.append(
-                RecordedRequest(
-                    ex.method,
-                    ex.path,
-                    ex.endpoint,
-                    ex.journey_id,
-                    ex.json,
-                    ex.authorized,
-                    status,
-                    ex.fault,
-                )
-            )
+            self._record(ex, None)
+            ex.slot = (self.requests, len(self.requests) - 1)
 
     async def _respond(self, ex: _Exchange, scope: Scope, receive: Receive) -> _Response | None:
         if self._latency:
@@ -851,6 +859,8 @@ class JourneyEmulator:
         fault = self._take_fault(ex)
         if fault is not None:
             ex.fault = fault
+            if fault.kind == "delay":
+                self._record_early(ex)
             if not fault.after_apply:
                 if fault.kind != "delay":
                     return _fault_response(fault, ex.endpoint)
