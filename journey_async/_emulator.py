@@ -1,12 +1,12 @@
 """
 An in-memory emulator of the Pushwoosh Customer Journey API, as a raw ASGI 3 app.
 
-`JourneyEmulator` answers the two endpoints exactly as
-docs/pushwoosh-journey-api.md describes them (shapes, status codes, the two 400
-messages), keeps real state (which users are in which journey), and misbehaves
-on demand (`Fault`): 429s, 5xx, proxy HTML pages, broken JSON, dropped
-connections, slow responses. `EmulatorTransport` runs it in-process under
-httpx; `journey_async._emulator_server` serves it on a real socket.
+`JourneyEmulator` answers the two endpoints as Pushwoosh documents them
+(shapes, status codes, the two 400 messages), keeps real state (which users
+are in which journey), and misbehaves on demand (`Fault`): 429s, 5xx, proxy
+HTML pages, broken JSON, dropped connections, slow responses.
+`EmulatorTransport` runs it in-process under httpx;
+`journey_async._emulator_server` serves it on a real socket.
 
 No web framework: the hot path is a few string comparisons, a dict lookup and
 two ``send`` calls with bytes encoded once per journey, because benchmarks
@@ -745,6 +745,8 @@ class JourneyEmulator:
 
     def reset_counters(self) -> None:
         """Forget recorded requests and zero `removals_applied` and `max_in_flight`."""
+        # A new list, not clear(): a request still held by Fault.delay
+        # completes its record in the list it was recorded in.
         self.requests = []
         self.removals_applied = 0
         self.max_in_flight = self.in_flight
