@@ -31,7 +31,7 @@ from ._models import (
     StatsResult,
     UnknownStats,
 )
-from ._retry import RetryPolicy
+from ._retry import RetryEvent, RetryPolicy
 from ._version import __version__
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "RemovalError",
     "RemovalResult",
     "ResponseFormatError",
+    "RetryEvent",
     "RetryPolicy",
     "ServerError",
     "StatsResult",

@@ -149,8 +149,10 @@ class APIConnectionError(JourneyError):
 
 class APITimeoutError(APIConnectionError):
     """
-    An attempt ran out of time (connect, read, write or pool timeout), or the
-    retry deadline was reached.
+    The last attempt ran out of time (connect, read, write or pool timeout),
+    possibly because its timeout was lowered to what was left of the retry
+    deadline; the message says so then. A deadline reached between attempts
+    raises the error of the last attempt instead (see `RetryPolicy`).
 
     .. versionadded:: 0.1.0
     """

@@ -1,8 +1,13 @@
 """
 Retries with backoff, as an httpx transport wrapper.
 
-Placeholder until the retry issue lands: `RetryPolicy` holds the knobs, and
-`RetryTransport` passes every request through once.
+`RetryPolicy` says what is retried and how long to wait; one loop
+(`_RetryLoop`) carries it out, either under an `httpx.AsyncClient` we own
+(`RetryTransport`) or around the ``send`` of a client the caller owns
+(`retrying`). The loop stays at the httpx level: it returns the final
+response (the last 503, or a 429 whose ``Retry-After`` is too long) and
+raises the last `httpx.TransportError`; the client maps both to the
+`JourneyError` tree.
 
 .. versionadded:: 0.1.0
 """
@@ -11,16 +16,39 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import logging
+import math
+import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeAlias
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, TypeAlias
 
+import anyio
 import attrs
 import httpx
 
-__all__ = ["RetryPolicy", "RetryTransport", "SendRequest", "parse_retry_after", "retrying"]
+__all__ = [
+    "RETRY_STATUSES",
+    "RetryEvent",
+    "RetryPolicy",
+    "RetryTransport",
+    "SendRequest",
+    "parse_retry_after",
+    "retrying",
+]
+
+logger = logging.getLogger("journey_async")
 
 SendRequest: TypeAlias = Callable[[httpx.Request], Awaitable[httpx.Response]]
+
+RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+"""Statuses that say "try again": a timeout, a rate limit, a failing service or
+gateway. Other 4xx would fail the same way again; 501 and 505 are permanent."""
+
+# What a retry can fix: the connection could not be made, broke, or was too
+# slow. Not LocalProtocolError, UnsupportedProtocol or ProxyError: those are
+# our configuration, and would fail the same way every time.
+_RETRYABLE_ERRORS: Final = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
 def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
@@ -42,34 +70,306 @@ def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time
     return max(0.0, when.timestamp() - now())
 
 
-@attrs.frozen
-class RetryPolicy:
+@attrs.frozen(kw_only=True)
+class RetryEvent:
     """
-    How failed attempts are retried.
+    A retry about to happen, as the ``on_retry`` hook of `RetryPolicy` sees it.
+
+    Attributes:
+        method: The request's method, ``"GET"`` or ``"POST"``.
+        path: The request's URL path (never a header: no token here).
+        attempt: The number of the attempt that just failed, from 1.
+        reason: Why it failed: ``"HTTP 503"``, or the name of the httpx
+            exception, such as ``"ConnectError"`` or ``"ReadTimeout"``. A short,
+            fixed vocabulary, fit for a metrics label.
+        wait: Seconds until the next attempt.
 
     .. versionadded:: 0.1.0
     """
 
-    max_attempts: int = 4
-    initial_delay: float = 0.25
-    max_delay: float = 8.0
-    max_retry_after: float = 30.0
-    deadline: float | None = 60.0
+    method: str
+    path: str
+    attempt: int
+    reason: str
+    wait: float
+
+
+def _number(
+    low: float, *, above: bool = False, optional: bool = False
+) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None and optional:
+            return
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"{attribute.name} must be a number, not {type(value).__name__}")
+        if not math.isfinite(value) or value < low or (above and value == low):
+            bound = f"> {low:g}" if above else f">= {low:g}"
+            raise ValueError(f"{attribute.name} must be a finite number {bound}, got {value!r}")
+
+    return check
+
+
+def _attempts(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{attribute.name} must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{attribute.name} must be at least 1, got {value}")
+
+
+def _callable(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not callable(value):
+        raise TypeError(f"{attribute.name} must be callable, not {type(value).__name__}")
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """
+    How failed attempts are retried: what, how often, how long to wait.
+
+    Retried: connection errors (connect, read, write, a dropped connection),
+    timeouts, and the statuses 408, 429, 500, 502, 503 and 504, on both
+    endpoints (removal is idempotent). Any other status fails at once.
+
+    The wait before retry *n* is drawn uniformly from
+    ``[0, min(max_delay, initial_delay * 2 ** (n - 1))]`` ("full jitter"), so
+    that many clients failing together do not come back together. A
+    ``Retry-After`` header (seconds or an HTTP date) replaces that draw; one
+    longer than *max_retry_after* is not waited on: the call fails at once
+    (`RateLimitError` for a 429, with its ``retry_after``).
+
+    A call stops at *max_attempts* requests, or when the next wait would end
+    past *deadline* seconds after the call started, whichever comes first; it
+    then fails with the error of its last attempt. The timeout of each attempt
+    still applies, lowered to what is left of the deadline, and an attempt cut
+    short that way fails with an `APITimeoutError` that names the deadline.
+
+    The defaults (see docs/retries.md for the reasoning): 6 attempts, waits
+    from 0.5 s growing to at most 8 s, ``Retry-After`` honoured up to 30 s,
+    and 60 s in all.
+
+    Args:
+        max_attempts: Requests per call at most, the first one included;
+            1 means no retries.
+        initial_delay: Seconds: the ceiling of the first wait.
+        max_delay: Seconds: no wait's ceiling is above it.
+        max_retry_after: Seconds: the longest ``Retry-After`` waited on.
+        deadline: Seconds from the start of a call after which no new
+            attempt is started; `None` for no limit in time.
+        on_retry: Called with a `RetryEvent` before each wait, e.g. to count
+            retries in your metrics. It runs in the event loop: keep it quick.
+            What it raises ends the call.
+        sleep: ``await sleep(seconds)`` does the waiting (`anyio.sleep`).
+            Tests swap it for one that returns at once.
+        clock: Monotonic seconds, for the deadline (`time.monotonic`).
+            Tests swap it together with *sleep*.
+
+    *on_retry*, *sleep* and *clock* take no part in equality.
+
+    .. versionadded:: 0.1.0
+    """
+
+    max_attempts: int = attrs.field(default=6, validator=_attempts)
+    initial_delay: float = attrs.field(default=0.5, validator=_number(0))
+    max_delay: float = attrs.field(default=8.0, validator=_number(0))
+    max_retry_after: float = attrs.field(default=30.0, validator=_number(0))
+    deadline: float | None = attrs.field(
+        default=60.0,
+        validator=_number(0, above=True, optional=True),
+    )
+    on_retry: Callable[[RetryEvent], object] | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_callable), eq=False
+    )
+    sleep: Callable[[float], Awaitable[object]] = attrs.field(
+        default=anyio.sleep, validator=_callable, eq=False, repr=False
+    )
+    clock: Callable[[], float] = attrs.field(
+        default=time.monotonic, validator=_callable, eq=False, repr=False
+    )
+
+    @max_delay.validator
+    def _max_delay_not_below_initial(self, attribute: attrs.Attribute[float], value: float) -> None:
+        if value < self.initial_delay:
+            raise ValueError(
+                f"max_delay ({value!r}) must not be below initial_delay ({self.initial_delay!r})"
+            )
+
+    def _backoff_ceiling(self, attempt: int) -> float:
+        """The longest wait after attempt number *attempt* failed."""
+        try:
+            return min(self.max_delay, self.initial_delay * 2.0 ** (attempt - 1))
+        except OverflowError:  # attempt in the thousands: far past max_delay
+            return self.max_delay
+
+    def _backoff(self, attempt: int) -> float:
+        """The jittered wait after attempt number *attempt* failed."""
+        # Jitter spreads load; it needs no cryptographic randomness.
+        return random.uniform(0.0, self._backoff_ceiling(attempt))  # noqa: S311
+
+
+class _RetryLoop:
+    """
+    The one retry loop: calls *send* until an outcome is final.
+
+    Re-sending the same `httpx.Request` is safe here: journey_async's
+    requests carry small in-memory bodies (``content=bytes``), which httpx
+    can stream again on every attempt.
+    """
+
+    __slots__ = ("_policy", "_send")
+
+    def __init__(self, send: SendRequest, policy: RetryPolicy) -> None:
+        if not isinstance(policy, RetryPolicy):
+            raise TypeError(f"retry must be a RetryPolicy or None, not {type(policy).__name__}")
+        self._send = send
+        self._policy = policy
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        policy = self._policy
+        send = self._send
+        timeouts: Mapping[str, float | None] | None = request.extensions.get("timeout")
+        ends_at = None
+        cut_short = False
+        if policy.deadline is not None:
+            ends_at = policy.clock() + policy.deadline
+            cut_short = _cap_timeouts(request, timeouts, policy.deadline)
+
+        attempt = 1
+        while True:
+            failure: httpx.TransportError | None = None
+            try:
+                response = await send(request)
+            except _RETRYABLE_ERRORS as exc:
+                failure = exc
+            else:
+                # The fast path: one set lookup for a first attempt that worked.
+                if response.status_code not in RETRY_STATUSES:
+                    return response
+
+            # A failure a retry may fix: decide whether, and after what wait.
+            if failure is None:
+                reason = f"HTTP {response.status_code}"
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            else:
+                reason = type(failure).__name__
+                retry_after = None
+            if retry_after is None:
+                wait = policy._backoff(attempt)
+                give_up = None
+            else:
+                wait = retry_after
+                give_up = (
+                    f"Retry-After of {retry_after:g} s is above max_retry_after "
+                    f"({policy.max_retry_after:g} s)"
+                    if retry_after > policy.max_retry_after
+                    else None
+                )
+            if give_up is None and attempt >= policy.max_attempts:
+                give_up = f"max_attempts ({policy.max_attempts}) reached"
+            if give_up is None and ends_at is not None:
+                left = ends_at - policy.clock()
+                if left - wait <= 0:
+                    give_up = (
+                        f"a wait of {wait:.2f} s would pass the deadline "
+                        f"({policy.deadline:g} s; {max(left, 0.0):.2f} s left)"
+                    )
+            if give_up is not None:
+                logger.debug(
+                    "%s %s: giving up after attempt %d (%s): %s",
+                    request.method,
+                    request.url.path,
+                    attempt,
+                    reason,
+                    give_up,
+                )
+                if failure is None:
+                    return response
+                if cut_short and isinstance(failure, httpx.TimeoutException):
+                    raise type(failure)(
+                        f"{failure} (this attempt's timeout was cut short by the "
+                        f"retry deadline of {policy.deadline:g} s)",
+                        request=request,
+                    ) from failure
+                raise failure
+
+            if failure is None:
+                # Hand the connection back to the pool before waiting.
+                await response.aclose()
+            logger.info(
+                "%s %s: attempt %d of %d failed (%s); retrying in %.2f s",
+                request.method,
+                request.url.path,
+                attempt,
+                policy.max_attempts,
+                reason,
+                wait,
+            )
+            if policy.on_retry is not None:
+                policy.on_retry(
+                    RetryEvent(
+                        method=request.method,
+                        path=request.url.path,
+                        attempt=attempt,
+                        reason=reason,
+                        wait=wait,
+                    )
+                )
+            await policy.sleep(wait)
+            attempt += 1
+            if ends_at is not None:
+                cut_short = _cap_timeouts(request, timeouts, ends_at - policy.clock())
+
+
+def _cap_timeouts(
+    request: httpx.Request, timeouts: Mapping[str, float | None] | None, left: float
+) -> bool:
+    """
+    Lower *request*'s per-attempt timeouts to the *left* seconds of the
+    deadline; whether any was lowered. *timeouts* are the call's own, kept
+    aside so that each attempt is capped from them, not from the last cap.
+    """
+    if timeouts is None:
+        # No timeout set yet: the client sets its own after us; leave it be.
+        return False
+    left = max(left, 0.0)
+    for value in timeouts.values():
+        if value is None or value > left:
+            break
+    else:
+        return False
+    capped = {k: left if v is None or v > left else v for k, v in timeouts.items()}
+    # A new dict: the extensions may be shared with other requests.
+    request.extensions = {**request.extensions, "timeout": capped}
+    return True
 
 
 class RetryTransport(httpx.AsyncBaseTransport):
     """
-    Wraps another transport and retries what `RetryPolicy` allows.
+    Wraps another transport and retries what *policy* allows.
+
+    Each attempt's body is read here, inside the loop, so that a connection
+    dropped mid-body is retried like any other; the client above finds the
+    body already read. Discarded responses are closed, so no connection is
+    held by a failed attempt while the loop waits.
 
     .. versionadded:: 0.1.0
     """
 
     def __init__(self, transport: httpx.AsyncBaseTransport, policy: RetryPolicy) -> None:
         self._transport = transport
-        self._policy = policy
+        self._loop = _RetryLoop(self._send_and_read, policy)
+
+    async def _send_and_read(self, request: httpx.Request) -> httpx.Response:
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        try:
+            await response.aread()
+        except BaseException:
+            await response.aclose()
+            raise
+        return response
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._transport.handle_async_request(request)
+        return await self._loop(request)
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -79,5 +379,7 @@ def retrying(send: SendRequest, policy: RetryPolicy) -> SendRequest:
     """
     Wrap *send* (such as a caller's `httpx.AsyncClient.send`) in *policy*'s
     retries: the same loop `RetryTransport` runs, for a client we do not own.
+    *send* must return responses with their body read, as
+    `httpx.AsyncClient.send` does by default.
     """
-    return send
+    return _RetryLoop(send, policy)

@@ -369,7 +369,9 @@ async def test_token_never_logged_or_in_errors(
     api.get(STATS_URL).respond(401, json={"message": "bad token"})
     api.post(REMOVAL_URL).mock(side_effect=httpx.ConnectError("refused"))
     errors: list[BaseException] = []
-    async with ja.AsyncJourneyClient(TOKEN) as client:
+    # Retried (and logged) without real waits.
+    no_waits = ja.RetryPolicy(initial_delay=0, max_delay=0)
+    async with ja.AsyncJourneyClient(TOKEN, retry=no_waits) as client:
         for call in (client.get_stats(JOURNEY_ID), client.remove_users(["u"], all_journeys=True)):
             try:
                 await call
