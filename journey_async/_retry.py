@@ -228,10 +228,10 @@ class _RetryLoop:
         send = self._send
         timeouts: Mapping[str, float | None] | None = request.extensions.get("timeout")
         ends_at = None
-        cut_short = False
+        capped = None
         if policy.deadline is not None:
             ends_at = policy.clock() + policy.deadline
-            cut_short = _cap_timeouts(request, timeouts, policy.deadline)
+            capped = _cap_timeouts(request, timeouts, policy.deadline)
 
         attempt = 1
         while True:
@@ -252,26 +252,8 @@ class _RetryLoop:
             else:
                 reason = type(failure).__name__
                 retry_after = None
-            if retry_after is None:
-                wait = policy._backoff(attempt)
-                give_up = None
-            else:
-                wait = retry_after
-                give_up = (
-                    f"Retry-After of {retry_after:g} s is above max_retry_after "
-                    f"({policy.max_retry_after:g} s)"
-                    if retry_after > policy.max_retry_after
-                    else None
-                )
-            if give_up is None and attempt >= policy.max_attempts:
-                give_up = f"max_attempts ({policy.max_attempts}) reached"
-            if give_up is None and ends_at is not None:
-                left = ends_at - policy.clock()
-                if left - wait <= 0:
-                    give_up = (
-                        f"a wait of {wait:.2f} s would pass the deadline "
-                        f"({policy.deadline:g} s; {max(left, 0.0):.2f} s left)"
-                    )
+            wait = policy._backoff(attempt) if retry_after is None else retry_after
+            give_up = _why_stop(policy, attempt, wait, retry_after, ends_at)
             if give_up is not None:
                 logger.debug(
                     "%s %s: giving up after attempt %d (%s): %s",
@@ -283,7 +265,7 @@ class _RetryLoop:
                 )
                 if failure is None:
                     return response
-                if cut_short and isinstance(failure, httpx.TimeoutException):
+                if _was_cut_short(failure, timeouts, capped):
                     raise type(failure)(
                         f"{failure} (this attempt's timeout was cut short by the "
                         f"retry deadline of {policy.deadline:g} s)",
@@ -316,30 +298,78 @@ class _RetryLoop:
             await policy.sleep(wait)
             attempt += 1
             if ends_at is not None:
-                cut_short = _cap_timeouts(request, timeouts, ends_at - policy.clock())
+                capped = _cap_timeouts(request, timeouts, ends_at - policy.clock())
+
+
+def _why_stop(
+    policy: RetryPolicy,
+    attempt: int,
+    wait: float,
+    retry_after: float | None,
+    ends_at: float | None,
+) -> str | None:
+    """Why the loop must not retry after *attempt* and *wait*, or None to go on."""
+    if retry_after is not None and retry_after > policy.max_retry_after:
+        return (
+            f"Retry-After of {retry_after:g} s is above max_retry_after "
+            f"({policy.max_retry_after:g} s)"
+        )
+    if attempt >= policy.max_attempts:
+        return f"max_attempts ({policy.max_attempts}) reached"
+    if ends_at is not None:
+        left = ends_at - policy.clock()
+        if left - wait <= 0:
+            return (
+                f"a wait of {wait:.2f} s would pass the deadline "
+                f"({policy.deadline:g} s; {max(left, 0.0):.2f} s left)"
+            )
+    return None
+
+
+_TIMEOUT_KEYS: Final[Mapping[type[httpx.TransportError], str]] = {
+    httpx.ConnectTimeout: "connect",
+    httpx.ReadTimeout: "read",
+    httpx.WriteTimeout: "write",
+    httpx.PoolTimeout: "pool",
+}
+
+
+def _was_cut_short(
+    failure: httpx.TransportError,
+    timeouts: Mapping[str, float | None] | None,
+    capped: Mapping[str, float] | None,
+) -> bool:
+    """Whether *failure* is a timeout that the deadline had lowered."""
+    key = _TIMEOUT_KEYS.get(type(failure))
+    return (
+        key is not None
+        and capped is not None
+        and timeouts is not None
+        and capped.get(key) != timeouts.get(key)
+    )
 
 
 def _cap_timeouts(
     request: httpx.Request, timeouts: Mapping[str, float | None] | None, left: float
-) -> bool:
+) -> dict[str, float] | None:
     """
     Lower *request*'s per-attempt timeouts to the *left* seconds of the
-    deadline; whether any was lowered. *timeouts* are the call's own, kept
-    aside so that each attempt is capped from them, not from the last cap.
+    deadline; the lowered ones, or None when none needed lowering. *timeouts*
+    are the call's own, kept aside so that each attempt is capped from them.
     """
     if timeouts is None:
         # No timeout set yet: the client sets its own after us; leave it be.
-        return False
+        return None
     left = max(left, 0.0)
     for value in timeouts.values():
         if value is None or value > left:
             break
     else:
-        return False
+        return None
     capped = {k: left if v is None or v > left else v for k, v in timeouts.items()}
     # A new dict: the extensions may be shared with other requests.
     request.extensions = {**request.extensions, "timeout": capped}
-    return True
+    return capped
 
 
 class RetryTransport(httpx.AsyncBaseTransport):

@@ -443,6 +443,19 @@ async def test_an_ordinary_timeout_does_not_blame_the_deadline(
     assert "deadline" not in str(info.value)
 
 
+async def test_only_the_timeout_that_was_lowered_blames_the_deadline(
+    api: respx.MockRouter, fake: FakeTime
+) -> None:
+    # No pool timeout at all: the deadline lowers that one to 60 s, not the
+    # 10 s read timeout that fired.
+    api.get(STATS_URL).mock(side_effect=httpx.ReadTimeout("timed out"))
+    timeout = httpx.Timeout(10, pool=None)
+    async with ja.AsyncJourneyClient(TOKEN, timeout=timeout, retry=fake.policy()) as client:
+        with pytest.raises(ja.APITimeoutError) as info:
+            await client.get_stats(JOURNEY_ID)
+    assert "deadline" not in str(info.value)
+
+
 async def test_no_deadline_leaves_timeouts_alone(api: respx.MockRouter, fake: FakeTime) -> None:
     route = api.get(STATS_URL).mock(
         side_effect=[httpx.Response(503, headers={"Retry-After": "25"})] * 3 + [ok()]
