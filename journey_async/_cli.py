@@ -31,11 +31,12 @@ import io
 import json
 import math
 import os
+import shlex
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Final, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TextIO, TypeAlias
 
 import attrs
 
@@ -98,7 +99,7 @@ class _Column:
     numeric: bool = False
 
 
-ProgressCallback = Callable[[int], None]
+ProgressCallback: TypeAlias = Callable[[int], None]
 
 
 class _Output:
@@ -139,6 +140,7 @@ class _Output:
             print(_plain_table(columns, rows, title=title), flush=True)
             return
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title=title or None, title_justify="left", header_style="bold")
         for column in columns:
@@ -148,7 +150,8 @@ class _Output:
                 overflow="fold",
             )
         for row in rows:
-            table.add_row(*row)
+            # Text, not str: a journey title like "[b]ig sale" is not markup.
+            table.add_row(*map(Text, row))
         self._out.print(table)
 
     @contextlib.contextmanager
@@ -526,6 +529,7 @@ async def _remove_users(args: argparse.Namespace, output: _Output) -> int:
     target, target_options = _target(args)
     failed: Sequence[str] = ()
     errors: Sequence[JourneyError] = ()
+    requests = 0
     async with _client(args) as client:
         started = time.perf_counter()
         with output.progress("users", len(users)) as progress:
@@ -543,13 +547,13 @@ async def _remove_users(args: argparse.Namespace, output: _Output) -> int:
                 # Nothing was confirmed: every user is accounted as failed.
                 removed, failed, errors = (), users, (exc,)
             else:
-                removed = result.user_ids
+                removed, requests = result.user_ids, result.requests
         elapsed = time.perf_counter() - started
 
     if not failed:
         output.line(
             f"removed {_plural(len(removed), 'user')} from {target}: "
-            f"{_plural(result.requests, 'request')} in {_seconds(elapsed)}"
+            f"{_plural(requests, 'request')} in {_seconds(elapsed)}"
         )
         return EXIT_OK
 
@@ -566,7 +570,7 @@ async def _remove_users(args: argparse.Namespace, output: _Output) -> int:
         failures = "no removal was confirmed"
     message = f"{failures}: {_describe_error(errors[0])}"
     if written:
-        retry = " ".join([PROG, "remove-users", *target_options, "--users-file", path])
+        retry = shlex.join([PROG, "remove-users", *target_options, "--users-file", path])
         message += f"; retry them with: {retry}"
     output.note(f"{PROG}: error: {message}")
     return EXIT_FAILED
@@ -907,6 +911,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be in 0..65535, got {value}")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -915,7 +926,7 @@ def _fraction(text: str) -> float:
 
 
 # argparse names the type in its message: these read better than the function names.
-_positive_int.__name__ = "integer"
+_positive_int.__name__ = _port.__name__ = "integer"
 _non_negative.__name__ = _positive_float.__name__ = _fraction.__name__ = "number"
 
 
@@ -1023,7 +1034,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     emulator.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
     emulator.add_argument(
-        "--port", type=int, default=8080, help="default: 8080; 0 picks a free port"
+        "--port", type=_port, default=8080, help="default: 8080; 0 picks a free port"
     )
     emulator.add_argument("--journeys", type=int, default=300, metavar="N", help="default: 300")
     emulator.add_argument(

@@ -35,6 +35,7 @@ from journey_async.testing import (
 TOKEN = "cli-test-token"
 SECRET = "s3cr3t-t0ken-do-not-print"
 WELCOME, WINBACK, EMPTY, MISSING = "j-welcome", "j-winback", "j-empty", "j-missing"
+MARKUP = "j-markup"
 USERS = [f"user-{n}" for n in range(1, 7)]
 # Environment variables that would change what the command does or prints.
 _AMBIENT = ("PUSHWOOSH_API_TOKEN", "PUSHWOOSH_JOURNEY_BASE_URL")
@@ -59,6 +60,8 @@ def make_emulator() -> JourneyEmulator:
         WINBACK, title="Winback", points=[message_point("Email", 1000, 250)], users=USERS[:3]
     )
     emulator.add_journey(EMPTY, title="Empty", points=[])
+    # Square brackets are rich's markup: an unbalanced closing tag would crash it.
+    emulator.add_journey(MARKUP, title="[/b] sale", points=[message_point("Push", 5, 1)])
     return emulator
 
 
@@ -235,13 +238,14 @@ def test_stats_on_a_terminal_draws_rich_tables(server: EmulatorServer, tmp_path:
     # rich's own switches make the pipes count as an interactive terminal.
     env = cli_env(TTY_COMPATIBLE="1", TTY_INTERACTIVE="1", COLUMNS="160")
 
-    result = run_cli("stats", *api(server), WINBACK, MISSING, cwd=tmp_path, env=env)
+    result = run_cli("stats", *api(server), WINBACK, MISSING, MARKUP, cwd=tmp_path, env=env)
 
     assert result.returncode == 1
     assert result.stdout.startswith("┏━")
-    assert "│ Winback │ j-winback │ Email" in result.stdout
+    assert "│ Winback   │ j-winback │ Email" in result.stdout
     assert "│ error: NotFoundError: 404 journey not found" in result.stdout
-    assert "2 journeys: 1 ok, 1 failed" in result.stdout
+    assert "│ [/b] sale │ j-markup  │ Push" in result.stdout
+    assert "3 journeys: 2 ok, 1 failed" in result.stdout
 
 
 def test_without_rich_a_terminal_gets_plain_text(server: EmulatorServer, tmp_path: Path) -> None:
@@ -490,6 +494,7 @@ def test_usage_error_in_a_subprocess_is_one_line(tmp_path: Path) -> None:
         ),
         pytest.param(["remove-users", "--all-journeys", "--batch-size=0", "u"], "at least 1"),
         pytest.param(["--base-url", "https://x", "demo"], "--base-url does not apply to 'demo'"),
+        pytest.param(["emulator", "--port", "70000"], "must be in 0..65535", id="port"),
         pytest.param(["--timeout", "3", "emulator"], "--timeout does not apply to 'emulator'"),
         pytest.param(["demo", "--fault-rate", "2"], "between 0 and 1", id="fault-rate"),
         pytest.param([], "the following arguments are required: COMMAND", id="no-command"),
