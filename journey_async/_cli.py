@@ -649,6 +649,7 @@ class _AfterListening(io.StringIO):
 # --- demo -----------------------------------------------------------------------------------
 
 _MEMBERSHIPS_PER_DEMO_USER: Final = 3
+_FAILURES_SHOWN: Final = 5
 
 
 def _seat_demo_users(emulator: JourneyEmulator, count: int) -> tuple[str, ...]:
@@ -775,8 +776,8 @@ def _demo_tables(results: Sequence[StatsResult], output: _Output, top: int) -> N
     )
 
 
-def _transient(faults: int) -> str:
-    return f"{_plural(faults, 'transient fault')} retried by the client"
+def _requests(requests: int, faults: int) -> str:
+    return f"{_plural(requests, 'request')} ({_count(faults)} met a transient fault)"
 
 
 def _attempts(emulator: JourneyEmulator, endpoint: str) -> tuple[int, int]:
@@ -827,10 +828,15 @@ async def _demo(args: argparse.Namespace, output: _Output) -> int:
             peak = emulator.max_in_flight
 
             output.line(f"   {_stats_summary(results, stats_elapsed)}")
+            failed = [r for r in results if r.error is not None]
+            for result in failed[:_FAILURES_SHOWN]:
+                assert result.error is not None
+                output.line(f"   failed: {result.journey_id}: {_short_error(result.error)}")
+            if len(failed) > _FAILURES_SHOWN:
+                output.line(f"   and {_count(len(failed) - _FAILURES_SHOWN)} more")
             output.line(
                 f"   {_rate(len(ids), stats_elapsed, 'journeys')}: "
-                f"{_plural(stats_requests, 'request')}, at most {peak} in flight, "
-                f"{_transient(stats_faults)}"
+                f"{_requests(stats_requests, stats_faults)}, at most {peak} in flight"
             )
             if args.latency_ms:
                 one_by_one = len(ids) * args.latency_ms / 1000
@@ -842,7 +848,7 @@ async def _demo(args: argparse.Namespace, output: _Output) -> int:
             output.line()
             output.line(
                 f"2. Removal of {_count(len(demo_users))} users from all journeys, "
-                f"in {_count(batches)} batches of up to {_count(batch_size)}"
+                f"in {_plural(batches, 'batch')} of up to {_count(batch_size)}"
             )
             emulator.reset_counters()
             removal_started = time.perf_counter()
@@ -856,8 +862,7 @@ async def _demo(args: argparse.Namespace, output: _Output) -> int:
     output.line(
         f"   removed {_plural(len(removal.user_ids), 'user')} in {_seconds(removal_elapsed)} "
         f"({_rate(len(removal.user_ids), removal_elapsed, 'users')}): "
-        f"{_plural(removal.requests, 'batch')}, {_plural(removal_requests, 'request')}, "
-        f"{_transient(removal_faults)}"
+        f"{_plural(removal.requests, 'batch')}, {_requests(removal_requests, removal_faults)}"
     )
     after = _memberships(emulator)
     left = sum(after[user] for user in demo_users)
