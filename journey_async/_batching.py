@@ -26,7 +26,7 @@ imports it lazily, inside the two methods that hand work over to it.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Final, Self, TypeAlias
 
@@ -35,6 +35,7 @@ import anyio.abc
 
 from ._client import removal_target, validate_user_ids
 from ._exceptions import JourneyError, RemovalError
+from ._fanout import Progress, map_ordered
 from ._models import RemovalResult
 
 __all__ = ["DEFAULT_MAX_DELAY", "PostRemoval", "RemovalBatcher", "remove_in_batches"]
@@ -78,67 +79,49 @@ async def remove_in_batches(
     *,
     batch_size: int,
     concurrency: int,
-    progress: Callable[[int], object] | None = None,
+    progress: Progress | None = None,
 ) -> RemovalResult:
     """
     Remove validated, duplicate-free *user_ids* in requests of *batch_size*,
     at most *concurrency* in flight, with the outcome rule of this module.
 
-    Only the requests in flight have their own slice of the ids: a chunk is
-    cut when a sender is free to send it, so a million users at 32 in flight
-    hold 32 chunks, not two thousand. *progress* gets each batch's number of
-    users once it has settled, confirmed or failed.
+    Only the requests in flight have their own slice of the ids: `map_ordered`
+    pulls the next chunk when a sender is free, so a million users at 32 in
+    flight hold 32 chunks, not two thousand. *progress* gets each batch's
+    number of users once it has settled, confirmed or failed.
 
     A failure that is not a `JourneyError` (a bug, a cancellation) is no
     removal outcome: it propagates and cancels the other batches.
     """
-    starts = range(0, len(user_ids), batch_size)
-    if len(starts) == 1:
+    if len(user_ids) <= batch_size:
         # One request: nothing to fan out, and its error is the outcome.
         await post(user_ids, target)
         if progress is not None:
             progress(len(user_ids))
         return RemovalResult(user_ids=tuple(user_ids), requests=1)
 
-    errors: list[JourneyError | None] = [None] * len(starts)
-    # Shared by the senders: each takes the next chunk when it is free.
-    queue = iter(enumerate(starts))
+    def chunks() -> Iterator[Sequence[str]]:
+        for start in range(0, len(user_ids), batch_size):
+            yield user_ids[start : start + batch_size]
 
-    async def sender() -> None:
-        for index, start in queue:
-            chunk = user_ids[start : start + batch_size]
-            try:
-                await post(chunk, target)
-            except JourneyError as exc:
-                errors[index] = exc
-            if progress is not None:
-                progress(len(chunk))
+    async def send(chunk: Sequence[str]) -> JourneyError | None:
+        try:
+            await post(chunk, target)
+        except JourneyError as exc:
+            error: JourneyError | None = exc
+        else:
+            error = None
+        if progress is not None:
+            progress(len(chunk))
+        return error
 
-    try:
-        async with anyio.create_task_group() as task_group:
-            for _ in range(min(concurrency, len(starts))):
-                task_group.start_soon(sender)
-    except BaseExceptionGroup as group:
-        # The first crash cancels the other senders; it alone is the news.
-        raise _sole_exception(group) from None
-
-    removed, failed, failures = _account(
-        (user_ids[start : start + batch_size], errors[index]) for index, start in enumerate(starts)
-    )
+    errors = await map_ordered(send, chunks(), concurrency=concurrency)
+    removed, failed, failures = _account(zip(chunks(), errors, strict=True))
     if not failures:
-        return RemovalResult(user_ids=tuple(user_ids), requests=len(starts))
+        return RemovalResult(user_ids=tuple(user_ids), requests=len(errors))
     if not removed:
         raise failures[0]
     raise RemovalError(removed=removed, failed=failed, errors=_journey_errors(failures))
-
-
-def _sole_exception(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    # Senders catch JourneyError, so what reaches here is one crash plus,
-    # at most, cancellations it caused; keep the group when several crashed.
-    crashes = [e for e in group.exceptions if not isinstance(e, anyio.get_cancelled_exc_class())]
-    if len(crashes) == 1:
-        return crashes[0]
-    return group
 
 
 def _journey_errors(errors: Sequence[BaseException]) -> list[JourneyError]:
