@@ -42,6 +42,9 @@ import attrs
 
 from ._client import (
     DEFAULT_BASE_URL,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_TIMEOUT,
     TOKEN_ENV_VAR,
     AsyncJourneyClient,
     validate_journey_id,
@@ -956,14 +959,15 @@ def _add_client_options(parser: argparse.ArgumentParser, *, on_subcommand: bool)
         type=_positive_int,
         default=default,
         metavar="N",
-        help="requests in flight at most (default: 32)",
+        help=f"requests in flight at most (default: {DEFAULT_MAX_CONCURRENCY})",
     )
     group.add_argument(
         "--timeout",
         type=_positive_float,
         default=default,
         metavar="SECONDS",
-        help="per attempt (default: 10, 5 to connect)",
+        help=f"per attempt (default: {DEFAULT_TIMEOUT.read:g}, "
+        f"{DEFAULT_TIMEOUT.connect:g} to connect)",
     )
     group.add_argument(
         "--no-retry",
@@ -1021,7 +1025,10 @@ def _build_parser() -> argparse.ArgumentParser:
     remove.add_argument("users", nargs="*", metavar="USER", help="user ids, or '-' for stdin")
     remove.add_argument("--users-file", metavar="F", help="read user ids from F, one a line")
     remove.add_argument(
-        "--batch-size", type=_positive_int, metavar="N", help="user ids per request (default: 500)"
+        "--batch-size",
+        type=_positive_int,
+        metavar="N",
+        help=f"user ids per request (default: {DEFAULT_BATCH_SIZE})",
     )
     remove.add_argument(
         "--failed-file",
@@ -1068,11 +1075,23 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Serve an emulator on 127.0.0.1, fetch the statistics of all its "
         "journeys concurrently, remove thousands of users in batches, and say how long it took.",
     )
-    demo.add_argument("--journeys", type=_positive_int, default=300, metavar="N")
     demo.add_argument(
-        "--users", type=_positive_int, default=3000, metavar="N", help="users to remove"
+        "--journeys", type=_positive_int, default=300, metavar="N", help="default: 300"
     )
-    demo.add_argument("--latency-ms", type=_non_negative, default=20.0, metavar="MS")
+    demo.add_argument(
+        "--users",
+        type=_positive_int,
+        default=3000,
+        metavar="N",
+        help="users to seat in journeys and remove (default: 3000)",
+    )
+    demo.add_argument(
+        "--latency-ms",
+        type=_non_negative,
+        default=20.0,
+        metavar="MS",
+        help="added to each answer (default: 20)",
+    )
     demo.add_argument(
         "--fault-rate",
         type=_fraction,
@@ -1080,9 +1099,20 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="P",
         help="share of requests failing transiently, retried by the client (default: 0.05)",
     )
-    demo.add_argument("--batch-size", type=_positive_int, metavar="N", help="default: 500")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--concurrency", type=_positive_int, default=argparse.SUPPRESS, metavar="N")
+    demo.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        metavar="N",
+        help=f"user ids per request (default: {DEFAULT_BATCH_SIZE})",
+    )
+    demo.add_argument("--seed", type=int, default=0, help="same seed, same journeys")
+    demo.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=argparse.SUPPRESS,
+        metavar="N",
+        help=f"requests in flight at most (default: {DEFAULT_MAX_CONCURRENCY})",
+    )
     return parser
 
 
