@@ -471,7 +471,8 @@ def _url_builder(base_url: str) -> Callable[[str], httpx.URL]:
         prefix = parsed.path.rstrip("/")
 
         def fast(path: str) -> httpx.URL:
-            if not _PLAIN_PATH.fullmatch(path):
+            # Dot segments are resolved by the parser; leave them to it.
+            if not _PLAIN_PATH.fullmatch(path) or "/." in path:
                 return parse(path)
             url = httpx.URL.__new__(httpx.URL)
             url._uri_reference = parsed._replace(path=prefix + path)

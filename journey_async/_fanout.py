@@ -21,6 +21,7 @@ function, as `AsyncJourneyClient.get_stats_many` does.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Final, Generic, Self, TypeVar
@@ -158,12 +159,21 @@ class AsCompleted(Generic[R]):
     the consumer's task, so a failure or a ``break`` tears the scope down
     from the wrong task (the pitfall PEP 789 is about). Here the workers run
     in a task of their own with their own task group, and only results cross
-    over, through a memory stream. Stopping the iteration in any way cancels
-    that task, so nothing further is sent:
+    over, through a memory stream. Stopping the iteration cancels that task,
+    so nothing further is sent:
 
-    - ``break`` (the iterator is dropped) or ``aclose()``;
-    - the consumer being cancelled while it waits for the next result, or
-      raising out of its loop.
+    - ``aclose()``, or leaving ``async with``: at once, and waits for it;
+    - ``break``: when the iterator is dropped (at once in CPython, unless
+      something still refers to it);
+    - the consumer cancelled while it waits for the next result: at once;
+    - the task that iterates ending in any way (an exception out of the
+      loop's body that ends it, say), since a traceback can keep the
+      iterator alive long after.
+
+    An exception in the loop's body that is caught further up the same task
+    stops the work only when the iterator is dropped: until then at most
+    *concurrency* calls finish and *concurrency* results wait. ``async with``
+    or ``contextlib.aclosing`` make the end explicit.
 
     Results are consumed once: iterating a second time continues where the
     first left off.
@@ -186,6 +196,16 @@ class AsCompleted(Generic[R]):
         self._runner: asyncio.Task[None] | None = None
         self._receive: MemoryObjectReceiveStream[R] | None = None
         self._closed = False
+        self._consumer: asyncio.Task[Any] | None = None
+        # A weak reference: a callback on the consumer's task must not keep
+        # a dropped iterator alive (its __del__ is what ends a `break`).
+        this = weakref.ref(self)
+
+        def consumer_done(_: asyncio.Task[Any]) -> None:
+            if (iterator := this()) is not None:
+                iterator._stop()
+
+        self._consumer_done = consumer_done
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "running" if self._runner else "not started"
@@ -198,6 +218,9 @@ class AsCompleted(Generic[R]):
         if self._closed:
             raise StopAsyncIteration
         receive = self._receive or self._start()
+        consumer = asyncio.current_task()
+        if consumer is not self._consumer:
+            self._watch(consumer)
         try:
             return await receive.receive()
         except anyio.EndOfStream:
@@ -208,14 +231,19 @@ class AsCompleted(Generic[R]):
             self._stop()
             raise
         # The workers are done; their failure, if any, is raised here.
-        runner = self._runner
+        runner = self._stop()
         assert runner is not None
-        self._closed = True
-        receive.close()
         await asyncio.wait([runner])
         if not runner.cancelled() and (exc := runner.exception()) is not None:
             raise exc
         raise StopAsyncIteration
+
+    def _watch(self, consumer: asyncio.Task[Any] | None) -> None:
+        if self._consumer is not None:
+            self._consumer.remove_done_callback(self._consumer_done)
+        self._consumer = consumer
+        if consumer is not None:
+            consumer.add_done_callback(self._consumer_done)
 
     def _start(self) -> MemoryObjectReceiveStream[R]:
         # A buffer of `concurrency`: the workers never wait on a consumer
@@ -232,7 +260,12 @@ class AsCompleted(Generic[R]):
             result = await func(item)
             if progress is not None:
                 progress(1)
-            await send.send(result)
+            # No checkpoint when there is room: a result in hand is delivered
+            # even if a failure elsewhere cancels the workers next.
+            try:
+                send.send_nowait(result)
+            except anyio.WouldBlock:
+                await send.send(result)
 
         async with send:
             await _run_workers(work, iter(self._items), self._concurrency)
@@ -249,6 +282,7 @@ class AsCompleted(Generic[R]):
 
     def _stop(self) -> asyncio.Task[None] | None:
         self._closed = True
+        self._watch(None)
         if self._receive is not None:
             self._receive.close()
         runner = self._runner

@@ -283,10 +283,7 @@ class _Connection(asyncio.Protocol):
 
 def _httpcore_patched() -> bool:
     send = httpcore.AsyncConnectionPool.handle_async_request
-    return getattr(send, "__module__", None) != _HTTPCORE_POOL_MODULE
-
-
-_HTTPCORE_POOL_MODULE: Final = httpcore.AsyncConnectionPool.__module__
+    return not getattr(send, "__module__", "").startswith("httpcore.")
 
 
 def _delimited_by_close(headers: _Headers) -> bool:

@@ -1,0 +1,864 @@
+"""
+Fan-out and the default transport.
+
+- The bounded map primitive (`_fanout`): order, bound, laziness, failure,
+  cancellation, the as-completed iterator's lifetime. Pure asyncio, no I/O.
+- `get_stats_many` / `iter_stats` against the emulator served on 127.0.0.1:
+  what a user sees, the bound as the server counts it, stopping early.
+- `HTTP11Transport` against real sockets: the emulator, and small scripted
+  servers for what a well-behaved server never sends (chunks, interim
+  responses, bodies ended by a close, garbage, a stale keep-alive).
+
+No test asserts a duration: speed is for benchmarks/fanout.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import gzip
+import itertools
+import socket
+import string
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from hypothesis import given
+from hypothesis import strategies as st
+
+import journey_async as ja
+from journey_async._client import _url_builder, validate_journey_id
+from journey_async._fanout import map_as_completed, map_ordered
+from journey_async._transport import HTTP11Transport, default_transport
+from journey_async.testing import EmulatorServer, Fault, JourneyEmulator, serve_emulator
+
+TOKEN = "test-token"  # the emulator's default
+
+
+class Probe:
+    """An async function that records how many calls run at once."""
+
+    def __init__(self, delays: Callable[[int], float] = lambda item: 0.0) -> None:
+        self.delays = delays
+        self.started: list[int] = []
+        self.finished: list[int] = []
+        self.in_flight = 0
+        self.peak = 0
+        self._started = asyncio.Event()
+
+    async def until_in_flight(self, count: int) -> None:
+        while self.in_flight < count:
+            self._started.clear()
+            await self._started.wait()
+
+    async def __call__(self, item: int) -> int:
+        self.started.append(item)
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        self._started.set()
+        try:
+            await asyncio.sleep(self.delays(item))
+        finally:
+            self.in_flight -= 1
+        self.finished.append(item)
+        return item * 10
+
+
+class Pulled:
+    """A lazy iterable that counts how far it was read."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.pulled = 0
+
+    def __iter__(self) -> Iterator[int]:
+        for item in range(self.count):
+            self.pulled += 1
+            yield item
+
+
+def reversed_delays(count: int) -> Callable[[int], float]:
+    """Later items finish first."""
+    return lambda item: (count - item) * 0.001
+
+
+# --- the primitive: map_ordered ----------------------------------------------------------
+
+
+async def test_map_ordered_keeps_input_order_within_the_bound() -> None:
+    probe = Probe(reversed_delays(40))
+    results = await map_ordered(probe, range(40), concurrency=7)
+    assert results == [item * 10 for item in range(40)]
+    assert probe.peak == 7
+    assert probe.finished != sorted(probe.finished), "completion order differed"
+
+
+async def test_map_ordered_pulls_only_as_calls_settle() -> None:
+    items = Pulled(1000)
+    probe = Probe()
+
+    async def check_then_call(item: int) -> int:
+        # Pulled but not yet settled never exceeds the bound.
+        assert items.pulled - len(probe.finished) <= 5
+        return await probe(item)
+
+    await map_ordered(check_then_call, items, concurrency=5)
+    assert items.pulled == 1000
+
+
+async def test_map_ordered_starts_no_more_tasks_than_items() -> None:
+    probe = Probe()
+    assert await map_ordered(probe, [1, 2], concurrency=100) == [10, 20]
+    assert probe.peak == 2
+    assert await map_ordered(probe, [], concurrency=3) == []
+
+
+async def test_map_ordered_reports_progress_per_item() -> None:
+    calls: list[int] = []
+    await map_ordered(Probe(), range(25), concurrency=4, progress=calls.append)
+    assert calls == [1] * 25
+
+
+async def test_first_failure_cancels_the_rest_and_is_raised_unwrapped() -> None:
+    probe = Probe(lambda item: 0.0 if item == 3 else 10.0)
+
+    async def fail_on_3(item: int) -> int:
+        if item == 3:
+            await asyncio.sleep(0.01)
+            raise KeyError("boom")
+        return await probe(item)
+
+    with pytest.raises(KeyError, match="boom"):
+        await map_ordered(fail_on_3, range(100), concurrency=4)
+    assert probe.in_flight == 0, "the others were cancelled"
+    assert max(probe.started) < 8, "nothing new started after the failure"
+
+
+async def test_a_failing_iterable_fails_the_map() -> None:
+    def ids() -> Iterator[int]:
+        yield 1
+        raise ValueError("bad input")
+
+    with pytest.raises(ValueError, match="bad input"):
+        await map_ordered(Probe(lambda item: 10.0), ids(), concurrency=2)
+
+
+@pytest.mark.parametrize(("concurrency", "error"), [(0, ValueError), (1.5, TypeError)])
+async def test_bad_concurrency_is_refused(concurrency: Any, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        await map_ordered(Probe(), [1], concurrency=concurrency)
+    with pytest.raises(error):
+        map_as_completed(Probe(), [1], concurrency=concurrency)
+
+
+async def test_cancelling_map_ordered_cancels_the_calls() -> None:
+    probe = Probe(lambda item: 10.0)
+    task = asyncio.ensure_future(map_ordered(probe, range(10), concurrency=3))
+    await probe.until_in_flight(3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert probe.in_flight == 0
+
+
+# --- the primitive: map_as_completed -----------------------------------------------------
+
+
+async def test_as_completed_yields_in_completion_order_within_the_bound() -> None:
+    probe = Probe(reversed_delays(30))
+    seen = [result async for result in map_as_completed(probe, range(30), concurrency=6)]
+    assert sorted(seen) == [item * 10 for item in range(30)]
+    assert seen == [item * 10 for item in probe.finished]
+    assert probe.peak == 6
+
+
+async def test_as_completed_starts_nothing_before_iteration() -> None:
+    probe = Probe()
+    results = map_as_completed(probe, range(3), concurrency=2)
+    await asyncio.sleep(0.01)
+    assert probe.started == []
+    assert "not started" in repr(results)
+    assert [r async for r in results] != []
+    assert [r async for r in results] == [], "results are consumed once"
+
+
+async def test_break_stops_further_calls() -> None:
+    probe = Probe(lambda item: 0.01)
+    items = Pulled(10**6)
+    async for _ in map_as_completed(probe, items, concurrency=4):
+        break
+    await asyncio.sleep(0.05)
+    started = len(probe.started)
+    assert probe.in_flight == 0
+    await asyncio.sleep(0.05)
+    assert len(probe.started) == started
+    # At most: the first batch, what filled the buffer, and one more each.
+    assert items.pulled <= 3 * 4
+
+
+async def test_aclose_cancels_what_is_in_flight_and_waits() -> None:
+    probe = Probe(lambda item: 0.0 if item == 0 else 10.0)
+    results = map_as_completed(probe, range(100), concurrency=5)
+    assert await anext(results) == 0
+    await results.aclose()
+    assert probe.in_flight == 0
+    assert "closed" in repr(results)
+    with pytest.raises(StopAsyncIteration):
+        await anext(results)
+    await results.aclose()  # twice is fine
+
+
+async def test_async_with_closes_on_exit() -> None:
+    probe = Probe(lambda item: 0.0 if item == 0 else 10.0)
+    async with map_as_completed(probe, range(100), concurrency=5) as results:
+        async for _ in results:
+            break
+    assert probe.in_flight == 0
+
+
+async def test_an_exception_that_ends_the_consuming_task_stops_the_calls() -> None:
+    probe = Probe(lambda item: 0.0 if item == 0 else 10.0)
+
+    async def consume() -> None:
+        async for _ in map_as_completed(probe, range(100), concurrency=5):
+            raise RuntimeError("consumer bug")
+
+    task = asyncio.ensure_future(consume())
+    with pytest.raises(RuntimeError, match="consumer bug"):
+        # The task keeps its traceback, and with it the iterator, alive.
+        await task
+    await asyncio.sleep(0.01)
+    assert probe.in_flight == 0
+
+
+async def test_an_exception_caught_in_the_same_task_leaves_bounded_work() -> None:
+    probe = Probe(lambda item: 0.001)
+    items = Pulled(10**6)
+    iterator = map_as_completed(probe, items, concurrency=5)
+    with contextlib.suppress(RuntimeError):
+        async for _ in iterator:
+            raise RuntimeError("caught below")
+    await asyncio.sleep(0.05)
+    assert probe.in_flight == 0, "blocked on the full buffer, not calling"
+    assert items.pulled <= 3 * 5
+    await iterator.aclose()
+
+
+async def test_cancelled_consumer_cancels_the_calls() -> None:
+    probe = Probe(lambda item: 10.0)
+
+    async def consume() -> None:
+        async for _ in map_as_completed(probe, range(100), concurrency=5):
+            pass
+
+    task = asyncio.ensure_future(consume())
+    await probe.until_in_flight(5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.01)
+    assert probe.in_flight == 0
+
+
+async def test_failure_after_results_is_raised_after_them() -> None:
+    async def fail_on_5(item: int) -> int:
+        await asyncio.sleep(0.05 if item == 5 else 0.0)
+        if item == 5:
+            raise KeyError("boom")
+        return item
+
+    seen: list[int] = []
+
+    async def consume() -> None:
+        async for result in map_as_completed(fail_on_5, range(6), concurrency=6):
+            seen.append(result)
+
+    with pytest.raises(KeyError, match="boom"):
+        await consume()
+    assert sorted(seen) == [0, 1, 2, 3, 4]
+
+
+async def test_as_completed_memory_is_bounded_by_the_concurrency() -> None:
+    items = Pulled(20_000)
+    consumed = 0
+    async for _ in map_as_completed(Probe(), items, concurrency=8, progress=lambda n: None):
+        consumed += 1
+        # In flight (8) plus buffered (8) plus the one being pulled.
+        assert items.pulled - consumed <= 2 * 8 + 1
+    assert consumed == 20_000
+
+
+# --- get_stats_many and iter_stats against the served emulator ---------------------------
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[EmulatorServer]:
+    with serve_emulator(JourneyEmulator.with_sample_data(300, seed=5)) as server:
+        yield server
+
+
+@pytest.fixture
+def emulator(served: EmulatorServer) -> JourneyEmulator:
+    emulator = served.emulator
+    emulator.latency = 0.0
+    emulator.clear_faults()
+    emulator.reset_counters()
+    return emulator
+
+
+def served_client(served: EmulatorServer, **kwargs: Any) -> ja.AsyncJourneyClient:
+    kwargs.setdefault("retry", None)
+    return ja.AsyncJourneyClient(TOKEN, base_url=served.url, **kwargs)
+
+
+async def test_300_journeys_in_input_order_never_more_than_20_in_flight(
+    served: EmulatorServer, emulator: JourneyEmulator
+) -> None:
+    emulator.latency = 0.02
+    ids = list(emulator.journey_ids)
+    ids.insert(150, "no-such-journey")
+    async with served_client(served, max_concurrency=20) as client:
+        results = await client.get_stats_many(ids)
+        emulator.latency = 0.0
+        first = await client.get_stats(ids[0])
+    assert [result.journey_id for result in results] == ids
+    failed = [result for result in results if not result.ok]
+    assert [result.journey_id for result in failed] == ["no-such-journey"]
+    assert isinstance(failed[0].error, ja.NotFoundError)
+    assert failed[0].stats is None
+    assert results[0].stats == first
+    assert emulator.max_in_flight == 20
+
+
+async def test_iter_stats_yields_every_journey_once(
+    served: EmulatorServer, emulator: JourneyEmulator
+) -> None:
+    ids = emulator.journey_ids[:50]
+    async with served_client(served, max_concurrency=8) as client:
+        results = [result async for result in client.iter_stats(ids)]
+    assert sorted(result.journey_id for result in results) == sorted(ids)
+    assert all(result.ok and result.stats is not None for result in results)
+
+
+async def test_one_failing_journey_is_its_own_error(
+    served: EmulatorServer, emulator: JourneyEmulator
+) -> None:
+    ids = emulator.journey_ids[:20]
+    emulator.inject(Fault.status(503), endpoint="stats", journey_id=ids[7])
+    async with served_client(served) as client:
+        results = await client.get_stats_many(ids, concurrency=4)
+    errors = {result.journey_id: result.error for result in results if result.error}
+    assert list(errors) == [ids[7]]
+    assert isinstance(errors[ids[7]], ja.ServerError)
+
+
+async def test_progress_is_called_once_per_journey(
+    served: EmulatorServer, emulator: JourneyEmulator
+) -> None:
+    calls: list[int] = []
+    ids = [*emulator.journey_ids[:30], "missing"]
+    async with served_client(served) as client:
+        await client.get_stats_many(ids, progress=calls.append)
+        async for _ in client.iter_stats(ids, progress=calls.append):
+            pass
+    assert calls == [1] * (2 * len(ids))
+
+
+async def test_per_call_concurrency_bounds_the_call(
+    served: EmulatorServer, emulator: JourneyEmulator
+) -> None:
+    emulator.latency = 0.01
+    async with served_client(served, max_concurrency=10) as client:
+        await client.get_stats_many(emulator.journey_ids[:30], concurrency=3)
+    assert emulator.max_in_flight == 3
+
+
+@pytest.mark.parametrize(
+    ("ids", "error", "match"),
+    [
+        (["ok-1", "a/b"], ValueError, r"journey_ids\[1\]: .*URL path"),
+        (("ok-1", None), TypeError, r"journey_ids\[1\]: journey id must be a string"),
+        ({"../x"}, ValueError, r"journey_ids\[0\]"),
+        ("just-one-id", TypeError, "bare str"),
+        (b"bytes", TypeError, "bare bytes"),
+        (42, TypeError, "iterable of strings"),
+    ],
+)
+async def test_bad_ids_in_a_collection_send_nothing(
+    served: EmulatorServer, emulator: JourneyEmulator, ids: Any, error: type[Exception], match: str
+) -> None:
+    async with served_client(served) as client:
+        with pytest.raises(error, match=match):
+            await client.get_stats_many(ids)
+        with pytest.raises(error, match=match):
+            client.iter_stats(ids)
+    assert emulator.requests == []
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "error"), [(0, ValueError), (True, TypeError), (11, ValueError)]
+)
+async def test_bad_concurrency_sends_nothing(
+    served: EmulatorServer, emulator: JourneyEmulator, concurrency: Any, error: type[Exception]
+) -> None:
+    async with served_client(served, max_concurrency=10) as client:
+        with pytest.raises(error, match="concurrency"):
+            await client.get_stats_many(emulator.journey_ids[:3], concurrency=concurrency)
+        with pytest.raises(error, match="concurrency"):
+            client.iter_stats(emulator.journey_ids[:3], concurrency=concurrency)
+    assert emulator.requests == []
+
+
+async def test_a_bad_id_in_a_lazy_iterable_stops_the_call_where_it_is_reached(
+    served: EmulatorServer, emulator: JourneyEmulator
+) -> None:
+    emulator.latency = 0.01
+
+    def ids() -> Iterator[str]:
+        yield from emulator.journey_ids[:30]
+        yield "a/b"
+        yield from emulator.journey_ids[30:]
+
+    async with served_client(served, max_concurrency=4) as client:
+        with pytest.raises(ValueError, match=r"journey_ids\[30\]"):
+            await client.get_stats_many(ids())
+        sent = len(emulator.requests)
+        assert 27 <= sent <= 30
+        with pytest.raises(ValueError, match=r"journey_ids\[30\]"):
+            await drain(client.iter_stats(ids()))
+        # The client is still usable.
+        assert (await client.get_stats(emulator.journey_ids[0])).title
+
+
+async def drain(results: AsyncIterator[ja.StatsResult]) -> list[ja.StatsResult]:
+    return [result async for result in results]
+
+
+async def test_break_stops_the_requests_and_the_client_stays_usable(
+    served: EmulatorServer, emulator: JourneyEmulator
+) -> None:
+    emulator.latency = 0.02
+    endless = itertools.cycle(emulator.journey_ids)
+    async with served_client(served, max_concurrency=5) as client:
+        async for result in client.iter_stats(endless):
+            assert result.ok
+            break
+        await asyncio.sleep(0.1)
+        sent = len(emulator.requests)
+        await asyncio.sleep(0.1)
+        assert len(emulator.requests) == sent
+        assert sent <= 3 * 5
+        emulator.latency = 0.0
+        assert len(await client.get_stats_many(emulator.journey_ids[:20])) == 20
+
+
+async def test_cancelling_the_caller_cancels_the_requests_and_the_client_stays_usable(
+    served: EmulatorServer, emulator: JourneyEmulator
+) -> None:
+    emulator.latency = 0.5
+    async with served_client(served, max_concurrency=5) as client:
+        task = asyncio.ensure_future(client.get_stats_many(emulator.journey_ids))
+        while emulator.in_flight < 5:  # noqa: ASYNC110 - the server's count, in its thread
+            await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await settled(emulator)
+        assert len(emulator.requests) == 5, "nothing sent after the cancel"
+        emulator.latency = 0.0
+        # Every connection slot came back: a leak would make this wait forever.
+        async with asyncio.timeout(10):
+            results = await client.get_stats_many(emulator.journey_ids[:20])
+        assert all(result.ok for result in results)
+    await settled(emulator)
+
+
+async def settled(emulator: JourneyEmulator) -> None:
+    """Wait for the server to finish requests the client gave up on."""
+    async with asyncio.timeout(10):
+        while emulator.in_flight:  # noqa: ASYNC110 - the server's count, in its thread
+            await asyncio.sleep(0.01)
+
+
+# --- HTTP11Transport: timeouts and errors as a socket shows them ---------------------------
+
+
+async def test_a_real_read_timeout_is_api_timeout_error(
+    served: EmulatorServer, emulator: JourneyEmulator
+) -> None:
+    emulator.latency = 0.3
+    timeout = httpx.Timeout(5.0, read=0.05)
+    async with served_client(served, timeout=timeout) as client:
+        with pytest.raises(ja.APITimeoutError) as info:
+            await client.get_stats(emulator.journey_ids[0])
+        assert isinstance(info.value.__cause__, httpx.ReadTimeout)
+        emulator.latency = 0.0
+        assert (await client.get_stats(emulator.journey_ids[0])).title
+    await settled(emulator)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_a_refused_connection_is_api_connection_error() -> None:
+    async with ja.AsyncJourneyClient(
+        TOKEN, base_url=f"http://127.0.0.1:{free_port()}", retry=None
+    ) as client:
+        with pytest.raises(ja.APIConnectionError) as info:
+            await client.get_stats("journey")
+    assert type(info.value) is ja.APIConnectionError
+    assert isinstance(info.value.__cause__, httpx.ConnectError)
+
+
+def test_default_transport_is_the_lean_one() -> None:
+    assert isinstance(default_transport(7), HTTP11Transport)
+    assert "max_connections=7" in repr(default_transport(7))
+
+
+# --- HTTP11Transport against scripted servers ---------------------------------------------
+
+Reply = Callable[[bytes, int], Awaitable[bytes | None]]
+"""Given a request's head and its number on the connection (from 0): the bytes
+to answer with, or None to close the connection without answering."""
+
+
+class ScriptedServer:
+    """An HTTP server on 127.0.0.1 that answers with whatever bytes a test says."""
+
+    def __init__(self, reply: Reply, *, close_after_answer: bool = False) -> None:
+        self.reply = reply
+        self.close_after_answer = close_after_answer
+        self.connections = 0
+        self.open = 0
+        self.peak_open = 0
+        self.heads: list[bytes] = []
+        self.bodies: list[bytes] = []
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.open += 1
+        self.peak_open = max(self.peak_open, self.open)
+        try:
+            for number in itertools.count():
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                length = 0
+                for line in head.split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                self.heads.append(head)
+                self.bodies.append(await reader.readexactly(length))
+                answer = await self.reply(head, number)
+                if answer is None:
+                    return
+                writer.write(answer)
+                await writer.drain()
+                if self.close_after_answer:
+                    return
+        finally:
+            self.open -= 1
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[str]:
+        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            yield f"http://127.0.0.1:{port}"
+            server.close()
+
+
+def constant(answer: bytes, delay: float = 0.0) -> Reply:
+    async def reply(head: bytes, number: int) -> bytes:
+        await asyncio.sleep(delay)
+        return answer
+
+    return reply
+
+
+TIMEOUTS = httpx.Timeout(2.0)
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}"
+
+
+@contextlib.asynccontextmanager
+async def scripted(
+    reply: Reply, *, close_after_answer: bool = False, **kwargs: Any
+) -> AsyncIterator[tuple[str, ScriptedServer, HTTP11Transport]]:
+    server = ScriptedServer(reply, close_after_answer=close_after_answer)
+    kwargs.setdefault("max_connections", 10)
+    transport = HTTP11Transport(**kwargs)
+    async with server.running() as url:
+        try:
+            yield url, server, transport
+        finally:
+            await transport.aclose()
+
+
+async def send(
+    transport: httpx.AsyncBaseTransport,
+    url: str,
+    method: str = "GET",
+    timeouts: httpx.Timeout = TIMEOUTS,
+    **kwargs: Any,
+) -> httpx.Response:
+    request = httpx.Request(method, url, extensions={"timeout": timeouts.as_dict()}, **kwargs)
+    response = await transport.handle_async_request(request)
+    await response.aread()
+    return response
+
+
+async def test_connections_are_kept_alive_and_reused() -> None:
+    async with scripted(constant(OK)) as (url, server, transport):
+        for _ in range(10):
+            assert (await send(transport, url + "/a?b=1")).json() == {}
+    assert server.connections == 1
+    assert server.heads[0].startswith(b"GET /a?b=1 HTTP/1.1\r\nHost: 127.0.0.1:")
+
+
+async def test_the_pool_bounds_open_connections() -> None:
+    async with scripted(constant(OK, delay=0.01), max_connections=4) as (url, server, transport):
+        responses = await asyncio.gather(*(send(transport, url) for _ in range(20)))
+    assert {response.status_code for response in responses} == {200}
+    assert server.peak_open == 4
+    assert server.connections == 4
+
+
+async def test_waiting_for_a_connection_is_bounded_by_the_pool_timeout() -> None:
+    async with scripted(constant(OK, delay=1.0), max_connections=1) as (url, _, transport):
+        slow = asyncio.ensure_future(send(transport, url))
+        await asyncio.sleep(0.05)
+        with pytest.raises(httpx.PoolTimeout):
+            await send(transport, url, timeouts=httpx.Timeout(2.0, pool=0.05))
+        slow.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await slow
+
+
+async def test_a_cancelled_request_gives_its_connection_slot_back() -> None:
+    async def reply(head: bytes, number: int) -> bytes:
+        await asyncio.sleep(5.0 if b"/slow" in head else 0.0)
+        return OK
+
+    async with scripted(reply, max_connections=1) as (url, server, transport):
+        slow = asyncio.ensure_future(send(transport, url + "/slow"))
+        await asyncio.sleep(0.05)
+        slow.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await slow
+        async with asyncio.timeout(5):
+            assert (await send(transport, url + "/fast")).status_code == 200
+    assert server.connections == 2, "the cancelled connection was not reused"
+
+
+async def test_a_stale_keep_alive_connection_is_retried_once_for_get() -> None:
+    async def reply(head: bytes, number: int) -> bytes | None:
+        # The second request on a connection finds it closed, as when a
+        # server's idle timeout and the client's next request cross.
+        return OK if number == 0 else None
+
+    async with scripted(reply) as (url, server, transport):
+        assert (await send(transport, url)).status_code == 200
+        assert (await send(transport, url)).status_code == 200
+        assert server.connections == 2
+        with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
+            await send(transport, url, method="POST", content=b"{}")
+    assert server.bodies[-1] == b"{}"
+
+
+@pytest.mark.parametrize(
+    ("answer", "body"),
+    [
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b'3\r\n{"a\r\n5\r\n": 1}\r\n0\r\n\r\n',
+            b'{"a": 1}',
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(gzip.compress(b'{"z": 1}')), gzip.compress(b'{"z": 1}')),
+            b'{"z": 1}',
+        ),
+        (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+            b"{}",
+        ),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", b""),
+    ],
+    ids=["chunked", "gzip", "interim-100", "no-content"],
+)
+async def test_response_framings(answer: bytes, body: bytes) -> None:
+    async with scripted(constant(answer)) as (url, server, transport):
+        for _ in range(2):
+            assert (await send(transport, url)).content == body
+    assert server.connections == 1, "still reusable"
+
+
+async def test_a_body_ended_by_the_close_and_an_http_1_0_response() -> None:
+    answer = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end"
+    async with scripted(constant(answer), close_after_answer=True) as (url, server, transport):
+        for _ in range(2):
+            response = await send(transport, url)
+            assert response.content == b"until the end"
+            assert response.http_version == "HTTP/1.0"
+    assert server.connections == 2, "not reused after a close-delimited body"
+
+
+async def test_a_head_response_has_no_body() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"
+    async with scripted(constant(answer)) as (url, _, transport):
+        response = await send(transport, url, method="HEAD")
+        assert (response.status_code, response.content) == (200, b"")
+        assert (await send(transport, url, method="HEAD")).status_code == 200
+
+
+async def test_reason_phrase_and_headers_are_kept_as_sent() -> None:
+    answer = (
+        b"HTTP/1.1 503 Try Later\r\nRetry-After: 7\r\n"
+        b"X-Dup: 1\r\nX-Dup: 2\r\nContent-Length: 0\r\n\r\n"
+    )
+    async with scripted(constant(answer)) as (url, _, transport):
+        response = await send(transport, url)
+    assert response.reason_phrase == "Try Later"
+    assert response.headers["retry-after"] == "7"
+    assert response.headers.get_list("x-dup") == ["1", "2"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "match"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345", "complete response"),
+        (b"NOT HTTP AT ALL\r\n\r\n", "malformed HTTP response"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", "malformed HTTP response"),
+        (
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
+            "switched",
+        ),
+    ],
+    ids=["truncated", "garbage", "bad-length", "upgrade"],
+)
+async def test_broken_responses_are_remote_protocol_errors(answer: bytes, match: str) -> None:
+    async with scripted(constant(answer), close_after_answer=True) as (url, _, transport):
+        with pytest.raises(httpx.RemoteProtocolError, match=match) as info:
+            await send(transport, url)
+        assert info.value.request.url == url
+
+
+async def test_header_injection_is_refused_before_sending() -> None:
+    async with scripted(constant(OK)) as (url, server, transport):
+        with pytest.raises(httpx.LocalProtocolError, match="invalid character"):
+            await send(transport, url, headers={"X-Evil": "a\r\nX-Injected: 1"})
+        with pytest.raises(httpx.LocalProtocolError, match="method"):
+            await send(transport, url, method="GET /x HTTP/1.1\r\n")
+    assert server.heads == []
+
+
+async def test_a_streamed_request_body_is_sent_chunked() -> None:
+    async def parts() -> AsyncIterator[bytes]:
+        yield b'{"user_ids": '
+        yield b'["u1"]}'
+
+    async def reply(head: bytes, number: int) -> bytes:
+        return OK
+
+    async with scripted(reply) as (url, server, transport):
+        await send(transport, url, method="POST", content=parts())
+    assert b"Transfer-Encoding: chunked" in server.heads[0]
+
+
+async def test_respx_sees_requests_while_it_patches_httpcore() -> None:
+    transport = HTTP11Transport(max_connections=2)
+    try:
+        with respx.mock(assert_all_mocked=True) as router:
+            router.get("https://journey.example/x").respond(json={"mocked": True})
+            response = await send(transport, "https://journey.example/x")
+        assert response.json() == {"mocked": True}
+    finally:
+        await transport.aclose()
+
+
+async def test_an_environment_proxy_is_used_through_httpcore(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    async with scripted(constant(OK)) as (proxy_url, proxy, transport):
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        assert (await send(transport, "http://journey.example/api")).status_code == 200
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        assert (await send(transport, proxy_url + "/direct")).status_code == 200
+    # The proxy got the absolute form; the bypassed host was asked directly.
+    assert proxy.heads[0].startswith(b"GET http://journey.example/api HTTP/1.1")
+    assert proxy.heads[1].startswith(b"GET /direct HTTP/1.1")
+
+
+async def test_a_closed_transport_refuses_requests() -> None:
+    transport = HTTP11Transport(max_connections=1)
+    await transport.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await send(transport, "http://127.0.0.1:9/")
+
+
+async def test_a_closed_client_refuses_requests(served: EmulatorServer) -> None:
+    client = served_client(served)
+    await client.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.get_stats("journey")
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_transport_used_from_a_second_event_loop_opens_new_connections(
+    served: EmulatorServer,
+) -> None:
+    transport = HTTP11Transport(max_connections=2)
+    url = f"{served.url}/api/journey/{served.emulator.journey_ids[0]}/statistics/external"
+    headers = {"Authorization": f"Api {TOKEN}"}
+    for _ in range(2):
+        response = asyncio.run(send(transport, url, headers=headers))
+        assert response.status_code == 200
+    asyncio.run(transport.aclose())
+    # The first loop's connection could not be closed once that loop was:
+    # asyncio warns when it is collected, here rather than in a later test.
+    gc.collect()
+
+
+# --- building URLs without re-parsing -----------------------------------------------------
+
+journey_ids = st.text(
+    st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=40
+).filter(lambda text: _is_valid_id(text))
+
+
+def _is_valid_id(text: str) -> bool:
+    try:
+        validate_journey_id(text)
+    except ValueError:
+        return False
+    return True
+
+
+@given(
+    base=st.sampled_from(
+        ["https://journey.pushwoosh.com", "http://127.0.0.1:8080", "https://proxy.example.com/pw"]
+    ),
+    journey_id=journey_ids | st.text(string.ascii_letters + string.digits + "-._~", min_size=1),
+)
+def test_urls_are_the_ones_httpx_would_build(base: str, journey_id: str) -> None:
+    path = f"/api/journey/{journey_id}/statistics/external"
+    built = _url_builder(base)(path)
+    parsed = httpx.URL(base + path)
+    assert built == parsed
+    assert str(built) == str(parsed)
+    assert built.raw_path == parsed.raw_path
