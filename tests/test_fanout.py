@@ -662,6 +662,39 @@ async def test_a_cancelled_request_gives_its_connection_slot_back() -> None:
     assert server.connections == 2, "the cancelled connection was not reused"
 
 
+async def test_the_read_timeout_is_for_silence_not_for_the_whole_response() -> None:
+    async def reply(head: bytes, number: int) -> bytes:
+        if b"/slow" in head:
+            await asyncio.sleep(1.0)
+        return OK
+
+    class Dripping(ScriptedServer):
+        async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+            for byte in b"12345":
+                await asyncio.sleep(0.06)
+                writer.write(bytes([byte]))
+            await writer.drain()
+            writer.close()
+
+    async with scripted(reply) as (url, _, transport):
+        await send(transport, url, timeouts=httpx.Timeout(10.0))
+        # Same connection, a shorter timeout: it applies at once, not after
+        # the 10 s the connection's timer was armed for.
+        async with asyncio.timeout(0.9):
+            with pytest.raises(httpx.ReadTimeout):
+                await send(transport, url + "/slow", timeouts=httpx.Timeout(10.0, read=0.05))
+    dripping = Dripping(reply)
+    async with dripping.running() as url:
+        transport = HTTP11Transport(max_connections=1)
+        try:
+            response = await send(transport, url, timeouts=httpx.Timeout(10.0, read=0.2))
+        finally:
+            await transport.aclose()
+    assert response.content == b"12345", "0.3 s in all, never 0.2 s of silence"
+
+
 async def test_a_stale_keep_alive_connection_is_retried_once_for_get() -> None:
     async def reply(head: bytes, number: int) -> bytes | None:
         # The second request on a connection finds it closed, as when a
