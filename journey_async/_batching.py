@@ -44,10 +44,11 @@ PostRemoval: TypeAlias = Callable[[Sequence[str], dict[str, Any]], Awaitable[Non
 """Sends one removal request; returns once the API confirmed it, raises otherwise."""
 
 DEFAULT_MAX_DELAY: Final = 0.05
-"""Seconds a batcher holds a batch open after its first call. 50 ms is below
-what a person notices on top of a web request, and next to a round trip to
-Pushwoosh (tens to hundreds of ms) it at most doubles a removal's wait, while
-capping a busy target at 20 requests a second however many calls come in."""
+"""Seconds a batcher holds a batch open after its first call. A caller waits
+at most that (half of it on average) on top of its request: below what a
+person notices in a web request, and no more than a round trip to Pushwoosh
+costs. In exchange a target gets at most 20 requests a second however many
+calls come in, until calls come fast enough to fill batches before then."""
 
 _Target: TypeAlias = dict[str, Any]
 # None stands for all journeys; journey ids as a set, since their order does
@@ -62,12 +63,14 @@ def _account(
     removed: list[str] = []
     failed: list[str] = []
     errors: list[BaseException] = []
+    seen: set[int] = set()
     for user_ids, error in settled:
         if error is None:
             removed.extend(user_ids)
             continue
         failed.extend(user_ids)
-        if not any(error is seen for seen in errors):
+        if id(error) not in seen:
+            seen.add(id(error))
             errors.append(error)
     return removed, failed, errors
 

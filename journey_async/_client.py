@@ -383,7 +383,8 @@ class AsyncJourneyClient:
             max_delay: Seconds a batch waits for more calls after its first
                 one: the most a caller waits on top of its request. `None`
                 means `DEFAULT_MAX_DELAY`, 50 ms: unnoticed in a web request,
-                and it caps a busy target at 20 requests a second.
+                and a target gets at most 20 requests a second, unless calls
+                fill batches sooner.
 
         Raises:
             TypeError, ValueError: A bad bound.
