@@ -469,14 +469,16 @@ def _url_builder(base_url: str) -> Callable[[str], httpx.URL]:
 
     try:
         parsed = base._uri_reference
-        prefix = parsed.path.rstrip("/")
+        make, (scheme, userinfo, host, port, base_path, query, fragment) = type(parsed), parsed
+        prefix = base_path.rstrip("/")
+        new_url = httpx.URL.__new__
 
         def fast(path: str) -> httpx.URL:
             # Dot segments are resolved by the parser; leave them to it.
             if not _PLAIN_PATH.fullmatch(path) or "/." in path:
                 return parse(path)
-            url = httpx.URL.__new__(httpx.URL)
-            url._uri_reference = parsed._replace(path=prefix + path)
+            url = new_url(httpx.URL)
+            url._uri_reference = make(scheme, userinfo, host, port, prefix + path, query, fragment)
             return url
 
         probe = "/api/journey/x-1_2.3~4/statistics/external"

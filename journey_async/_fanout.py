@@ -222,14 +222,26 @@ class AsCompleted(Generic[R]):
         if consumer is not self._consumer:
             self._watch(consumer)
         try:
-            return await receive.receive()
+            # No checkpoint when a result is waiting: at thousands of
+            # results a second, one event loop turn each is measurable.
+            return receive.receive_nowait()
+        except anyio.WouldBlock:
+            ended = False
         except anyio.EndOfStream:
-            pass
-        except BaseException:
-            # Cancelled while waiting: stop the work. Not waited for, since
-            # a cancelled consumer may not await anything more.
-            self._stop()
-            raise
+            ended = True
+        if not ended:
+            try:
+                return await receive.receive()
+            except anyio.EndOfStream:
+                pass
+            except BaseException:
+                # Cancelled while waiting: stop the work. Not waited for,
+                # since a cancelled consumer may not await anything more.
+                self._stop()
+                raise
+        return await self._end()
+
+    async def _end(self) -> R:
         # The workers are done; their failure, if any, is raised here.
         runner = self._stop()
         assert runner is not None

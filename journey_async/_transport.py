@@ -303,17 +303,54 @@ def _delimited_by_close(headers: _Headers) -> bool:
 
 
 class _Pool:
-    """The connections of one event loop: a bound on them, and idle ones per origin."""
+    """
+    The connections of one event loop: slots that bound them, and idle ones
+    per origin.
 
-    __slots__ = ("idle", "loop", "slots")
+    A connection is open only while a request holding a slot uses it or it
+    is idle, and an idle one is taken before a new one is opened: so open
+    connections never outnumber the slots. The slots are a counter and a
+    queue rather than an `asyncio.Semaphore`, whose every acquire scans its
+    waiters; a released slot goes straight to the first live waiter.
+    """
+
+    __slots__ = ("free", "idle", "loop", "waiters")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, max_connections: int) -> None:
         self.loop = loop
-        # A connection is open only while it holds a slot or is idle, and
-        # an idle one is taken before a new one is opened: so the number of
-        # open connections never exceeds max_connections.
-        self.slots = asyncio.Semaphore(max_connections)
+        self.free = max_connections
+        self.waiters: deque[asyncio.Future[None]] = deque()
         self.idle: dict[_Origin, deque[_Connection]] = {}
+
+    def try_acquire(self) -> bool:
+        if self.free and not self.waiters:
+            self.free -= 1
+            return True
+        return False
+
+    async def acquire(self, pool_timeout: float | None) -> None:
+        """Wait for a slot, first come first served; TimeoutError after *pool_timeout*."""
+        waiter = self.loop.create_future()
+        self.waiters.append(waiter)
+        try:
+            async with asyncio.timeout(pool_timeout):
+                await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot just as we gave up: pass it on
+            else:
+                waiter.cancel()
+                self.waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        waiters = self.waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.free += 1
 
     def discard(self) -> None:
         for connections in self.idle.values():
@@ -388,17 +425,13 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
         is_head = method == "HEAD"
         read_timeout = timeouts.get("read")
 
-        slots = pool.slots
-        if slots.locked():
+        if not pool.try_acquire():
             try:
-                async with asyncio.timeout(timeouts.get("pool")):
-                    await slots.acquire()
+                await pool.acquire(timeouts.get("pool"))
             except TimeoutError:
                 raise httpx.PoolTimeout(
                     f"no free connection within {timeouts.get('pool')} s", request=request
                 ) from None
-        else:
-            await slots.acquire()
         try:
             connection = self._take_idle(pool, origin)
             reused = connection is not None
@@ -428,14 +461,17 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
             else:
                 connection.close()
         finally:
-            slots.release()
+            pool.release()
         response = httpx.Response(
             status,
             headers=headers,
             stream=httpx.ByteStream(body),
             extensions={"http_version": version, "reason_phrase": reason},
         )
-        if not any(name.lower() == b"content-encoding" for name, _ in headers):
+        for name, _ in headers:
+            if len(name) == 16 and name.lower() == b"content-encoding":
+                break
+        else:
             # Already whole and nothing to decode: what aread() would store,
             # without its decoder machinery (a tenth of a request's cost).
             # Should httpx rename the attribute, aread() just does the work.

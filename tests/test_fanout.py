@@ -646,6 +646,23 @@ async def test_waiting_for_a_connection_is_bounded_by_the_pool_timeout() -> None
             await slow
 
 
+async def test_a_request_cancelled_while_waiting_for_a_slot_takes_none() -> None:
+    async with scripted(constant(OK, delay=0.1), max_connections=1) as (url, server, transport):
+        holder = asyncio.ensure_future(send(transport, url))
+        await asyncio.sleep(0.02)
+        waiting = [asyncio.ensure_future(send(transport, url)) for _ in range(3)]
+        await asyncio.sleep(0.02)
+        waiting[1].cancel()
+        assert (await holder).status_code == 200
+        assert [(await task).status_code for task in (waiting[0], waiting[2])] == [200, 200]
+        with pytest.raises(asyncio.CancelledError):
+            await waiting[1]
+        async with asyncio.timeout(5):  # a lost slot would make this wait forever
+            assert (await send(transport, url)).status_code == 200
+    assert server.connections == 1
+    assert len(server.heads) == 4
+
+
 async def test_a_cancelled_request_gives_its_connection_slot_back() -> None:
     async def reply(head: bytes, number: int) -> bytes:
         await asyncio.sleep(5.0 if b"/slow" in head else 0.0)
