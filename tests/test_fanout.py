@@ -19,8 +19,11 @@ import contextlib
 import gc
 import gzip
 import itertools
+import shutil
 import socket
+import ssl
 import string
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -572,11 +575,11 @@ class ScriptedServer:
                 await writer.wait_closed()
 
     @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[str]:
-        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+    async def running(self, tls: ssl.SSLContext | None = None) -> AsyncIterator[str]:
+        server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=tls)
         port = server.sockets[0].getsockname()[1]
         async with server:
-            yield f"http://127.0.0.1:{port}"
+            yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
             server.close()
 
 
@@ -825,6 +828,50 @@ async def test_a_streamed_request_body_is_sent_chunked() -> None:
     async with scripted(reply) as (url, server, transport):
         await send(transport, url, method="POST", content=parts())
     assert b"Transfer-Encoding: chunked" in server.heads[0]
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1, and its key."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command")
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = str(directory / "cert.pem"), str(directory / "key.pem")
+    subprocess.run(  # noqa: S603 - fixed arguments
+        [
+            *(openssl, "req", "-x509", "-nodes", "-days", "1", "-subj", "/CN=journey-test"),
+            *("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"),
+            *("-keyout", key, "-out", cert, "-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_https_with_a_verified_certificate(certificate: tuple[str, str]) -> None:
+    cert, key = certificate
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(cert, key)
+    trusting = ssl.create_default_context(cafile=cert)
+    server = ScriptedServer(constant(OK))
+    async with server.running(tls=server_side) as url:
+        transport = HTTP11Transport(max_connections=2, ssl_context=trusting)
+        try:
+            for _ in range(3):
+                assert (await send(transport, url + "/over-tls")).json() == {}
+        finally:
+            await transport.aclose()
+        assert server.connections == 1
+        # The default context does not know this certificate: refused.
+        transport = HTTP11Transport(max_connections=2)
+        try:
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await send(transport, url)
+        finally:
+            await transport.aclose()
+    assert server.heads[0].startswith(b"GET /over-tls HTTP/1.1")
 
 
 async def test_respx_sees_requests_while_it_patches_httpcore() -> None:
