@@ -959,3 +959,38 @@ def test_urls_are_the_ones_httpx_would_build(base: str, journey_id: str) -> None
     assert built == parsed
     assert str(built) == str(parsed)
     assert built.raw_path == parsed.raw_path
+
+
+@pytest.mark.parametrize(
+    "base_url", ["https://journey.pushwoosh.com", "http://127.0.0.1:8080", "http://[::1]:81/pw"]
+)
+async def test_requests_are_the_ones_httpx_would_build(base_url: str) -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.method == "POST":
+            return httpx.Response(200, json={"success": True})
+        return httpx.Response(200, json={"payload": {"title": "t", "points": []}})
+
+    async with ja.AsyncJourneyClient(
+        TOKEN, base_url=base_url, transport=httpx.MockTransport(answer), retry=None
+    ) as client:
+        await client.get_stats("journey-1")
+        await client.remove_users(["u1", "u2"], all_journeys=True)
+    get, post = seen
+    for request in seen:
+        expected = httpx.Request(
+            request.method,
+            str(request.url),
+            headers={
+                "Authorization": f"Api {TOKEN}",
+                "User-Agent": f"journey-async/{ja.__version__}",
+                "Accept": "application/json",
+                **({"Content-Type": "application/json"} if request.method == "POST" else {}),
+            },
+            content=request.content or None,
+        )
+        assert request.headers.raw == expected.headers.raw
+    assert get.content == b""
+    assert post.content == b'{"user_ids": ["u1", "u2"], "all_journeys": true}'
