@@ -19,7 +19,9 @@ Clients, each one fresh for every run (connections included in the time):
   with everything at its default (the retry policy included), and typed
   results: what a user gets.
 - ``ja+httpcore``: the same with ``transport=httpx.AsyncHTTPTransport(...)``,
-  plain httpcore one argument away.
+  plain httpcore one argument away; ``ja+aiohttp``: the same over
+  httpx-aiohttp's ``AiohttpTransport`` (when installed). These two show what
+  the default transport buys, everything else being equal.
 - ``httpx``: ``httpx.AsyncClient()`` and a semaphore of C, the usual way;
   ``httpx C``: the same with its pool limits raised to C.
 - ``httpx+aiohttp``: httpx over httpx-aiohttp's ``AiohttpTransport`` (when
@@ -110,6 +112,16 @@ async def run_journey_async_httpcore(url: str, ids: Sequence[str], concurrency: 
         check_all_ok(await client.get_stats_many(ids), len(ids))
 
 
+async def run_journey_async_aiohttp(url: str, ids: Sequence[str], concurrency: int) -> None:
+    from httpx_aiohttp import AiohttpTransport
+
+    transport = AiohttpTransport(limits=httpx.Limits(max_connections=concurrency))
+    async with ja.AsyncJourneyClient(
+        TOKEN, base_url=url, max_concurrency=concurrency, transport=transport
+    ) as client:
+        check_all_ok(await client.get_stats_many(ids), len(ids))
+
+
 async def run_httpx_client(client: httpx.AsyncClient, ids: Sequence[str], concurrency: int) -> None:
     async def one(journey_id: str) -> None:
         response = await client.get(STATS_PATH.format(journey_id))
@@ -155,6 +167,7 @@ async def run_aiohttp(url: str, ids: Sequence[str], concurrency: int) -> None:
 CLIENTS: dict[str, Runner] = {
     "journey_async": run_journey_async,
     "ja+httpcore": run_journey_async_httpcore,
+    "ja+aiohttp": run_journey_async_aiohttp,
     "httpx": run_httpx,
     "httpx C": run_httpx_limits,
     "httpx+aiohttp": run_httpx_aiohttp,
@@ -279,9 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # In the order of CLIENTS; journey_async always, the ratios need it.
     clients = [name for name in CLIENTS if name in args.clients or name == "journey_async"]
-    if "httpx+aiohttp" in clients and not importlib.util.find_spec("httpx_aiohttp"):
-        print("httpx-aiohttp is not installed: its column is left out", file=sys.stderr)
-        clients.remove("httpx+aiohttp")
+    if not importlib.util.find_spec("httpx_aiohttp"):
+        print("httpx-aiohttp is not installed: its columns are left out", file=sys.stderr)
+        clients = [name for name in clients if name not in ("ja+aiohttp", "httpx+aiohttp")]
     ids = sample_ids(args.n)
     print(f"Machine: {machine()}")
     print(f"Command: python -m benchmarks.fanout {' '.join(argv or sys.argv[1:])}".rstrip())
