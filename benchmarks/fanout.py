@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import importlib.metadata
 import importlib.util
 import json
@@ -112,10 +113,16 @@ async def run_journey_async_httpcore(url: str, ids: Sequence[str], concurrency: 
         check_all_ok(await client.get_stats_many(ids), len(ids))
 
 
-async def run_journey_async_aiohttp(url: str, ids: Sequence[str], concurrency: int) -> None:
-    from httpx_aiohttp import AiohttpTransport
+def aiohttp_transport(concurrency: int) -> httpx.AsyncBaseTransport:
+    """httpx-aiohttp's transport; imported by name, as it is optional here."""
+    module = importlib.import_module("httpx_aiohttp")
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    transport: httpx.AsyncBaseTransport = module.AiohttpTransport(limits=limits)
+    return transport
 
-    transport = AiohttpTransport(limits=httpx.Limits(max_connections=concurrency))
+
+async def run_journey_async_aiohttp(url: str, ids: Sequence[str], concurrency: int) -> None:
+    transport = aiohttp_transport(concurrency)
     async with ja.AsyncJourneyClient(
         TOKEN, base_url=url, max_concurrency=concurrency, transport=transport
     ) as client:
@@ -143,12 +150,7 @@ async def run_httpx_limits(url: str, ids: Sequence[str], concurrency: int) -> No
 
 
 async def run_httpx_aiohttp(url: str, ids: Sequence[str], concurrency: int) -> None:
-    from httpx_aiohttp import AiohttpTransport
-
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    client = httpx.AsyncClient(
-        base_url=url, headers=AUTH, transport=AiohttpTransport(limits=limits)
-    )
+    client = httpx.AsyncClient(base_url=url, headers=AUTH, transport=aiohttp_transport(concurrency))
     await run_httpx_client(client, ids, concurrency)
 
 
