@@ -228,7 +228,8 @@ class AsyncJourneyClient:
 
         A journey that fails is a result with its `JourneyError` in
         ``error``; the others go on. At most *concurrency* requests are in
-        flight (the client's ``max_concurrency`` by default, and never more).
+        flight: the client's ``max_concurrency`` by default, which also
+        sizes its connection pool, so a *concurrency* above it is refused.
         Cancelling the call cancels the requests in flight; the client stays
         usable.
 
@@ -244,6 +245,7 @@ class AsyncJourneyClient:
 
         Raises:
             TypeError, ValueError: A bad id, or a bad *concurrency*.
+            RuntimeError: The client is closed.
 
         .. versionadded:: 0.1.0
         """
@@ -274,11 +276,13 @@ class AsyncJourneyClient:
         for you, so a lazy iterable of 100 000 ids runs in the memory of a
         few hundred results.
 
-        Stopping the loop stops the work: after a ``break``, an exception in
-        the loop's body or a cancellation, the requests in flight are
-        cancelled and no more are sent. ``aclose()``, or ``async with
-        client.iter_stats(ids) as results:``, also waits for that
-        cancellation to finish.
+        What it returns is an async iterator and an async context manager.
+        Stopping the loop stops the work: after a ``break``, a cancellation,
+        ``aclose()`` or the end of the task that iterates, the requests in
+        flight are cancelled and no more are sent. ``aclose()``, or ``async
+        with client.iter_stats(ids) as results:``, also waits for that
+        cancellation to finish (and is the explicit end when an exception in
+        the loop's body is caught further up the same task).
 
         Raises:
             TypeError, ValueError: A bad id in a collection or a bad
