@@ -176,7 +176,8 @@ class AsCompleted(Generic[R]):
     or ``contextlib.aclosing`` make the end explicit.
 
     Results are consumed once: iterating a second time continues where the
-    first left off.
+    first left off. The workers' task is an asyncio task, so this runs on
+    asyncio (as journey_async does); `map_ordered` needs only anyio.
 
     .. versionadded:: 0.1.0
     """
