@@ -17,9 +17,6 @@ failed, never neither and never both, and the outcome follows one rule:
 connection may still have been carried out. Removal is a set operation, so
 trying the failed users again is always safe.
 
-This module builds on `._client` (its validation helpers); the client
-imports it lazily, inside the two methods that hand work over to it.
-
 .. versionadded:: 0.1.0
 """
 
@@ -33,10 +30,10 @@ from typing import Any, Final, Self, TypeAlias
 import anyio
 import anyio.abc
 
-from ._client import removal_target, validate_user_ids
 from ._exceptions import JourneyError, RemovalError
 from ._fanout import Progress, map_ordered
 from ._models import RemovalResult
+from ._validation import removal_target, validate_user_ids
 
 __all__ = ["DEFAULT_MAX_DELAY", "PostRemoval", "RemovalBatcher", "remove_in_batches"]
 

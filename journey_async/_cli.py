@@ -47,11 +47,10 @@ from ._client import (
     DEFAULT_TIMEOUT,
     TOKEN_ENV_VAR,
     AsyncJourneyClient,
-    validate_journey_id,
-    validate_user_ids,
 )
 from ._exceptions import APIStatusError, JourneyError, RemovalError
 from ._models import InAppStats, MessageStats, PointStats, StatsResult, UnknownStats
+from ._validation import validate_journey_id, validate_user_ids
 from ._version import __version__
 
 if TYPE_CHECKING:

@@ -17,12 +17,13 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import Any, Final, Self
 
 import httpx
 
+from ._batching import DEFAULT_MAX_DELAY, RemovalBatcher, remove_in_batches
 from ._converter import structure_removal_ack, structure_stats
 from ._exceptions import (
     APIConnectionError,
@@ -39,10 +40,14 @@ from ._fanout import AsCompleted, map_as_completed, map_ordered
 from ._models import JourneyStats, RemovalResult, StatsResult
 from ._retry import RetryPolicy, RetryTransport, SendRequest, parse_retry_after, retrying
 from ._transport import default_transport
+from ._validation import (
+    fanout_ids,
+    positive_int,
+    removal_target,
+    validate_journey_id,
+    validate_user_ids,
+)
 from ._version import __version__
-
-if TYPE_CHECKING:
-    from ._batching import RemovalBatcher
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncJourneyClient"]
 
@@ -69,8 +74,6 @@ DEFAULT_RETRY: Final = RetryPolicy()
 STATS_PATH: Final = "/api/journey/{journey_id}/statistics/external"
 REMOVAL_PATH: Final = "/api/journey/drop-users/external"
 
-# Characters that would let a journey id change the request's path or query.
-_UNSAFE_ID_CHARACTERS: Final = frozenset("/\\?#%") | frozenset(map(chr, [*range(0x20), 0x7F]))
 
 _STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
     400: BadRequestError,
@@ -127,8 +130,8 @@ class AsyncJourneyClient:
     ) -> None:
         token = _resolve_token(api_token)
         self._base_url = _validate_base_url(base_url)
-        self.max_concurrency = _positive_int(max_concurrency, "max_concurrency")
-        self.batch_size = _positive_int(batch_size, "batch_size")
+        self.max_concurrency = positive_int(max_concurrency, "max_concurrency")
+        self.batch_size = positive_int(batch_size, "batch_size")
         self.retry = retry
         if http_client is not None and transport is not None:
             raise ValueError("pass http_client or transport, not both")
@@ -249,7 +252,7 @@ class AsyncJourneyClient:
 
         .. versionadded:: 0.1.0
         """
-        ids = _fanout_ids(journey_ids)
+        ids = fanout_ids(journey_ids)
         return await map_ordered(
             self._stats_result,
             ids,
@@ -291,7 +294,7 @@ class AsyncJourneyClient:
 
         .. versionadded:: 0.1.0
         """
-        ids = _fanout_ids(journey_ids)
+        ids = fanout_ids(journey_ids)
         return map_as_completed(
             self._stats_result,
             ids,
@@ -309,7 +312,7 @@ class AsyncJourneyClient:
     def _fanout_concurrency(self, concurrency: int | None) -> int:
         if concurrency is None:
             return self.max_concurrency
-        concurrency = _positive_int(concurrency, "concurrency")
+        concurrency = positive_int(concurrency, "concurrency")
         if concurrency > self.max_concurrency:
             # The client's connections are sized to max_concurrency: more
             # would only queue for a connection, against the pool timeout.
@@ -359,12 +362,9 @@ class AsyncJourneyClient:
 
         .. versionadded:: 0.1.0
         """
-        # Imported here: _batching builds on this module's validation.
-        from ._batching import remove_in_batches
-
         users = validate_user_ids(user_ids)
         target = removal_target(journey_ids, all_journeys)
-        size = self.batch_size if batch_size is None else _positive_int(batch_size, "batch_size")
+        size = self.batch_size if batch_size is None else positive_int(batch_size, "batch_size")
         return await remove_in_batches(
             self._post_removal,
             users,
@@ -403,12 +403,10 @@ class AsyncJourneyClient:
 
         .. versionadded:: 0.1.0
         """
-        from ._batching import DEFAULT_MAX_DELAY, RemovalBatcher
-
         size = (
             self.batch_size
             if max_batch_size is None
-            else _positive_int(max_batch_size, "max_batch_size")
+            else positive_int(max_batch_size, "max_batch_size")
         )
         return RemovalBatcher(
             self._post_removal,
@@ -589,108 +587,3 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _positive_int(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
-    return value
-
-
-def validate_journey_id(journey_id: object) -> str:
-    """
-    Return *journey_id* if it is safe to put in a URL path; raise otherwise.
-    """
-    if not isinstance(journey_id, str):
-        raise TypeError(f"journey id must be a string, not {type(journey_id).__name__}")
-    if not journey_id:
-        raise ValueError("journey id is empty")
-    if journey_id in (".", "..") or not _UNSAFE_ID_CHARACTERS.isdisjoint(journey_id):
-        raise ValueError(f"journey id {journey_id!r} would change the request's URL path")
-    return journey_id
-
-
-def _fanout_ids(journey_ids: Iterable[str]) -> Iterable[str]:
-    """
-    *journey_ids* for a fan-out: a collection checked whole now, so bad input
-    sends nothing; a lazy iterable wrapped to be checked id by id as pulled.
-    """
-    if isinstance(journey_ids, str | bytes):
-        raise TypeError(
-            f"journey_ids must be an iterable of ids, not a bare {type(journey_ids).__name__}"
-        )
-    if isinstance(journey_ids, Collection):
-        for index, journey_id in enumerate(journey_ids):
-            _validate_nth_journey_id(index, journey_id)
-        return journey_ids
-    try:
-        iterator = iter(journey_ids)
-    except TypeError:
-        raise TypeError(
-            f"journey_ids must be an iterable of strings, not {type(journey_ids).__name__}"
-        ) from None
-    return _checked_as_pulled(iterator)
-
-
-def _checked_as_pulled(journey_ids: Iterator[str]) -> Iterator[str]:
-    for index, journey_id in enumerate(journey_ids):
-        yield _validate_nth_journey_id(index, journey_id)
-
-
-def _validate_nth_journey_id(index: int, journey_id: object) -> str:
-    try:
-        return validate_journey_id(journey_id)
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"journey_ids[{index}]: {exc}") from None
-
-
-def validate_user_ids(user_ids: Iterable[str]) -> tuple[str, ...]:
-    """
-    Materialise *user_ids*, checking each, with duplicates dropped (first
-    occurrence kept), so that bad input is refused before anything is sent.
-    """
-    ids = _string_ids(user_ids, "user_ids")
-    if not ids:
-        raise ValueError("user_ids is empty")
-    return ids
-
-
-def removal_target(journey_ids: Iterable[str] | None, all_journeys: bool) -> dict[str, Any]:
-    """
-    The JSON fields naming a removal's target; exactly one form is allowed.
-    """
-    if not isinstance(all_journeys, bool):
-        raise TypeError(f"all_journeys must be a bool, not {type(all_journeys).__name__}")
-    if all_journeys:
-        if journey_ids is not None:
-            raise ValueError("pass journey_ids or all_journeys=True, not both")
-        return {"all_journeys": True}
-    if journey_ids is None:
-        raise ValueError("pass journey_ids, or all_journeys=True to remove from every journey")
-    ids = _string_ids(journey_ids, "journey_ids")
-    if not ids:
-        raise ValueError("journey_ids is empty: pass all_journeys=True to mean every journey")
-    for journey_id in ids:
-        validate_journey_id(journey_id)
-    return {"journey_uuids": list(ids)}
-
-
-def _string_ids(ids: Iterable[str], name: str) -> tuple[str, ...]:
-    if isinstance(ids, str | bytes):
-        raise TypeError(f"{name} must be an iterable of ids, not a bare {type(ids).__name__}")
-    try:
-        iterator = iter(ids)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be an iterable of strings, not {type(ids).__name__}"
-        ) from None
-    unique: dict[str, None] = {}
-    for index, item in enumerate(iterator):
-        if not isinstance(item, str):
-            raise TypeError(f"{name}[{index}] must be a string, not {type(item).__name__}")
-        if not item:
-            raise ValueError(f"{name}[{index}] is an empty string")
-        unique[item] = None
-    return tuple(unique)

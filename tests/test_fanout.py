@@ -34,9 +34,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import journey_async as ja
-from journey_async._client import _url_builder, validate_journey_id
+from journey_async._client import _url_builder
 from journey_async._fanout import map_as_completed, map_ordered
 from journey_async._transport import HTTP11Transport, default_transport
+from journey_async._validation import validate_journey_id
 from journey_async.testing import EmulatorServer, Fault, JourneyEmulator, serve_emulator
 
 TOKEN = "test-token"  # the emulator's default

@@ -1,0 +1,124 @@
+"""
+Checks of the caller's input, shared by the client, the batcher and the
+command line: bad input is refused with `TypeError` or `ValueError` before
+any request is sent.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator
+from typing import Any, Final
+
+__all__ = [
+    "fanout_ids",
+    "positive_int",
+    "removal_target",
+    "validate_journey_id",
+    "validate_user_ids",
+]
+
+# Characters that would let a journey id change the request's path or query.
+_UNSAFE_ID_CHARACTERS: Final = frozenset("/\\?#%") | frozenset(map(chr, [*range(0x20), 0x7F]))
+
+
+def positive_int(value: int, name: str) -> int:
+    """Return *value* if it is an int of at least 1; raise otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def validate_journey_id(journey_id: object) -> str:
+    """
+    Return *journey_id* if it is safe to put in a URL path; raise otherwise.
+    """
+    if not isinstance(journey_id, str):
+        raise TypeError(f"journey id must be a string, not {type(journey_id).__name__}")
+    if not journey_id:
+        raise ValueError("journey id is empty")
+    if journey_id in (".", "..") or not _UNSAFE_ID_CHARACTERS.isdisjoint(journey_id):
+        raise ValueError(f"journey id {journey_id!r} would change the request's URL path")
+    return journey_id
+
+
+def fanout_ids(journey_ids: Iterable[str]) -> Iterable[str]:
+    """
+    *journey_ids* for a fan-out: a collection checked whole now, so bad input
+    sends nothing; a lazy iterable wrapped to be checked id by id as pulled.
+    """
+    iterator = _iterate(journey_ids, "journey_ids")
+    if isinstance(journey_ids, Collection):
+        for index, journey_id in enumerate(iterator):
+            _validate_nth_journey_id(index, journey_id)
+        return journey_ids
+    return _checked_as_pulled(iterator)
+
+
+def _checked_as_pulled(journey_ids: Iterator[str]) -> Iterator[str]:
+    for index, journey_id in enumerate(journey_ids):
+        yield _validate_nth_journey_id(index, journey_id)
+
+
+def _validate_nth_journey_id(index: int, journey_id: object) -> str:
+    try:
+        return validate_journey_id(journey_id)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"journey_ids[{index}]: {exc}") from None
+
+
+def validate_user_ids(user_ids: Iterable[str]) -> tuple[str, ...]:
+    """
+    Materialise *user_ids*, checking each, with duplicates dropped (first
+    occurrence kept), so that bad input is refused before anything is sent.
+    """
+    ids = _string_ids(user_ids, "user_ids")
+    if not ids:
+        raise ValueError("user_ids is empty")
+    return ids
+
+
+def removal_target(journey_ids: Iterable[str] | None, all_journeys: bool) -> dict[str, Any]:
+    """
+    The JSON fields naming a removal's target; exactly one form is allowed.
+    """
+    if not isinstance(all_journeys, bool):
+        raise TypeError(f"all_journeys must be a bool, not {type(all_journeys).__name__}")
+    if all_journeys:
+        if journey_ids is not None:
+            raise ValueError("pass journey_ids or all_journeys=True, not both")
+        return {"all_journeys": True}
+    if journey_ids is None:
+        raise ValueError("pass journey_ids, or all_journeys=True to remove from every journey")
+    ids = _string_ids(journey_ids, "journey_ids")
+    if not ids:
+        raise ValueError("journey_ids is empty: pass all_journeys=True to mean every journey")
+    for journey_id in ids:
+        validate_journey_id(journey_id)
+    return {"journey_uuids": list(ids)}
+
+
+def _iterate(ids: Iterable[str], name: str) -> Iterator[str]:
+    # A bare string is iterable too, and would be read as one id per character.
+    if isinstance(ids, str | bytes):
+        raise TypeError(f"{name} must be an iterable of ids, not a bare {type(ids).__name__}")
+    try:
+        return iter(ids)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an iterable of strings, not {type(ids).__name__}"
+        ) from None
+
+
+def _string_ids(ids: Iterable[str], name: str) -> tuple[str, ...]:
+    unique: dict[str, None] = {}
+    for index, item in enumerate(_iterate(ids, name)):
+        if not isinstance(item, str):
+            raise TypeError(f"{name}[{index}] must be a string, not {type(item).__name__}")
+        if not item:
+            raise ValueError(f"{name}[{index}] is an empty string")
+        unique[item] = None
+    return tuple(unique)
