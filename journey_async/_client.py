@@ -39,7 +39,7 @@ from ._exceptions import (
 from ._fanout import AsCompleted, map_as_completed, map_ordered
 from ._models import JourneyStats, RemovalResult, StatsResult
 from ._retry import RetryPolicy, RetryTransport, SendRequest, parse_retry_after, retrying
-from ._transport import default_transport
+from ._transport import default_transport, send_and_read
 from ._validation import (
     fanout_ids,
     positive_int,
@@ -454,18 +454,9 @@ class AsyncJourneyClient:
         raise status_error(response)
 
     async def _send_to_transport(self, request: httpx.Request) -> httpx.Response:
-        """`httpx.AsyncClient.send` for the client we own: the transport, the
-        body read, the connection released on failure."""
         if self._http.is_closed:
             raise RuntimeError("Cannot send a request, as the client has been closed.")
-        response = await self._transport.handle_async_request(request)
-        response.request = request
-        try:
-            await response.aread()
-        except BaseException:
-            await response.aclose()
-            raise
-        return response
+        return await send_and_read(self._transport, request)
 
 
 # A path made only of these needs no percent-encoding (RFC 3986 pchar and "/").

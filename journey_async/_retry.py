@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import functools
 import logging
 import math
 import random
@@ -26,6 +27,8 @@ from typing import Any, Final, TypeAlias
 import anyio
 import attrs
 import httpx
+
+from ._transport import send_and_read
 
 __all__ = [
     "RETRY_STATUSES",
@@ -386,17 +389,7 @@ class RetryTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, transport: httpx.AsyncBaseTransport, policy: RetryPolicy) -> None:
         self._transport = transport
-        self._loop = _RetryLoop(self._send_and_read, policy)
-
-    async def _send_and_read(self, request: httpx.Request) -> httpx.Response:
-        response = await self._transport.handle_async_request(request)
-        response.request = request
-        try:
-            await response.aread()
-        except BaseException:
-            await response.aclose()
-            raise
-        return response
+        self._loop = _RetryLoop(functools.partial(send_and_read, transport), policy)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         return await self._loop(request)

@@ -47,7 +47,7 @@ import httpcore
 import httptools
 import httpx
 
-__all__ = ["HTTP11Transport", "default_transport"]
+__all__ = ["HTTP11Transport", "default_transport", "send_and_read"]
 
 DEFAULT_KEEPALIVE_EXPIRY: Final = 5.0
 """Seconds an idle connection is kept, as httpx does: shorter than the idle
@@ -66,6 +66,24 @@ def default_transport(max_connections: int) -> httpx.AsyncBaseTransport:
     The default inner transport, its pool sized to *max_connections*.
     """
     return HTTP11Transport(max_connections=max_connections)
+
+
+async def send_and_read(
+    transport: httpx.AsyncBaseTransport, request: httpx.Request
+) -> httpx.Response:
+    """
+    What `httpx.AsyncClient.send` does that we need, and no more: send
+    *request* through *transport* and read the body, releasing the connection
+    when reading fails.
+    """
+    response = await transport.handle_async_request(request)
+    response.request = request
+    try:
+        await response.aread()
+    except BaseException:
+        await response.aclose()
+        raise
+    return response
 
 
 class _Exchange:
