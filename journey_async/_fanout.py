@@ -29,6 +29,8 @@ from typing import Any, Final, Generic, Self, TypeVar
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._validation import positive_int
+
 __all__ = ["AsCompleted", "Progress", "map_as_completed", "map_ordered"]
 
 T = TypeVar("T")
@@ -38,14 +40,6 @@ Progress = Callable[[int], object]
 """Called with the number of items just settled (1 for each item)."""
 
 _PENDING: Final[Any] = object()
-
-
-def _check_concurrency(concurrency: int) -> int:
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int):
-        raise TypeError(f"concurrency must be an int, not {type(concurrency).__name__}")
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-    return concurrency
 
 
 async def _run_workers(
@@ -106,7 +100,7 @@ async def map_ordered(
 
     .. versionadded:: 0.1.0
     """
-    _check_concurrency(concurrency)
+    positive_int(concurrency, "concurrency")
     results: list[R] = []
 
     async def work(indexed: tuple[int, T]) -> None:
@@ -145,7 +139,7 @@ def map_as_completed(
 
     .. versionadded:: 0.1.0
     """
-    _check_concurrency(concurrency)
+    positive_int(concurrency, "concurrency")
     return AsCompleted(func, items, concurrency=concurrency, progress=progress)
 
 
