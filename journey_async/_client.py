@@ -19,7 +19,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar
 
 import httpx
 
@@ -34,6 +34,7 @@ from ._exceptions import (
     JourneyError,
     NotFoundError,
     RateLimitError,
+    ResponseFormatError,
     ServerError,
 )
 from ._fanout import AsCompleted, map_as_completed, map_ordered
@@ -85,6 +86,11 @@ _STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
 
 _UNSET: Any = object()
 
+REDACTED: Final = "[secret]"
+"""What stands for the API token wherever text might otherwise show it."""
+
+_T = TypeVar("_T")
+
 
 class AsyncJourneyClient:
     """
@@ -129,6 +135,7 @@ class AsyncJourneyClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         token = _resolve_token(api_token)
+        self._secret = token
         self._base_url = _validate_base_url(base_url)
         self.max_concurrency = positive_int(max_concurrency, "max_concurrency")
         self.batch_size = positive_int(batch_size, "batch_size")
@@ -182,7 +189,7 @@ class AsyncJourneyClient:
         return self._base_url
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} base_url={self._base_url!r} api_token=[secret]>"
+        return f"<{type(self).__name__} base_url={self._base_url!r} api_token={REDACTED}>"
 
     async def __aenter__(self) -> Self:
         return self
@@ -216,7 +223,7 @@ class AsyncJourneyClient:
         """
         path = STATS_PATH.format(journey_id=validate_journey_id(journey_id))
         response = await self._send("GET", path)
-        return structure_stats(response.content)
+        return self._parse(structure_stats, response)
 
     async def get_stats_many(
         self,
@@ -419,7 +426,9 @@ class AsyncJourneyClient:
         """One removal request; returns once the API confirmed it."""
         body = json.dumps({"user_ids": list(user_ids), **target}).encode()
         response = await self._send("POST", REMOVAL_PATH, body)
-        structure_removal_ack(response.content)
+        if response.status_code == 204:  # No Content: success, with nothing to say
+            return
+        self._parse(structure_removal_ack, response)
 
     async def _send(self, method: str, path: str, body: bytes | None = None) -> httpx.Response:
         """
@@ -448,10 +457,26 @@ class AsyncJourneyClient:
             raise APITimeoutError(f"{method} {path} timed out: {_describe(exc)}") from exc
         except httpx.TransportError as exc:
             raise APIConnectionError(f"{method} {path} failed: {_describe(exc)}") from exc
+        except httpx.DecodingError as exc:
+            # A body labelled gzip (say) that is not: often a proxy's own page.
+            raise ResponseFormatError(
+                f"{method} {path}: the response body could not be decoded: {_describe(exc)}"
+            ) from exc
         logger.debug("%s %s -> %s", method, path, response.status_code)
         if response.is_success:
             return response
-        raise status_error(response)
+        raise status_error(response, secret=self._secret)
+
+    def _parse(self, parse: Callable[[bytes], _T], response: httpx.Response) -> _T:
+        """*parse* the body; a server may echo what it received, so a
+        `ResponseFormatError` quoting the body has the token blotted out."""
+        try:
+            return parse(response.content)
+        except ResponseFormatError as exc:
+            message = str(exc)
+            if self._secret not in message:
+                raise
+            raise ResponseFormatError(message.replace(self._secret, REDACTED)) from None
 
     async def _send_to_transport(self, request: httpx.Request) -> httpx.Response:
         if self._http.is_closed:
@@ -499,14 +524,17 @@ def _url_builder(base_url: str) -> Callable[[str], httpx.URL]:
     return parse
 
 
-def status_error(response: httpx.Response) -> APIStatusError:
+def status_error(response: httpx.Response, *, secret: str | None = None) -> APIStatusError:
     """
     The `APIStatusError` subclass for an error response, with the server's
-    own ``message`` when its body carries one.
+    own ``message`` when its body carries one, and *secret* blotted out of it
+    (a server may quote the Authorization header it refused).
     """
     status = response.status_code
     cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else APIStatusError)
     message = _server_message(response)
+    if secret:
+        message = message.replace(secret, REDACTED)
     if cls is RateLimitError:
         return RateLimitError(
             message,
@@ -521,7 +549,7 @@ def _server_message(response: httpx.Response) -> str:
     reason = response.reason_phrase or "error"
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         text = " ".join(response.text.split())
         if not text:
             return reason

@@ -207,7 +207,7 @@ def decode_json(content: bytes, what: str) -> object:
     """
     try:
         return json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise ResponseFormatError(
             f"{what} is not JSON: {_preview(content.decode('utf-8', 'replace'))}"
         ) from None

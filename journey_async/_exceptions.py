@@ -160,7 +160,8 @@ class APITimeoutError(APIConnectionError):
 
 class ResponseFormatError(JourneyError):
     """
-    The API answered 2xx, but the body is not what it documents.
+    The body is not what the API documents: it cannot be decoded, is not
+    JSON, or does not fit the documented schema (on a 2xx answer).
 
     The message names the field that did not fit, so that a changed API is
     reported as such rather than as a crash deep inside the library.

@@ -384,3 +384,37 @@ async def test_token_never_logged_or_in_errors(
     for error in errors:
         assert TOKEN not in str(error)
         assert TOKEN not in repr(error)
+
+
+async def test_body_that_cannot_be_decoded_is_response_format_error(
+    api: respx.MockRouter, client: ja.AsyncJourneyClient
+) -> None:
+    # A proxy's plain page labelled gzip: decoding fails while reading the body.
+    headers = {"Content-Encoding": "gzip", "Content-Type": "text/html"}
+    page = httpx.ByteStream(b"<html>Bad Gateway</html>")  # a stream: not decoded yet
+    api.get(STATS_URL).mock(return_value=httpx.Response(502, headers=headers, stream=page))
+    with pytest.raises(ja.ResponseFormatError, match="could not be decoded"):
+        await client.get_stats(JOURNEY_ID)
+
+
+async def test_removal_answered_204_is_confirmed(
+    api: respx.MockRouter, client: ja.AsyncJourneyClient
+) -> None:
+    api.post(REMOVAL_URL).respond(204)
+    result = await client.remove_users(["u1"], all_journeys=True)
+    assert result.user_ids == ("u1",)
+
+
+async def test_token_echoed_by_the_server_is_blotted_out(
+    api: respx.MockRouter, client: ja.AsyncJourneyClient
+) -> None:
+    api.get(STATS_URL).respond(401, json={"message": f"invalid token 'Api {TOKEN}'"})
+    api.post(REMOVAL_URL).respond(200, text=f"you sent Api {TOKEN}")
+    with pytest.raises(ja.AuthenticationError) as status_info:
+        await client.get_stats(JOURNEY_ID)
+    with pytest.raises(ja.ResponseFormatError) as format_info:
+        await client.remove_users(["u1"], all_journeys=True)
+    for error in (status_info.value, format_info.value):
+        assert TOKEN not in str(error)
+        assert "Api [secret]" in str(error)
+    assert status_info.value.message == "invalid token 'Api [secret]'"

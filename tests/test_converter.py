@@ -203,3 +203,8 @@ def test_junk_yields_stats_or_response_format_error_only(body: bytes) -> None:
     else:
         return
     assert message.startswith("journey statistics response")
+
+
+def test_absurdly_deep_json_is_response_format_error() -> None:
+    with pytest.raises(ResponseFormatError, match="is not JSON"):
+        structure_stats(b"[" * 100_000 + b"]" * 100_000)
