@@ -29,6 +29,7 @@ import attrs
 import httpx
 
 from ._transport import send_and_read
+from ._validation import positive_int
 
 __all__ = [
     "RETRY_STATUSES",
@@ -113,10 +114,7 @@ def _number(
 
 
 def _attempts(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{attribute.name} must be an int, not {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{attribute.name} must be at least 1, got {value}")
+    positive_int(value, attribute.name)
 
 
 def _callable(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
