@@ -45,6 +45,7 @@ from ._client import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_TIMEOUT,
+    REDACTED,
     TOKEN_ENV_VAR,
     AsyncJourneyClient,
 )
@@ -1145,7 +1146,7 @@ def _secrets(argv: Sequence[str]) -> list[str]:
 
 def _fail(message: str, secrets: Sequence[str]) -> None:
     for secret in secrets:
-        message = message.replace(secret, "[secret]")
+        message = message.replace(secret, REDACTED)
     print(f"{PROG}: error: {' '.join(message.splitlines())}", file=sys.stderr, flush=True)
 
 
