@@ -311,13 +311,7 @@ def _httpcore_patched() -> bool:
 
 
 def _delimited_by_close(headers: _Headers) -> bool:
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered == b"content-length":
-            return False
-        if lowered == b"transfer-encoding" and value.lower().rstrip().endswith(b"chunked"):
-            return False
-    return True
+    return not _chunked(headers) and all(name.lower() != b"content-length" for name, _ in headers)
 
 
 class _Pool:
