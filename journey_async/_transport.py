@@ -549,19 +549,20 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
         proxy = proxies.get(url.scheme) or proxies.get("all")
         if not proxy or urllib.request.proxy_bypass(url.host):
             return None
+        return self._httpcore(proxy)
+
+    def _handover_fallback(self) -> httpx.AsyncBaseTransport:
+        if self._fallback is None:
+            self._fallback = self._httpcore()
+        return self._fallback
+
+    def _httpcore(self, proxy: str | None = None) -> httpx.AsyncBaseTransport:
+        # Handed-over requests keep this transport's bound and TLS settings.
         return httpx.AsyncHTTPTransport(
             proxy=proxy,
             limits=httpx.Limits(max_connections=self._max_connections),
             verify=self._ssl_context or True,
         )
-
-    def _handover_fallback(self) -> httpx.AsyncBaseTransport:
-        if self._fallback is None:
-            self._fallback = httpx.AsyncHTTPTransport(
-                limits=httpx.Limits(max_connections=self._max_connections),
-                verify=self._ssl_context or True,
-            )
-        return self._fallback
 
     async def aclose(self) -> None:
         self._closed = True
