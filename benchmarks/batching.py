@@ -166,9 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("| emulator latency | mode | requests | wall (s) | p50 (ms) | p99 (ms) | errors |")
     print("|---:|---|---:|---:|---:|---:|---:|")
     for latency_ms in latencies:
-        with spawn_emulator_process(
-            journeys=20, latency=latency_ms / 1000, token=TOKEN, extra_args=["--no-record"]
-        ) as url:
+        with spawn_emulator_process(journeys=20, latency=latency_ms / 1000, token=TOKEN) as url:
             runs: dict[str, list[Run]] = {"batched": [], "unbatched": []}
             for round_number in range(args.repeat):
                 order = ["batched", "unbatched"]

@@ -302,9 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Command: python -m benchmarks.fanout {' '.join(argv or sys.argv[1:])}".rstrip())
     for latency_ms in args.latency_ms:
         latency = latency_ms / 1000
-        with spawn_emulator_process(
-            journeys=300, latency=latency, token=TOKEN, extra_args=["--no-record"]
-        ) as url:
+        with spawn_emulator_process(journeys=300, latency=latency, token=TOKEN) as url:
             rows: dict[int, dict[str, float]] = {}
             for concurrency in args.concurrency:
                 # One throwaway round: imports, the server's first connections.
@@ -321,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print("| ids | iter_stats | get_stats_many |")
         print("|---:|---:|---:|")
-        with spawn_emulator_process(journeys=300, token=TOKEN, extra_args=["--no-record"]) as url:
+        with spawn_emulator_process(journeys=300, token=TOKEN) as url:
             for count in args.rss_ids:
                 iterated = peak_rss_mib(url, "iter", count, 100)
                 listed = peak_rss_mib(url, "many", count, 100)

@@ -603,11 +603,13 @@ def _emulator(args: argparse.Namespace, output: _Output) -> int:
     emulator = JourneyEmulator.with_sample_data(
         args.journeys,
         users_per_journey=args.users_per_journey,
+        unknown_shapes=args.unknown_shapes,
         seed=args.seed,
         token=token,
         latency=args.latency_ms / 1000,
         fault_rate=args.fault_rate,
-        # It may serve for days: keep no request log.
+        max_user_ids_per_request=args.max_user_ids_per_request,
+        # It may serve for days (or carry a benchmark): keep no request log.
         record_requests=False,
     )
     ids = emulator.journey_ids
@@ -1063,6 +1065,18 @@ def _build_parser() -> argparse.ArgumentParser:
         help="share of requests failing transiently (429, 5xx, dropped), 0 to 1",
     )
     emulator.add_argument("--seed", type=int, default=0, help="same seed, same journeys")
+    emulator.add_argument(
+        "--unknown-shapes",
+        action="store_true",
+        help="give every 4th journey a webhook point, a pointStat shape the client does not know",
+    )
+    emulator.add_argument(
+        "--max-user-ids-per-request",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="answer 400 to a removal of more users (default: no limit)",
+    )
     emulator.add_argument(
         "--token",
         default=argparse.SUPPRESS,

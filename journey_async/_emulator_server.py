@@ -15,7 +15,6 @@ optional extra ``journey-async[emulator]``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.util
 import logging
@@ -35,7 +34,6 @@ from ._emulator import JourneyEmulator, _ConnectionDropped
 
 __all__ = [
     "EmulatorServer",
-    "main",
     "run_emulator",
     "serve_emulator",
     "spawn_emulator_process",
@@ -224,8 +222,9 @@ def spawn_emulator_process(
     """
     Run an emulator with sample data in a child process; yield its base URL.
 
-    It runs ``python -m journey_async.testing`` with this interpreter (see
-    `main` for *extra_args*), waits up to 30 s for it to listen, and on exit
+    It runs ``python -m journey_async emulator`` (the command line's
+    ``emulator``, which keeps no request log; *extra_args* are more of its
+    options) with this interpreter, waits up to 30 s for it to listen, and on exit
     terminates it (SIGTERM, then SIGKILL after 5 s). Benchmarks use it so the
     server does not compete with the client for one event loop and one GIL.
 
@@ -234,7 +233,8 @@ def spawn_emulator_process(
     args = [
         sys.executable,
         "-m",
-        "journey_async.testing",
+        "journey_async",
+        "emulator",
         "--port=0",
         f"--journeys={journeys}",
         f"--latency-ms={latency * 1000!r}",
@@ -274,43 +274,3 @@ def _read_url(process: subprocess.Popen[str], *, timeout: float) -> str:
         code = process.poll()
         raise RuntimeError(f"the journey emulator process did not start (exit code {code})")
     return line[len(LISTENING) :].strip()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """
-    ``python -m journey_async.testing``: serve an emulator with sample data.
-
-    .. versionadded:: 0.1.0
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m journey_async.testing",
-        description="Serve an emulator of the Pushwoosh Customer Journey API.",
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
-    parser.add_argument("--journeys", type=int, default=300)
-    parser.add_argument("--users-per-journey", type=int, default=20)
-    parser.add_argument("--unknown-shapes", action="store_true", help="add webhook points")
-    parser.add_argument("--latency-ms", type=float, default=0.0)
-    parser.add_argument("--fault-rate", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--token", default="test-token")
-    parser.add_argument("--max-user-ids-per-request", type=int, default=None)
-    parser.add_argument("--no-record", action="store_true", help="do not keep requests")
-    args = parser.parse_args(argv)
-    try:
-        emulator = JourneyEmulator.with_sample_data(
-            args.journeys,
-            users_per_journey=args.users_per_journey,
-            unknown_shapes=args.unknown_shapes,
-            seed=args.seed,
-            token=args.token,
-            latency=args.latency_ms / 1000,
-            fault_rate=args.fault_rate,
-            record_requests=not args.no_record,
-            max_user_ids_per_request=args.max_user_ids_per_request,
-        )
-    except ValueError as exc:
-        parser.error(str(exc))
-    run_emulator(emulator, host=args.host, port=args.port)
-    return 0

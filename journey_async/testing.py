@@ -12,7 +12,7 @@ set up and inspect and faults you can script. Use it in-process::
 
 or on a real socket with `serve_emulator` (needs ``journey-async[emulator]``),
 or in another process with `spawn_emulator_process` or
-``python -m journey_async.testing --port 8080``. With journey-async installed,
+``journey-async emulator --port 8080``. With journey-async installed,
 pytest also gets the fixtures ``journey_emulator`` and
 ``journey_emulator_server``.
 
@@ -52,8 +52,3 @@ __all__ = [
     "serve_emulator",
     "spawn_emulator_process",
 ]
-
-if __name__ == "__main__":
-    from ._emulator_server import main
-
-    raise SystemExit(main())
