@@ -8,12 +8,14 @@ any request is sent.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Iterable, Iterator
 from typing import Any, Final
 
 __all__ = [
     "fanout_ids",
     "positive_int",
+    "positive_seconds",
     "removal_target",
     "validate_journey_id",
     "validate_user_ids",
@@ -30,6 +32,18 @@ def positive_int(value: int, name: str) -> int:
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")
     return value
+
+
+def positive_seconds(value: float, name: str) -> float:
+    """
+    Return *value* as a float if it is a finite number of seconds above 0;
+    raise otherwise. A bool is not a number here, nor is a numeric string.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number of seconds above 0, got {value!r}")
+    return float(value)
 
 
 def validate_journey_id(journey_id: object) -> str:
