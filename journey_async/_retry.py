@@ -28,7 +28,7 @@ import anyio
 import attrs
 import httpx
 
-from ._transport import send_and_read
+from ._http import send_and_read
 from ._validation import positive_int
 
 __all__ = [
