@@ -28,7 +28,7 @@ def _loop_factories() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
 
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
-) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]] | None:
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
     if item.path.name.startswith(_ON_EVERY_LOOP):
         return _loop_factories()
-    return None
+    return {"asyncio": asyncio.new_event_loop}
