@@ -27,7 +27,7 @@ import anyio
 import attrs
 import httpx
 
-from ._transport import send_and_read
+from ._http import send_and_read
 from ._validation import number, positive_int
 
 __all__ = [
