@@ -41,13 +41,13 @@ from ._exceptions import (
     ServerError,
 )
 from ._fanout import AsCompleted, map_as_completed, map_ordered
+from ._http import default_transport, send_and_read
 from ._models import JourneyStats, RemovalResult, StatsFailure, StatsResult, StatsSuccess
 from ._retry import RetryPolicy, SendRequest, parse_retry_after, retrying
-from ._transport import default_transport, send_and_read
 from ._validation import (
     fanout_ids,
+    number,
     positive_int,
-    positive_seconds,
     removal_target,
     validate_journey_id,
     validate_user_ids,
@@ -801,7 +801,7 @@ def _settings(
         attempt_timeout=(
             None
             if attempt_timeout is None
-            else positive_seconds(attempt_timeout, "attempt_timeout")
+            else number(attempt_timeout, "attempt_timeout", exclusive=True)
         ),
         retry=retry,
         max_concurrency=positive_int(max_concurrency, "max_concurrency"),
@@ -816,11 +816,11 @@ def _validate_timeout(timeout: float | httpx.Timeout) -> httpx.Timeout:
     if isinstance(timeout, httpx.Timeout):
         for phase, value in timeout.as_dict().items():
             if value is not None:
-                positive_seconds(value, f"timeout.{phase}")
+                number(value, f"timeout.{phase}", exclusive=True)
         return timeout
     if timeout is None:
         raise TypeError("timeout must be a number of seconds; httpx.Timeout(None) for no timeout")
-    return httpx.Timeout(positive_seconds(timeout, "timeout"))
+    return httpx.Timeout(number(timeout, "timeout", exclusive=True))
 
 
 def _validate_base_url(base_url: str) -> str:

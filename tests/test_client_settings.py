@@ -16,7 +16,6 @@ from payloads import JOURNEY_ID, MIXED_EXAMPLE, TOKEN
 import journey_async as ja
 
 
-
 class Recorder(httpx.AsyncBaseTransport):
     """Answers every request with *status* (stats for 200) after *gate*, if
     set; records requests and the most in flight at once."""
