@@ -30,7 +30,9 @@ from ._models import (
     MessageStats,
     PointStats,
     RemovalResult,
+    StatsFailure,
     StatsResult,
+    StatsSuccess,
     UnknownStats,
 )
 from ._retry import RetryEvent, RetryPolicy
@@ -60,7 +62,9 @@ __all__ = [
     "RetryEvent",
     "RetryPolicy",
     "ServerError",
+    "StatsFailure",
     "StatsResult",
+    "StatsSuccess",
     "UnknownStats",
     "__version__",
 ]

@@ -34,7 +34,7 @@ from ._exceptions import JourneyError, NotAttemptedError, RemovalError, RequestT
 from ._fanout import Progress, map_ordered
 from ._guard import CallGuard
 from ._models import RemovalResult
-from ._validation import removal_target, validate_user_ids
+from ._validation import number, removal_target, validate_user_ids
 
 __all__ = [
     "DEFAULT_MAX_DELAY",
@@ -269,7 +269,7 @@ class RemovalBatcher:
         # Built by AsyncJourneyClient.removal_batcher, which checks the bounds.
         self._post = post
         self._max_batch_size = max_batch_size
-        self._max_delay = _delay(max_delay)
+        self._max_delay = number(max_delay, "max_delay")
         self._limiter = anyio.CapacityLimiter(max_concurrency)
         self._open: dict[_GroupKey, _Batch] = {}
         # One call for its whole life: a 401 fails what is pending and every
@@ -429,14 +429,6 @@ class RemovalBatcher:
                     )
                 ]
             batch.done.set()
-
-
-def _delay(value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"max_delay must be a number of seconds, not {type(value).__name__}")
-    if not (value >= 0 and math.isfinite(value)):
-        raise ValueError(f"max_delay must be a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 def _copy_error(error: BaseException) -> BaseException:

@@ -22,7 +22,7 @@ import sniffio
 
 import journey_async as ja
 from journey_async._guard import CallGuard
-from journey_async._transport import default_transport
+from journey_async._http import default_transport
 from journey_async.testing import EmulatorServer, Fault, JourneyEmulator, serve_emulator
 
 RIGHT = "right-token"
