@@ -907,6 +907,7 @@ async def test_a_single_user_too_large_is_a_typed_error(api: respx.MockRouter) -
     assert error.removed == ("a", "b", "c")
     assert error.failed == ("huge",)
     assert [type(e) for e in error.errors] == [ja.RequestTooLargeError]
+    assert isinstance(error.errors[0], ja.RequestTooLargeError)
     assert error.errors[0].status_code == 413
 
 
