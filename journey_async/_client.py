@@ -37,10 +37,12 @@ from ._exceptions import (
     JourneyError,
     NotFoundError,
     RateLimitError,
+    RequestTooLargeError,
     ResponseFormatError,
     ServerError,
 )
 from ._fanout import AsCompleted, map_as_completed, map_ordered
+from ._guard import CallGuard
 from ._http import default_transport, send_and_read
 from ._models import JourneyStats, RemovalResult, StatsFailure, StatsResult, StatsSuccess
 from ._redaction import REDACTED, redact, redact_bytes
@@ -86,6 +88,7 @@ _STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
     401: AuthenticationError,
     403: AuthenticationError,
     404: NotFoundError,
+    413: RequestTooLargeError,
     429: RateLimitError,
 }
 
@@ -438,6 +441,12 @@ class AsyncJourneyClient:
         *progress*, when given, is called with 1 as each journey settles
         (stats or error): for a progress bar.
 
+        The call stops at its first `AuthenticationError` (401/403), or once
+        a request could not connect to the API on any of its attempts: the
+        requests waiting to be retried give up, and the journeys not sent by
+        then end with a `NotAttemptedError` (its ``cause`` is that failure)
+        without a request.
+
         Raises:
             TypeError, ValueError: A bad id, or a bad *concurrency*.
             RuntimeError: The client is closed.
@@ -446,7 +455,7 @@ class AsyncJourneyClient:
         """
         ids = fanout_ids(journey_ids)
         return await map_ordered(
-            self._stats_result,
+            functools.partial(self._stats_result, CallGuard()),
             ids,
             concurrency=self._fanout_concurrency(concurrency),
             progress=progress,
@@ -488,15 +497,15 @@ class AsyncJourneyClient:
         """
         ids = fanout_ids(journey_ids)
         return map_as_completed(
-            self._stats_result,
+            functools.partial(self._stats_result, CallGuard()),
             ids,
             concurrency=self._fanout_concurrency(concurrency),
             progress=progress,
         )
 
-    async def _stats_result(self, journey_id: str) -> StatsResult:
+    async def _stats_result(self, guard: CallGuard, journey_id: str) -> StatsResult:
         try:
-            stats = await self.get_stats(journey_id)
+            stats = await guard.run(self.get_stats, journey_id)
         except JourneyError as exc:
             return StatsFailure(journey_id, exc)
         return StatsSuccess(journey_id, stats)
@@ -522,6 +531,7 @@ class AsyncJourneyClient:
         batch_size: int | None = None,
         *,
         progress: Callable[[int], object] | None = None,
+        on_removed: Callable[[Sequence[str]], object] | None = None,
     ) -> RemovalResult:
         """
         Remove users from the given journeys, or from all active journeys.
@@ -539,6 +549,14 @@ class AsyncJourneyClient:
 
         *progress*, when given, is called after each request with the number
         of users it settled, confirmed or failed: for a progress bar.
+        *on_removed*, when given, is called with the user ids of each request
+        the API confirmed, as it lands: a caller cancelled half way still
+        knows who was removed. What either callback raises ends the call.
+
+        The call stops at its first `AuthenticationError`, or once a request
+        could not connect on any of its attempts: the batches not sent by
+        then fail with `NotAttemptedError`, without a request. A batch
+        answered 413 is sent again in halves, down to one user a request.
 
         Every user handed in is accounted for. All confirmed: the result.
         None confirmed: the first failing request's own error, as is (so a
@@ -564,6 +582,7 @@ class AsyncJourneyClient:
             batch_size=size,
             concurrency=self.max_concurrency,
             progress=progress,
+            on_removed=on_removed,
         )
 
     def removal_batcher(
