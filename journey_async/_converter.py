@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -30,7 +30,13 @@ from cattrs.gen import make_dict_structure_fn, override
 from ._exceptions import ResponseFormatError
 from ._models import InAppStats, JourneyPoint, JourneyStats, MessageStats, PointStats, UnknownStats
 
-__all__ = ["decode_json", "structure_removal_ack", "structure_stats"]
+__all__ = [
+    "POINT_KINDS",
+    "decode_json",
+    "structure_removal_ack",
+    "structure_stats",
+    "unstructure_point_stats",
+]
 
 _T = TypeVar("_T")
 
@@ -117,6 +123,9 @@ def _make_converter(*, detailed_validation: bool) -> cattrs.Converter:
         return UnknownStats(raw=types.MappingProxyType(dict(value)))
 
     converter.register_structure_hook(PointStats, structure_point_stats)
+    # Plain data again: known shapes by attrs' defaults (their field names are
+    # the API's keys), an unknown shape as the fields it arrived with.
+    converter.register_unstructure_hook(UnknownStats, lambda stat: dict(stat.raw))
 
     # Without these checks a string would be iterated as an array of characters
     # and indexed as an object, giving baffling messages. JSON objects decode
@@ -229,3 +238,18 @@ def structure_removal_ack(content: bytes) -> None:
     data = decode_json(content, what)
     if not _structure(data, _RemovalAck, what).success:
         raise ResponseFormatError(f"{what} did not confirm the removal: {_preview(data)}")
+
+
+# The name of each pointStat shape in plain data (the command line's JSON and CSV).
+POINT_KINDS: Final[Mapping[type[PointStats], str]] = types.MappingProxyType(
+    {MessageStats: "message", InAppStats: "in_app", UnknownStats: "unknown"}
+)
+
+
+def unstructure_point_stats(stat: PointStats) -> tuple[str, dict[str, Any]]:
+    """
+    The kind of *stat* (a `POINT_KINDS` value) and its fields as plain JSON
+    values: the one place that switches on the shape of a point's statistics,
+    so that JSON, CSV and tables cannot disagree.
+    """
+    return POINT_KINDS[type(stat)], _fast_converter.unstructure(stat)
