@@ -8,6 +8,7 @@ Everything public is importable from here; the modules behind it are private.
 
 from ._batching import RemovalBatcher
 from ._client import AsyncJourneyClient
+from ._converter import error_from_dict, error_to_dict, result_from_dict, result_to_dict
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -28,7 +29,9 @@ from ._models import (
     MessageStats,
     PointStats,
     RemovalResult,
+    StatsFailure,
     StatsResult,
+    StatsSuccess,
     UnknownStats,
 )
 from ._retry import RetryEvent, RetryPolicy
@@ -56,7 +59,13 @@ __all__ = [
     "RetryEvent",
     "RetryPolicy",
     "ServerError",
+    "StatsFailure",
     "StatsResult",
+    "StatsSuccess",
     "UnknownStats",
     "__version__",
+    "error_from_dict",
+    "error_to_dict",
+    "result_from_dict",
+    "result_to_dict",
 ]
