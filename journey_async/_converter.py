@@ -57,6 +57,7 @@ from ._models import (
 )
 
 __all__ = [
+    "POINT_KINDS",
     "decode_json",
     "error_from_dict",
     "error_to_dict",
@@ -64,6 +65,7 @@ __all__ = [
     "result_to_dict",
     "structure_removal_ack",
     "structure_stats",
+    "unstructure_point_stats",
 ]
 
 _T = TypeVar("_T")
@@ -190,6 +192,9 @@ def _make_converter(*, detailed_validation: bool) -> cattrs.Converter:
         return UnknownStats(raw=types.MappingProxyType(dict(value)))
 
     converter.register_structure_hook(PointStats, structure_point_stats)
+    # Plain data again: known shapes by attrs' defaults (their field names are
+    # the API's keys), an unknown shape as the fields it arrived with.
+    converter.register_unstructure_hook(UnknownStats, lambda stat: dict(stat.raw))
 
     # Without these checks a string would be iterated as an array of characters
     # and indexed as an object, giving baffling messages. JSON objects decode
@@ -304,23 +309,32 @@ def structure_removal_ack(content: bytes) -> None:
         raise ResponseFormatError(f"{what} did not confirm the removal: {_preview(data)}")
 
 
+# The name of each pointStat shape in plain data: the command line's JSON and
+# CSV, and the dicts of result_to_dict.
+_KINDS: Final[Mapping[str, type[MessageStats | InAppStats]]] = types.MappingProxyType(
+    {"message": MessageStats, "in_app": InAppStats}
+)
+POINT_KINDS: Final[Mapping[type[PointStats], str]] = types.MappingProxyType(
+    {**{cls: kind for kind, cls in _KINDS.items()}, UnknownStats: "unknown"}
+)
+
+
+def unstructure_point_stats(stat: PointStats) -> tuple[str, dict[str, Any]]:
+    """
+    The kind of *stat* (a `POINT_KINDS` value) and its fields as plain JSON
+    values: the one place that switches on the shape of a point's statistics,
+    so that JSON, CSV and tables cannot disagree.
+    """
+    return POINT_KINDS[type(stat)], _fast_converter.unstructure(stat)
+
+
 # Plain dicts: results and errors to and from JSON-safe dicts, for task queues
 # (taskiq) and processes. Python names, not the API's; a point's shape is told
 # by its "kind", as the command line's JSON tells it.
 
-_KINDS: Final[dict[str, type[MessageStats | InAppStats]]] = {
-    "message": MessageStats,
-    "in_app": InAppStats,
-}
-
 
 def _point_to_dict(point: JourneyPoint) -> dict[str, Any]:
-    stat = point.stat
-    if isinstance(stat, UnknownStats):
-        kind, fields = "unknown", dict(stat.raw)
-    else:
-        kind = "message" if isinstance(stat, MessageStats) else "in_app"
-        fields = attrs.asdict(stat)
+    kind, fields = unstructure_point_stats(point.stat)
     return {
         "title": point.title,
         "campaign_code": point.campaign_code,
