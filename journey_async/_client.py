@@ -38,9 +38,9 @@ from ._exceptions import (
     ServerError,
 )
 from ._fanout import AsCompleted, map_as_completed, map_ordered
+from ._http import default_transport, send_and_read
 from ._models import JourneyStats, RemovalResult, StatsResult
 from ._retry import RetryPolicy, RetryTransport, SendRequest, parse_retry_after, retrying
-from ._transport import default_transport, send_and_read
 from ._validation import (
     fanout_ids,
     positive_int,
