@@ -28,7 +28,9 @@ from ._models import (
     MessageStats,
     PointStats,
     RemovalResult,
+    StatsFailure,
     StatsResult,
+    StatsSuccess,
     UnknownStats,
 )
 from ._retry import RetryEvent, RetryPolicy
@@ -56,7 +58,9 @@ __all__ = [
     "RetryEvent",
     "RetryPolicy",
     "ServerError",
+    "StatsFailure",
     "StatsResult",
+    "StatsSuccess",
     "UnknownStats",
     "__version__",
 ]

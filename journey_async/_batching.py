@@ -22,7 +22,6 @@ trying the failed users again is always safe.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Final, Self, TypeAlias
@@ -33,7 +32,7 @@ import anyio.abc
 from ._exceptions import JourneyError, RemovalError
 from ._fanout import Progress, map_ordered
 from ._models import RemovalResult
-from ._validation import removal_target, validate_user_ids
+from ._validation import number, removal_target, validate_user_ids
 
 __all__ = ["DEFAULT_MAX_DELAY", "PostRemoval", "RemovalBatcher", "remove_in_batches"]
 
@@ -180,7 +179,7 @@ class RemovalBatcher:
         # Built by AsyncJourneyClient.removal_batcher, which checks the bounds.
         self._post = post
         self._max_batch_size = max_batch_size
-        self._max_delay = _delay(max_delay)
+        self._max_delay = number(max_delay, "max_delay")
         self._limiter = anyio.CapacityLimiter(max_concurrency)
         self._open: dict[_GroupKey, _Batch] = {}
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -330,14 +329,6 @@ class RemovalBatcher:
                     "the removal batcher was cancelled before this removal was confirmed"
                 )
             batch.done.set()
-
-
-def _delay(value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"max_delay must be a number of seconds, not {type(value).__name__}")
-    if not (value >= 0 and math.isfinite(value)):
-        raise ValueError(f"max_delay must be a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 def _copy_error(error: BaseException) -> BaseException:

@@ -18,7 +18,6 @@ import datetime
 import email.utils
 import functools
 import logging
-import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -29,7 +28,7 @@ import attrs
 import httpx
 
 from ._http import send_and_read
-from ._validation import positive_int
+from ._validation import number, positive_int
 
 __all__ = [
     "RETRY_STATUSES",
@@ -104,11 +103,7 @@ def _number(
     def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if value is None and optional:
             return
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"{attribute.name} must be a number, not {type(value).__name__}")
-        if not math.isfinite(value) or value < low or (above and value == low):
-            bound = f"> {low:g}" if above else f">= {low:g}"
-            raise ValueError(f"{attribute.name} must be a finite number {bound}, got {value!r}")
+        number(value, attribute.name, minimum=low, exclusive=above)
 
     return check
 

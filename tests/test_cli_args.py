@@ -27,6 +27,7 @@ from journey_async._cli import main
             id="http-not-loopback",
         ),
         pytest.param(["stats", "--timeout", "0", "j1"], "--timeout: must be", id="timeout"),
+        pytest.param(["stats", "--timeout", "nan", "j1"], "--timeout: must be a finite", id="nan"),
         pytest.param(["remove-users", "u1"], "one of the arguments", id="no-target"),
         pytest.param(
             ["remove-users", "--all-journeys", "--journey", "j", "u"],
@@ -44,7 +45,7 @@ from journey_async._cli import main
         ),
         pytest.param(["remove-users", "--all-journeys", "--batch-size=0", "u"], "at least 1"),
         pytest.param(["--base-url", "https://x", "demo"], "--base-url does not apply to 'demo'"),
-        pytest.param(["emulator", "--port", "70000"], "must be in 0..65535", id="port"),
+        pytest.param(["emulator", "--port", "70000"], "must be between 0 and 65535", id="port"),
         pytest.param(["--timeout", "3", "emulator"], "--timeout does not apply to 'emulator'"),
         pytest.param(["demo", "--fault-rate", "2"], "between 0 and 1", id="fault-rate"),
         pytest.param([], "the following arguments are required: COMMAND", id="no-command"),

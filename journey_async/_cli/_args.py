@@ -9,11 +9,10 @@ prints usage and exits on its own.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
-from collections.abc import Sequence
-from typing import Any, Final, NoReturn
+from collections.abc import Callable, Sequence
+from typing import Any, Final, NoReturn, TypeVar
 
 from journey_async._client import (
     DEFAULT_BASE_URL,
@@ -23,10 +22,18 @@ from journey_async._client import (
     TOKEN_ENV_VAR,
     AsyncJourneyClient,
 )
-from journey_async._validation import validate_journey_id, validate_user_ids
+from journey_async._validation import (
+    integer,
+    number,
+    positive_int,
+    validate_journey_id,
+    validate_user_ids,
+)
 from journey_async._version import __version__
 
 from ._output import _installed
+
+_T = TypeVar("_T", int, float)
 
 PROG: Final = "journey-async"
 BASE_URL_ENV_VAR: Final = "PUSHWOOSH_JOURNEY_BASE_URL"
@@ -140,44 +147,31 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _option(
+    parse: Callable[[str], _T], check: Callable[[_T], _T], type_name: str
+) -> Callable[[str], _T]:
+    """
+    An argparse ``type=``: *parse* the text (its ValueError becomes argparse's
+    "invalid <type_name> value"), then *check* it with the package's one
+    number validation, whose message reads after the option's name.
+    """
+
+    def convert(text: str) -> _T:
+        value = parse(text)
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = type_name
+    return convert
 
 
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be in 0..65535, got {value}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
-# argparse names the type in its message: these read better than the function names.
-_positive_int.__name__ = _port.__name__ = "integer"
-_non_negative.__name__ = _positive_float.__name__ = _fraction.__name__ = "number"
+_positive_int: Final = _option(int, lambda value: positive_int(value, ""), "integer")
+_port: Final = _option(int, lambda value: integer(value, "", minimum=0, maximum=65535), "integer")
+_non_negative: Final = _option(float, lambda value: number(value, ""), "number")
+_positive_float: Final = _option(float, lambda value: number(value, "", exclusive=True), "number")
+_fraction: Final = _option(float, lambda value: number(value, "", maximum=1), "number")
 
 
 def _add_client_options(parser: argparse.ArgumentParser, *, on_subcommand: bool) -> None:

@@ -35,6 +35,7 @@ from journey_async._emulator._asgi import (
 from journey_async._emulator._data import RecordedRequest, _Exchange, _Journey, sample_journeys
 from journey_async._emulator._faults import _fault_response
 from journey_async._emulator._state import _EmulatorState
+from journey_async._validation import integer
 
 if TYPE_CHECKING:
     from typing import Self
@@ -128,8 +129,8 @@ class JourneyEmulator(_EmulatorState):
 
         .. versionadded:: 0.1.0
         """
-        if journeys < 0 or users_per_journey < 0:
-            raise ValueError("journeys and users_per_journey must be >= 0")
+        integer(journeys, "journeys", minimum=0)
+        integer(users_per_journey, "users_per_journey", minimum=0)
         emulator = cls(seed=seed, **kwargs)
         for journey_id, title, points, users in sample_journeys(
             journeys, users_per_journey=users_per_journey, unknown_shapes=unknown_shapes, seed=seed

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 import attrs
 
 from journey_async._emulator._asgi import _json_response, _Response
+from journey_async._validation import integer
 
 if TYPE_CHECKING:
     from journey_async._emulator._faults import Fault
@@ -53,12 +54,6 @@ class EmulatedPoint:
         }
 
 
-def _count(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
-    return value
-
-
 def message_point(
     title: str,
     sent: int,
@@ -76,8 +71,8 @@ def message_point(
 
     .. versionadded:: 0.1.0
     """
-    _count("sent", sent)
-    _count("opened", opened)
+    integer(sent, "sent", minimum=0)
+    integer(opened, "opened", minimum=0)
     conversion: float | int = opened / sent * 100 if sent else 0
     if isinstance(conversion, float) and conversion.is_integer():
         conversion = int(conversion)
@@ -104,9 +99,9 @@ def in_app_point(
     .. versionadded:: 0.1.0
     """
     stat = {
-        "shows": _count("shows", shows),
-        "interactions": _count("interactions", interactions),
-        "skipped": _count("skipped", skipped),
+        "shows": integer(shows, "shows", minimum=0),
+        "interactions": integer(interactions, "interactions", minimum=0),
+        "skipped": integer(skipped, "skipped", minimum=0),
     }
     return EmulatedPoint(title, stat, campaign_code, preset_code)
 

@@ -7,7 +7,6 @@ the response each fault sends.
 
 from __future__ import annotations
 
-import math
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 
@@ -15,6 +14,7 @@ import attrs
 
 from journey_async._emulator._asgi import _error, _Response
 from journey_async._emulator._data import Endpoint
+from journey_async._validation import integer, number
 
 if TYPE_CHECKING:
     from typing import Self
@@ -61,8 +61,7 @@ class Fault:
         *retry_after* is sent as the ``Retry-After`` header exactly as given
         (seconds, or an HTTP date); no header when it is None.
         """
-        if not 100 <= status_code <= 599:
-            raise ValueError(f"status_code must be in 100..599, got {status_code!r}")
+        integer(status_code, "status_code", minimum=100, maximum=599)
         return cls(
             kind="status",
             status_code=status_code,
@@ -73,8 +72,7 @@ class Fault:
     @classmethod
     def html(cls, status_code: int = 502, *, after_apply: bool = False) -> Self:
         """An HTML error page (``text/html``), as a proxy in front of the API sends."""
-        if not 100 <= status_code <= 599:
-            raise ValueError(f"status_code must be in 100..599, got {status_code!r}")
+        integer(status_code, "status_code", minimum=100, maximum=599)
         return cls(kind="html", status_code=status_code, after_apply=after_apply)
 
     @classmethod
@@ -104,9 +102,8 @@ class Fault:
         ``after_apply=True`` the request is handled at once and only the
         response is held back.
         """
-        if not (seconds >= 0 and math.isfinite(seconds)):
-            raise ValueError(f"seconds must be a finite number >= 0, got {seconds!r}")
-        return cls(kind="delay", seconds=float(seconds), after_apply=after_apply)
+        seconds = number(seconds, "seconds")
+        return cls(kind="delay", seconds=seconds, after_apply=after_apply)
 
 
 # What fault_rate draws from: the transient failures a client should retry.

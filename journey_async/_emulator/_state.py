@@ -6,7 +6,6 @@ counters tests read. The request handling that uses it is in `._app`.
 
 from __future__ import annotations
 
-import math
 import random
 import uuid
 from collections.abc import Iterable, Sequence
@@ -22,6 +21,7 @@ from journey_async._emulator._data import (
     message_point,
 )
 from journey_async._emulator._faults import _TRANSIENT_FAULTS, Fault, _matches, _ScriptedFault
+from journey_async._validation import number, positive_int
 
 
 class _EmulatorState:
@@ -51,8 +51,8 @@ class _EmulatorState:
     ) -> None:
         if not isinstance(token, str) or not token:
             raise ValueError("token must be a non-empty string")
-        if max_user_ids_per_request is not None and max_user_ids_per_request < 1:
-            raise ValueError("max_user_ids_per_request must be None or >= 1")
+        if max_user_ids_per_request is not None:
+            positive_int(max_user_ids_per_request, "max_user_ids_per_request")
         self._token = token
         self._authorization = f"Api {token}".encode()
         self.latency = latency
@@ -85,9 +85,7 @@ class _EmulatorState:
 
     @latency.setter
     def latency(self, value: float) -> None:
-        if not (value >= 0 and math.isfinite(value)):
-            raise ValueError(f"latency must be a finite number >= 0, got {value!r}")
-        self._latency = float(value)
+        self._latency = number(value, "latency")
 
     @property
     def fault_rate(self) -> float:
@@ -96,9 +94,7 @@ class _EmulatorState:
 
     @fault_rate.setter
     def fault_rate(self, value: float) -> None:
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"fault_rate must be in [0, 1], got {value!r}")
-        self._fault_rate = float(value)
+        self._fault_rate = number(value, "fault_rate", maximum=1)
 
     # --- journeys and users ---
 
