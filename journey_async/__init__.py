@@ -19,6 +19,7 @@ from ._exceptions import (
     RateLimitError,
     RemovalError,
     ResponseFormatError,
+    ResponseTooLargeError,
     ServerError,
 )
 from ._models import (
@@ -55,6 +56,7 @@ __all__ = [
     "RemovalError",
     "RemovalResult",
     "ResponseFormatError",
+    "ResponseTooLargeError",
     "RetryEvent",
     "RetryPolicy",
     "ServerError",

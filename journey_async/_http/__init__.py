@@ -15,12 +15,20 @@ The default transport: HTTP/1.1 on asyncio, one job per module.
 """
 
 from ._body import send_and_read, sender_for_client
-from ._limits import DEFAULT_MAX_RESPONSE_BYTES, MAX_RESPONSE_BYTES_EXTENSION, ResponseTooLarge
+from ._decoding import ACCEPT_ENCODING
+from ._limits import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    MAX_REMOVAL_ACK_BYTES,
+    MAX_RESPONSE_BYTES_EXTENSION,
+    ResponseTooLarge,
+)
 from ._transport import DEFAULT_KEEPALIVE_EXPIRY, HTTP11Transport, default_transport
 
 __all__ = [
+    "ACCEPT_ENCODING",
     "DEFAULT_KEEPALIVE_EXPIRY",
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "MAX_REMOVAL_ACK_BYTES",
     "MAX_RESPONSE_BYTES_EXTENSION",
     "HTTP11Transport",
     "ResponseTooLarge",

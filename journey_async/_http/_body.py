@@ -79,6 +79,9 @@ async def send_and_read(
     response.request = request
     if not response.is_closed:
         await read_bounded(response, max_body(request))
+    elif len(response.content) > (limit := max_body(request)):
+        # Built whole (a mock's content=): in memory already, still refused.
+        raise body_too_large(limit)
     response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
     return response
 

@@ -18,7 +18,7 @@ later) is installed, zstd when ``zstandard`` is: ``pip install
 from __future__ import annotations
 
 import zlib
-from typing import Any, Final, Protocol
+from typing import IO, Any, Final, Protocol, cast
 
 import httpx
 
@@ -130,8 +130,9 @@ class _Zstd:
 
     def __init__(self) -> None:
         self._sink = _Counted()
-        self._writer = _zstd.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW_BYTES).stream_writer(
-            self._sink, write_size=_ZSTD_CHUNK_BYTES, closefd=False
+        decompressor = _zstd.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW_BYTES)
+        self._writer = decompressor.stream_writer(
+            cast("IO[bytes]", self._sink), write_size=_ZSTD_CHUNK_BYTES, closefd=False
         )
 
     def decode(self, data: bytes, room: int) -> bytes:

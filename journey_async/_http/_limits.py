@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "MAX_HEAD_BYTES",
     "MAX_HEAD_LINE_BYTES",
+    "MAX_REMOVAL_ACK_BYTES",
     "MAX_RESPONSE_BYTES_EXTENSION",
     "ResponseTooLarge",
 ]
@@ -34,6 +35,11 @@ DEFAULT_MAX_RESPONSE_BYTES: Final[int] = 4 * 1024 * 1024
 response a journey plausibly has (a thousand points at a few hundred bytes
 each) is under half a MiB; 4 MiB leaves it eight times over, while a runaway
 or hostile body costs at most this much memory per request in flight."""
+
+MAX_REMOVAL_ACK_BYTES: Final[int] = 64 * 1024
+"""A removal's response body, in bytes. The API acknowledges with
+``{"success": true}`` (or a 400 with a one-line message); 64 KiB still takes
+the error page a gateway might answer with, and nothing bigger is an ack."""
 
 MAX_RESPONSE_BYTES_EXTENSION: Final = "journey_async.max_response_bytes"
 """The request extension that carries a request's own body cap (an `int`),

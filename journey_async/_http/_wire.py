@@ -162,7 +162,7 @@ class ResponseParser:
             if isinstance(cause, httpx.RequestError):
                 raise cause from None
             raise httpx.RemoteProtocolError(f"malformed HTTP response: {exc}") from None
-        if in_head and self.response is response and not response.headers_complete:
+        if in_head and response is not None and not response.headers_complete:
             # Still in the head: llhttp keeps the line it is in, so bound it
             # and the head here, as it grows, not only once it is whole.
             newline = data.rfind(b"\n")
