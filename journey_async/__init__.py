@@ -8,6 +8,7 @@ Everything public is importable from here; the modules behind it are private.
 
 from ._batching import RemovalBatcher
 from ._client import AsyncJourneyClient
+from ._converter import error_from_dict, error_to_dict, result_from_dict, result_to_dict
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -65,4 +66,8 @@ __all__ = [
     "StatsSuccess",
     "UnknownStats",
     "__version__",
+    "error_from_dict",
+    "error_to_dict",
+    "result_from_dict",
+    "result_to_dict",
 ]

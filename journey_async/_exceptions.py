@@ -22,16 +22,19 @@ Bad input is not in this tree: it is refused with the builtin `ValueError` or
 No message built here ever contains the API token: messages name the method,
 the path and what the server said, never a request header.
 
+Every error survives `pickle` (for multiprocessing and task queues): a pickled
+`APIStatusError` carries its response and request without the
+``Authorization`` header. `journey_async.error_to_dict` gives a plain dict.
+
 .. versionadded:: 0.1.0
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
 
-if TYPE_CHECKING:
-    import httpx
+import httpx
 
 __all__ = [
     "APIConnectionError",
@@ -46,7 +49,12 @@ __all__ = [
     "ResponseFormatError",
     "ResponseTooLargeError",
     "ServerError",
+    "rebuild_error",
+    "response_from_summary",
+    "response_summary",
 ]
+
+_SECRET_HEADERS: Final = frozenset({b"authorization", b"proxy-authorization"})
 
 
 class JourneyError(Exception):
@@ -57,6 +65,15 @@ class JourneyError(Exception):
 
     .. versionadded:: 0.1.0
     """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default calls cls(*args), which keyword-only __init__s refuse;
+        # this restores the attributes as they are, a response without secrets.
+        state = {
+            name: _without_secrets(value) if isinstance(value, httpx.Response) else value
+            for name, value in vars(self).items()
+        }
+        return (rebuild_error, (type(self), self.args, state))
 
 
 class APIStatusError(JourneyError):
@@ -230,3 +247,51 @@ class RemovalError(JourneyError):
             f"removal confirmed for {len(self.removed)} users and failed for "
             f"{len(self.failed)} ({len(self.errors)} failed requests; first: {first})"
         )
+
+
+def rebuild_error(
+    cls: type[JourneyError], args: tuple[Any, ...], state: Mapping[str, Any]
+) -> JourneyError:
+    """*cls* with *args* and the attributes *state*, without calling its
+    ``__init__``: how pickled and dict-converted errors come back."""
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
+def _without_secrets(response: httpx.Response) -> httpx.Response:
+    """A copy of *response* (body included) whose request has no credentials."""
+    try:
+        request = response.request
+    except RuntimeError:  # a response built without a request
+        return response
+    headers = [(k, v) for k, v in request.headers.raw if k.lower() not in _SECRET_HEADERS]
+    clean = httpx.Request(request.method, request.url, headers=headers, content=_body(request))
+    return httpx.Response(
+        response.status_code, headers=response.headers, content=_body(response), request=clean
+    )
+
+
+def _body(message: httpx.Request | httpx.Response) -> bytes:
+    try:
+        return message.content
+    except (httpx.RequestNotRead, httpx.ResponseNotRead):
+        return b""
+
+
+def response_summary(response: httpx.Response) -> dict[str, Any]:
+    """The plain parts of *response* an error keeps in a dict: its request's
+    method and URL (never a header) and its status."""
+    try:
+        request = response.request
+        method, url = request.method, str(request.url)
+    except RuntimeError:
+        method, url = "GET", ""
+    return {"method": method, "url": url, "status_code": response.status_code}
+
+
+def response_from_summary(summary: Mapping[str, Any]) -> httpx.Response:
+    """A bodiless `httpx.Response` for a `response_summary`."""
+    request = httpx.Request(summary["method"], summary["url"] or "http://unknown.invalid")
+    return httpx.Response(summary["status_code"], request=request)

@@ -9,6 +9,7 @@ stay plain values with Python names.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -77,6 +78,14 @@ class UnknownStats:
     """
 
     raw: Mapping[str, Any]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The raw mapping is read-only (a mappingproxy), which pickle refuses.
+        return (_unknown_stats, (dict(self.raw),))
+
+
+def _unknown_stats(raw: dict[str, Any]) -> UnknownStats:
+    return UnknownStats(raw=types.MappingProxyType(raw))
 
 
 PointStats: TypeAlias = MessageStats | InAppStats | UnknownStats
