@@ -37,11 +37,13 @@ from ._exceptions import (
     JourneyError,
     NotFoundError,
     RateLimitError,
+    RequestTooLargeError,
     ResponseFormatError,
     ResponseTooLargeError,
     ServerError,
 )
 from ._fanout import AsCompleted, map_as_completed, map_ordered
+from ._guard import CallGuard
 from ._http import (
     ACCEPT_ENCODING,
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -53,6 +55,7 @@ from ._http import (
     sender_for_client,
 )
 from ._models import JourneyStats, RemovalResult, StatsFailure, StatsResult, StatsSuccess
+from ._redaction import REDACTED, redact, redact_bytes
 from ._retry import RetryPolicy, SendRequest, parse_retry_after, retrying
 from ._validation import (
     fanout_ids,
@@ -95,13 +98,11 @@ _STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
     401: AuthenticationError,
     403: AuthenticationError,
     404: NotFoundError,
+    413: RequestTooLargeError,
     429: RateLimitError,
 }
 
 _UNSET: Any = object()
-
-REDACTED: Final = "[secret]"
-"""What stands for the API token wherever text might otherwise show it."""
 
 _T = TypeVar("_T")
 
@@ -471,6 +472,12 @@ class AsyncJourneyClient:
         *progress*, when given, is called with 1 as each journey settles
         (stats or error): for a progress bar.
 
+        The call stops at its first `AuthenticationError` (401/403), or once
+        a request could not connect to the API on any of its attempts: the
+        requests waiting to be retried give up, and the journeys not sent by
+        then end with a `NotAttemptedError` (its ``cause`` is that failure)
+        without a request.
+
         Raises:
             TypeError, ValueError: A bad id, or a bad *concurrency*.
             RuntimeError: The client is closed.
@@ -479,7 +486,7 @@ class AsyncJourneyClient:
         """
         ids = fanout_ids(journey_ids)
         return await map_ordered(
-            self._stats_result,
+            functools.partial(self._stats_result, CallGuard()),
             ids,
             concurrency=self._fanout_concurrency(concurrency),
             progress=progress,
@@ -521,15 +528,15 @@ class AsyncJourneyClient:
         """
         ids = fanout_ids(journey_ids)
         return map_as_completed(
-            self._stats_result,
+            functools.partial(self._stats_result, CallGuard()),
             ids,
             concurrency=self._fanout_concurrency(concurrency),
             progress=progress,
         )
 
-    async def _stats_result(self, journey_id: str) -> StatsResult:
+    async def _stats_result(self, guard: CallGuard, journey_id: str) -> StatsResult:
         try:
-            stats = await self.get_stats(journey_id)
+            stats = await guard.run(self.get_stats, journey_id)
         except JourneyError as exc:
             return StatsFailure(journey_id, exc)
         return StatsSuccess(journey_id, stats)
@@ -555,6 +562,7 @@ class AsyncJourneyClient:
         batch_size: int | None = None,
         *,
         progress: Callable[[int], object] | None = None,
+        on_removed: Callable[[Sequence[str]], object] | None = None,
     ) -> RemovalResult:
         """
         Remove users from the given journeys, or from all active journeys.
@@ -572,6 +580,14 @@ class AsyncJourneyClient:
 
         *progress*, when given, is called after each request with the number
         of users it settled, confirmed or failed: for a progress bar.
+        *on_removed*, when given, is called with the user ids of each request
+        the API confirmed, as it lands: a caller cancelled half way still
+        knows who was removed. What either callback raises ends the call.
+
+        The call stops at its first `AuthenticationError`, or once a request
+        could not connect on any of its attempts: the batches not sent by
+        then fail with `NotAttemptedError`, without a request. A batch
+        answered 413 is sent again in halves, down to one user a request.
 
         Every user handed in is accounted for. All confirmed: the result.
         None confirmed: the first failing request's own error, as is (so a
@@ -597,6 +613,7 @@ class AsyncJourneyClient:
             batch_size=size,
             concurrency=self.max_concurrency,
             progress=progress,
+            on_removed=on_removed,
         )
 
     def removal_batcher(
@@ -692,15 +709,21 @@ class AsyncJourneyClient:
         raise status_error(response, secret=self._secret)
 
     def _parse(self, parse: Callable[[bytes], _T], response: httpx.Response) -> _T:
-        """*parse* the body; a server may echo what it received, so a
-        `ResponseFormatError` quoting the body has the token blotted out."""
+        """*parse* the body. A server may echo what it received, and the
+        error quotes the body cut short: so a refused body that holds the
+        token is parsed again with the token blotted out, for the message."""
+        content = response.content
         try:
-            return parse(response.content)
+            return parse(content)
         except ResponseFormatError as exc:
-            message = str(exc)
-            if self._secret not in message:
+            clean = redact_bytes(content, self._secret)
+            if clean is content:
                 raise
-            raise ResponseFormatError(message.replace(self._secret, REDACTED)) from None
+            try:
+                parse(clean)
+            except ResponseFormatError as clean_exc:
+                raise clean_exc from None
+            raise ResponseFormatError(redact(str(exc), self._secret)) from None
 
     async def _attempt(self, request: httpx.Request) -> httpx.Response:
         """One attempt, once a slot is free: direct calls beyond the pool's
@@ -765,9 +788,7 @@ def status_error(response: httpx.Response, *, secret: str | None = None) -> APIS
     """
     status = response.status_code
     cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else APIStatusError)
-    message = _server_message(response)
-    if secret:
-        message = message.replace(secret, REDACTED)
+    message = _server_message(response, secret)
     if cls is RateLimitError:
         return RateLimitError(
             message,
@@ -778,20 +799,33 @@ def status_error(response: httpx.Response, *, secret: str | None = None) -> APIS
     return cls(message, status_code=status, response=response)
 
 
-def _server_message(response: httpx.Response) -> str:
-    reason = response.reason_phrase or "error"
+BODY_PREVIEW_CHARS: Final = 80
+"""Characters of a non-JSON error body quoted in the error's message."""
+
+SERVER_MESSAGE_CHARS: Final = 500
+"""Characters of the server's own ``message`` kept in the error's message: a
+sentence or two, not a hostile server's megabyte."""
+
+
+def _server_message(response: httpx.Response, secret: str | None) -> str:
+    # Everything here is the server's, who may echo the token: blotted out
+    # first, and only then cut short, so no prefix of it survives a cut.
+    reason = _cut(redact(response.reason_phrase, secret), SERVER_MESSAGE_CHARS) or "error"
     try:
         body = response.json()
     except (ValueError, RecursionError):
-        text = " ".join(response.text.split())
+        text = redact(" ".join(response.text.split()), secret)
         if not text:
             return reason
-        preview = text if len(text) <= 80 else text[:77] + "..."
-        return f"{reason} (body is not JSON: {preview!r})"
+        return f"{reason} (body is not JSON: {_cut(text, BODY_PREVIEW_CHARS)!r})"
     message = body.get("message") if isinstance(body, dict) else None
     if isinstance(message, str) and message:
-        return message
+        return _cut(redact(message, secret), SERVER_MESSAGE_CHARS)
     return reason
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _describe(exc: Exception) -> str:

@@ -7,10 +7,12 @@ JourneyError
 │   ├── BadRequestError        400
 │   ├── AuthenticationError    401, 403
 │   ├── NotFoundError          404
+│   ├── RequestTooLargeError   413, for one user alone
 │   ├── RateLimitError         429 (retry_after)
 │   └── ServerError            5xx
 ├── APIConnectionError
 │   └── APITimeoutError
+├── NotAttemptedError          never sent: an earlier failure ended the call (cause)
 ├── ResponseFormatError        body is not what the API documents
 │   └── ResponseTooLargeError  over a size cap (cap, limit)
 └── RemovalError               removed, failed
@@ -43,9 +45,11 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "JourneyError",
+    "NotAttemptedError",
     "NotFoundError",
     "RateLimitError",
     "RemovalError",
+    "RequestTooLargeError",
     "ResponseFormatError",
     "ResponseTooLargeError",
     "ServerError",
@@ -125,6 +129,19 @@ class NotFoundError(APIStatusError):
     """
 
 
+class RequestTooLargeError(APIStatusError):
+    """
+    413: the request body is larger than the API, or a gateway in front of
+    it, accepts.
+
+    A batched removal answered 413 is split in halves and sent again, down to
+    one user a request, so this is raised only for a removal whose single
+    user still does not fit (or for a request that cannot be split).
+
+    .. versionadded:: 0.2.0
+    """
+
+
 class RateLimitError(APIStatusError):
     """
     429: too many requests, and retrying was not possible or not allowed.
@@ -175,6 +192,35 @@ class APITimeoutError(APIConnectionError):
 
     .. versionadded:: 0.1.0
     """
+
+
+class NotAttemptedError(JourneyError):
+    """
+    This request was never sent: an earlier failure of the same call showed
+    that it would fail the same way.
+
+    A fan-out (`get_stats_many`, `iter_stats`), a `remove_users` call and a
+    removal batcher stop sending at their first `AuthenticationError` (the
+    token is wrong for every request alike); a fan-out and `remove_users`
+    also stop once a request could not connect to the API on any of its
+    attempts. What was not sent by then ends with this error, and is never
+    retried.
+
+    Attributes:
+        cause: The failure that stopped the call (also its ``__cause__``).
+
+    .. versionadded:: 0.2.0
+    """
+
+    cause: JourneyError
+
+    def __init__(self, cause: JourneyError) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.__cause__ = cause
+
+    def __str__(self) -> str:
+        return f"not attempted: an earlier request of this call failed: {self.cause}"
 
 
 class ResponseFormatError(JourneyError):

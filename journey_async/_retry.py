@@ -27,6 +27,7 @@ import anyio
 import attrs
 import httpx
 
+from ._guard import call_stopped, sleep_unless_stopped
 from ._http import send_and_read
 from ._validation import number, positive_int
 
@@ -230,7 +231,13 @@ class _RetryLoop:
             capped = _cap_timeouts(request, timeouts, policy.deadline)
 
         attempt = 1
+        waited: httpx.Response | httpx.TransportError | None = None  # before this attempt
         while True:
+            if waited is not None and call_stopped() is not None:
+                # Stopped while this request waited: its last attempt is its outcome.
+                if isinstance(waited, httpx.Response):
+                    return waited
+                raise waited
             failure: httpx.TransportError | None = None
             try:
                 response = await send(request)
@@ -291,7 +298,8 @@ class _RetryLoop:
                         wait=wait,
                     )
                 )
-            await policy.sleep(wait)
+            waited = response if failure is None else failure
+            await sleep_unless_stopped(policy.sleep, wait)
             attempt += 1
             if ends_at is not None:
                 capped = _cap_timeouts(request, timeouts, ends_at - policy.clock())
@@ -305,6 +313,8 @@ def _why_stop(
     ends_at: float | None,
 ) -> str | None:
     """Why the loop must not retry after *attempt* and *wait*, or None to go on."""
+    if (stopped := call_stopped()) is not None:
+        return stopped
     if retry_after is not None and retry_after > policy.max_retry_after:
         return (
             f"Retry-After of {retry_after:g} s is above max_retry_after "

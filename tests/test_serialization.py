@@ -64,6 +64,8 @@ def sample_errors() -> list[ja.JourneyError]:
         ja.ResponseFormatError("not JSON"),
         ja.ResponseTooLargeError("GET /x: too big", cap="max_response_bytes", limit=10),
         ja.RemovalError(removed=["u1"], failed=["u2", "u3"], errors=[not_found]),
+        status_error(ja.RequestTooLargeError, 413),
+        ja.NotAttemptedError(status_error(ja.AuthenticationError, 401)),
     ]
 
 
@@ -81,6 +83,8 @@ def same_error(restored: BaseException, original: BaseException) -> None:
             assert other.status_code == value.status_code
             assert other.request.method == value.request.method
             assert other.request.url == value.request.url
+        elif isinstance(value, BaseException):  # NotAttemptedError.cause
+            same_error(other, value)
         elif isinstance(value, tuple) and value and isinstance(value[0], BaseException):
             for inner, inner_original in zip(other, value, strict=True):
                 same_error(inner, inner_original)

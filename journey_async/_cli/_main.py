@@ -13,8 +13,9 @@ import sys
 from collections.abc import Sequence
 from typing import Final
 
-from journey_async._client import REDACTED, TOKEN_ENV_VAR
+from journey_async._client import TOKEN_ENV_VAR
 from journey_async._exceptions import JourneyError
+from journey_async._redaction import redact
 
 from ._args import (
     EXIT_FAILED,
@@ -31,8 +32,6 @@ from ._output import _describe_error, _Output
 from ._remove_users import _remove_users
 from ._stats import _stats
 
-_MIN_SECRET_LENGTH: Final = 8
-
 
 def _secrets(argv: Sequence[str]) -> list[str]:
     """Every token this run may know, to be blanked out of any message."""
@@ -42,14 +41,13 @@ def _secrets(argv: Sequence[str]) -> list[str]:
             found.append(argv[index + 1])
         elif arg.startswith("--token="):
             found.append(arg.partition("=")[2])
-    # Real tokens are long; blanking a short one would mangle every word that
-    # happens to contain it, and could not be a leak but a coincidence.
-    return [secret for secret in found if len(secret.strip()) >= _MIN_SECRET_LENGTH]
+    # redact() matches a short token only as a whole word, so a short one
+    # does not mangle the words that happen to contain it.
+    return [secret for secret in found if secret.strip()]
 
 
 def _fail(message: str, secrets: Sequence[str]) -> None:
-    for secret in secrets:
-        message = message.replace(secret, REDACTED)
+    message = redact(message, secrets)
     print(f"{PROG}: error: {' '.join(message.splitlines())}", file=sys.stderr, flush=True)
 
 
