@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Final, NoReturn, TypeVar
@@ -118,19 +119,39 @@ def _user_ids(args: argparse.Namespace) -> tuple[str, ...]:
 # --- the client -----------------------------------------------------------------------------
 
 
+# The client's complaints name its arguments; a command-line user knows the flags.
+_FLAG_OF: Final = {
+    "api_token=": "--token",
+    "api_token": "--token",
+    "base_url": "--base-url",
+    "max_concurrency": "--concurrency",
+    "timeout": "--timeout",
+}
+_ARGUMENT_NAMES: Final = re.compile(
+    r"\b(api_token=|(?:api_token|base_url|max_concurrency|timeout)\b)"
+)
+
+
 def _client(args: argparse.Namespace) -> AsyncJourneyClient:
-    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV_VAR)
-    if not token:
-        raise UsageError(f"no API token: pass --token or set {TOKEN_ENV_VAR}")
-    base_url = args.base_url or os.environ.get(BASE_URL_ENV_VAR) or DEFAULT_BASE_URL
+    """
+    The client the flags describe. The token, when no ``--token`` is given,
+    is the client's to find (``$PUSHWOOSH_API_TOKEN``), as in a program.
+    """
     options: dict[str, Any] = {}
+    base_url = args.base_url or os.environ.get(BASE_URL_ENV_VAR)
+    if base_url:
+        options["base_url"] = base_url
     if args.concurrency is not None:
         options["max_concurrency"] = args.concurrency
     if args.timeout is not None:
         options["timeout"] = args.timeout
     if args.no_retry:
         options["retry"] = None
-    return AsyncJourneyClient(token, base_url=base_url, **options)
+    try:
+        return AsyncJourneyClient(args.token, **options)
+    except (TypeError, ValueError) as exc:
+        message = _ARGUMENT_NAMES.sub(lambda match: _FLAG_OF[match[1]], str(exc))
+        raise UsageError(message) from None
 
 
 def _require_uvicorn(command: str) -> None:

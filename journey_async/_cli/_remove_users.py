@@ -21,8 +21,7 @@ def _target(args: argparse.Namespace) -> tuple[str, list[str]]:
     if args.all_journeys:
         return "all journeys", ["--all-journeys"]
     journeys: list[str] = args.journeys
-    noun = "journey" if len(journeys) == 1 else "journeys"
-    return f"{len(journeys)} {noun}", [f"--journey={j}" for j in journeys]
+    return _plural(len(journeys), "journey"), [f"--journey={j}" for j in journeys]
 
 
 def _write_failed(path: str, users: Sequence[str], output: _Output) -> bool:
@@ -75,7 +74,7 @@ async def _remove_users(args: argparse.Namespace, output: _Output) -> int:
     path = args.failed_file
     written = _write_failed(path, failed, output)
     output.line(
-        f"removed {_count(len(removed))} users from {target}; failed for {_count(len(failed))}"
+        f"removed {_plural(len(removed), 'user')} from {target}; failed for {_count(len(failed))}"
         + (f" (written to {path})" if written else "")
         + f", in {_seconds(elapsed)}"
     )
