@@ -42,7 +42,10 @@ async def read_bounded(response: httpx.Response, limit: int) -> None:
             if len(response.content) > limit:
                 raise body_too_large(limit)
         else:
-            decoder = decoder_for(response.headers.get("content-encoding", "").encode("latin-1"))
+            coding = b",".join(
+                value for name, value in response.headers.raw if name.lower() == b"content-encoding"
+            )
+            decoder = decoder_for(coding) if coding else None
             parts: list[bytes] = []
             room = limit
             async for chunk in response.aiter_raw():
