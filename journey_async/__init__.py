@@ -22,6 +22,7 @@ from ._exceptions import (
     RemovalError,
     RequestTooLargeError,
     ResponseFormatError,
+    ResponseTooLargeError,
     ServerError,
 )
 from ._logging import configure_from_environment as _configure_logging
@@ -63,6 +64,7 @@ __all__ = [
     "RemovalResult",
     "RequestTooLargeError",
     "ResponseFormatError",
+    "ResponseTooLargeError",
     "RetryEvent",
     "RetryPolicy",
     "ServerError",
