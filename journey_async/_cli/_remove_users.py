@@ -38,13 +38,6 @@ GRACE: Final = 10.0
 """Seconds the first Ctrl-C waits for the batches in flight."""
 
 
-class _Interrupted(JourneyError):
-    """What stops the batches not sent yet on Ctrl-C; never leaves this command."""
-
-    def __init__(self) -> None:
-        super().__init__("interrupted by Ctrl-C")
-
-
 class _Run:
     """One removal: which users were confirmed, and how it was stopped."""
 
@@ -56,6 +49,9 @@ class _Run:
         self.interrupts = 0
         self.started = False
         self.finished = False
+        # What stops the batches not sent yet on Ctrl-C (the cause of their
+        # NotAttemptedError); a plain JourneyError, since it never leaves here.
+        self.stop = JourneyError("interrupted by Ctrl-C")
 
     @property
     def remaining(self) -> list[str]:
@@ -109,7 +105,7 @@ class _Run:
                 "those in flight (Ctrl-C again to stop now)"
             )
             # The batches not sent end as not attempted; retry waits give up now.
-            guard.stop(_Interrupted())
+            guard.stop(self.stop)
             # anyio's asyncio backend keeps deadlines on the loop's clock.
             scope.deadline = loop.time() + GRACE
 
@@ -193,7 +189,7 @@ def _report_remaining(
     if run.interrupts:
         reason = "interrupted"
     elif run.errors:
-        failed = [e for e in run.errors if not isinstance(e.__cause__, _Interrupted)]
+        failed = [e for e in run.errors if e.__cause__ is not run.stop]
         first = _describe_error(failed[0] if failed else run.errors[0])
         if run.confirmed:
             reason = f"{_plural(len(run.errors), 'removal request')} failed; first: {first}"
