@@ -8,6 +8,14 @@ The one cattrs converter: every rule for reading the API's JSON lives here.
   shape are ignored.
 - Numbers and strings are checked, not coerced: ``"12"`` where a count belongs
   is a changed API, not a count.
+- Counts (every int field) are non-negative integers. A JSON number with a
+  zero fraction, such as ``3.0``, is the count 3 (some serializers write every
+  number as a float); ``1.5``, ``-1`` and a float above 2**53 (``1e308``),
+  which no longer holds an exact integer, are refused.
+- ``conversion`` (every float field) is a finite number of at least 0.
+  JavaScript's ``NaN``, ``Infinity`` and ``-Infinity``, which Python's json
+  module reads but JSON does not have, are refused wherever they appear,
+  unknown ``pointStat`` shapes included, naming the point and the field.
 - Any mismatch becomes one `ResponseFormatError` whose message names the JSON
   path of every field that did not fit.
 
@@ -17,6 +25,7 @@ The one cattrs converter: every rule for reading the API's JSON lives here.
 from __future__ import annotations
 
 import json
+import math
 import types
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
@@ -86,21 +95,59 @@ _JSON_KEYS: Final[dict[type[Any], dict[str, str]]] = {
 _KNOWN_STATS: Final = (MessageStats, InAppStats)
 
 
+MAX_EXACT_FLOAT_COUNT: Final = 2**53
+"""The largest float read as a count: above it a float holds no exact integer."""
+
+
 def _strict_int(value: object, _: object) -> int:
-    # bool is an int subclass, and an integral float is still a count.
+    # bool is an int subclass; an integral float of exact size is still a count.
     if isinstance(value, bool):
         raise TypeError(f"expected an integer, got {value!r}")
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise TypeError(f"expected an integer, got {value!r}")
+        count = value
+    elif isinstance(value, float) and value.is_integer() and abs(value) <= MAX_EXACT_FLOAT_COUNT:
+        count = int(value)
+    else:
+        raise TypeError(f"expected an integer, got {_preview(value)}")
+    if count < 0:
+        raise ValueError(f"expected a count of at least 0, got {count}")
+    return count
 
 
 def _strict_float(value: object, _: object) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    raise TypeError(f"expected a number, got {value!r}")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"expected a number, got {_preview(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an int of hundreds of digits
+        raise ValueError(
+            f"expected a finite number, got an integer of {len(str(value))} digits"
+        ) from None
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    if number < 0:
+        raise ValueError(f"expected a number of at least 0, got {value!r}")
+    return number
+
+
+class _NotFinite(ValueError):
+    """A NaN or infinity at *subpath* inside an unknown shape."""
+
+    def __init__(self, value: float, subpath: str) -> None:
+        super().__init__(f"expected a finite number, got {value!r}")
+        self.subpath = subpath
+
+
+def _check_finite(value: object, path: str = "") -> None:
+    """Refuse NaN and infinities anywhere inside *value* (an unknown shape)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _NotFinite(value, path)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_finite(item, f"{path}[{index}]")
 
 
 def _strict_str(value: object, _: object) -> str:
@@ -141,6 +188,7 @@ def _make_converter(*, detailed_validation: bool) -> cattrs.Converter:
         for cls, required in shapes:
             if required <= value.keys():
                 return converter.structure(value, cls)
+        _check_finite(value)
         return UnknownStats(raw=types.MappingProxyType(dict(value)))
 
     converter.register_structure_hook(PointStats, structure_point_stats)
@@ -208,7 +256,7 @@ def _describe(exc: BaseException, path: str) -> list[str]:
     elif isinstance(exc, KeyError):
         return [f"required field missing @ {path}"]
     else:
-        return [f"{exc} @ {path}"]
+        return [f"{exc} @ {path}{getattr(exc, 'subpath', '')}"]
     return lines + [line for inner in others for line in _describe(inner, path)]
 
 

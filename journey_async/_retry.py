@@ -19,6 +19,7 @@ import email.utils
 import functools
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypeAlias
@@ -55,23 +56,29 @@ gateway. Other 4xx would fail the same way again; 501 and 505 are permanent."""
 _RETRYABLE_ERRORS: Final = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
+_DELAY_SECONDS: Final = re.compile(r"[0-9]+")  # ASCII only: "²".isdigit() is True
+
+
 def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
     """
-    Seconds to wait from a ``Retry-After`` header: whole seconds or an HTTP
-    date; `None` when absent or unreadable. A date in the past means no wait.
+    Seconds to wait from a ``Retry-After`` header: whole seconds in ASCII
+    digits, or an HTTP date; `None` when absent or anything else, so the
+    caller falls back to its backoff. A date in the past means no wait.
     """
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if _DELAY_SECONDS.fullmatch(value):
+        return float(value)  # digits past float's range: inf, above any cap
+    if not value.isascii():
+        return None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:  # "-0000" parses naive; RFC 9110 dates are all GMT.
+            when = when.replace(tzinfo=datetime.UTC)
+        return max(0.0, when.timestamp() - now())
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:  # "-0000" parses naive; RFC 9110 dates are all GMT.
-        when = when.replace(tzinfo=datetime.UTC)
-    return max(0.0, when.timestamp() - now())
 
 
 @attrs.frozen(kw_only=True)
