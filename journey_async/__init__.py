@@ -22,6 +22,7 @@ from ._exceptions import (
     RemovalError,
     RequestTooLargeError,
     ResponseFormatError,
+    ResponseTooLargeError,
     ServerError,
 )
 from ._models import (
@@ -60,6 +61,7 @@ __all__ = [
     "RemovalResult",
     "RequestTooLargeError",
     "ResponseFormatError",
+    "ResponseTooLargeError",
     "RetryEvent",
     "RetryPolicy",
     "ServerError",

@@ -39,11 +39,21 @@ from ._exceptions import (
     RateLimitError,
     RequestTooLargeError,
     ResponseFormatError,
+    ResponseTooLargeError,
     ServerError,
 )
 from ._fanout import AsCompleted, map_as_completed, map_ordered
 from ._guard import CallGuard
-from ._http import default_transport, send_and_read
+from ._http import (
+    ACCEPT_ENCODING,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    MAX_REMOVAL_ACK_BYTES,
+    MAX_RESPONSE_BYTES_EXTENSION,
+    ResponseTooLarge,
+    default_transport,
+    send_and_read,
+    sender_for_client,
+)
 from ._models import JourneyStats, RemovalResult, StatsFailure, StatsResult, StatsSuccess
 from ._redaction import REDACTED, redact, redact_bytes
 from ._retry import RetryPolicy, SendRequest, parse_retry_after, retrying
@@ -170,6 +180,12 @@ class AsyncJourneyClient:
         attempt_timeout: Seconds: a wall-clock bound on one attempt, whole
             response included; `None` for none.
         rate_limit: A rate limiter every attempt goes through; `None` for none.
+        max_response_bytes: The largest response body accepted, counted
+            after decompression (4 MiB by default, eight times the largest
+            statistics a journey plausibly has); above it the response is
+            dropped as it arrives and the call fails with
+            `ResponseTooLargeError`. A removal's acknowledgement (a small
+            JSON object) is capped at 64 KiB, or at this if lower.
 
     The settings (``timeout``, ``attempt_timeout``, ``retry``,
     ``max_concurrency``, ``batch_size``, ``rate_limit``) are read-only
@@ -195,8 +211,10 @@ class AsyncJourneyClient:
         transport: httpx.AsyncBaseTransport | None = None,
         attempt_timeout: float | None = None,
         rate_limit: object | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         token = _resolve_token(api_token)
+        max_response_bytes = positive_int(max_response_bytes, "max_response_bytes")
         self._secret = token
         self._base_url = _validate_base_url(base_url)
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
@@ -233,9 +251,13 @@ class AsyncJourneyClient:
             send: SendRequest = functools.partial(send_and_read, inner)
             self._shared = _Shared(owned, send, owns_http=True, pool_size=settings.max_concurrency)
         else:
-            # Their client, their auth, hooks and mounts: retry around its send.
+            # Their client, their auth, hooks and mounts: retry around its
+            # send, the body read within its cap by us.
             self._shared = _Shared(
-                http_client, http_client.send, owns_http=False, pool_size=settings.max_concurrency
+                http_client,
+                sender_for_client(http_client),
+                owns_http=False,
+                pool_size=settings.max_concurrency,
             )
         self._is_copy = False
         self._http = self._shared.http
@@ -245,6 +267,8 @@ class AsyncJourneyClient:
                 "Authorization": f"Api {token}",
                 "User-Agent": f"journey-async/{__version__}",
                 "Accept": "application/json",
+                # Exactly the codings the client can decode (within the cap).
+                "Accept-Encoding": ACCEPT_ENCODING,
             }
         )
         # The headers as they go out, Host first as httpx orders them: built
@@ -256,12 +280,19 @@ class AsyncJourneyClient:
             [*host, *self._headers.raw, (b"Content-Type", b"application/json")]
         )
         self._url = _url_builder(self._base_url)
+        self._max_response_bytes = max_response_bytes
         self._configure(settings)
 
     def _configure(self, settings: _Settings) -> None:
         """Everything derived from *settings*, built once per client or copy."""
         self._settings = settings
-        self._extensions = {"timeout": settings.timeout.as_dict()}
+        timeouts = settings.timeout.as_dict()
+        limit = self._max_response_bytes
+        self._extensions = {"timeout": timeouts, MAX_RESPONSE_BYTES_EXTENSION: limit}
+        self._removal_extensions = {
+            "timeout": timeouts,
+            MAX_RESPONSE_BYTES_EXTENSION: min(limit, MAX_REMOVAL_ACK_BYTES),
+        }
         shared = self._shared
         # A copy with a lower bound waits for its own slot, then the pool's.
         self._own_slots = (
@@ -641,9 +672,11 @@ class AsyncJourneyClient:
         """
         if body is None:
             headers = self._get_headers
+            extensions = self._extensions
         else:
             headers = httpx.Headers(self._post_headers)
             headers["Content-Length"] = str(len(body))
+            extensions = self._removal_extensions
         # stream=, not content=: httpx then skips encoding the body and
         # re-deriving every header, a sixth of a request's CPU in a fan-out;
         # the headers above are what it would have derived.
@@ -652,13 +685,17 @@ class AsyncJourneyClient:
             self._url(path),
             headers=headers,
             stream=httpx.ByteStream(body or b""),
-            extensions=self._extensions,
+            extensions=extensions,
         )
         request.read()  # as httpx does for a body in memory: request.content works
         try:
             response = await self._send_request(request)
         except httpx.TimeoutException as exc:
             raise APITimeoutError(f"{method} {path} timed out: {_describe(exc)}") from exc
+        except ResponseTooLarge as exc:
+            raise ResponseTooLargeError(
+                f"{method} {path}: {exc}", cap=exc.cap, limit=exc.limit
+            ) from exc
         except httpx.TransportError as exc:
             raise APIConnectionError(f"{method} {path} failed: {_describe(exc)}") from exc
         except httpx.DecodingError as exc:

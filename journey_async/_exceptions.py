@@ -14,6 +14,7 @@ JourneyError
 │   └── APITimeoutError
 ├── NotAttemptedError          never sent: an earlier failure ended the call (cause)
 ├── ResponseFormatError        body is not what the API documents
+│   └── ResponseTooLargeError  over a size cap (cap, limit)
 └── RemovalError               removed, failed
 ```
 
@@ -50,6 +51,7 @@ __all__ = [
     "RemovalError",
     "RequestTooLargeError",
     "ResponseFormatError",
+    "ResponseTooLargeError",
     "ServerError",
     "rebuild_error",
     "response_from_summary",
@@ -231,6 +233,31 @@ class ResponseFormatError(JourneyError):
 
     .. versionadded:: 0.1.0
     """
+
+
+class ResponseTooLargeError(ResponseFormatError):
+    """
+    The response went over a size cap, and was dropped as it arrived (the
+    connection closed, memory never past the cap). Not retried.
+
+    Attributes:
+        cap: Which cap: ``"max_response_bytes"`` (the body, counted after
+            decompression: raise it with
+            ``AsyncJourneyClient(max_response_bytes=...)``), ``"head line"``
+            or ``"head"`` (fixed caps on the status line and headers, far
+            above what the API sends).
+        limit: The cap, in bytes.
+
+    .. versionadded:: 0.2.0
+    """
+
+    cap: str
+    limit: int
+
+    def __init__(self, message: str, *, cap: str, limit: int) -> None:
+        super().__init__(message)
+        self.cap = cap
+        self.limit = limit
 
 
 class RemovalError(JourneyError):

@@ -77,7 +77,7 @@ class Connection(asyncio.Protocol):
             self._last_read = self._loop.time()
         try:
             self._parser.feed(data)
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:  # not HTTP, over a cap, not decodable
             self._fail(exc)
 
     def eof_received(self) -> bool:
@@ -87,8 +87,13 @@ class Connection(asyncio.Protocol):
         self.closed = True
         if self._waiter is None:
             return
-        if exc is None and self._parser.finish_at_close() is not None:
-            return  # a body delimited by the close: complete now
+        if exc is None:
+            try:
+                if self._parser.finish_at_close() is not None:
+                    return  # a body delimited by the close: complete now
+            except httpx.RequestError as error:  # its coding cut short
+                self._fail(error)
+                return
         if exc is None:
             self._fail(
                 httpx.RemoteProtocolError(
@@ -103,14 +108,15 @@ class Connection(asyncio.Protocol):
     # --- the request side ---
 
     async def exchange(
-        self, data: bytes, *, is_head: bool, read_timeout: float | None
+        self, data: bytes, *, is_head: bool, read_timeout: float | None, max_body: int
     ) -> ParsedResponse:
-        """Write *data* (a whole request) and wait for the whole response."""
+        """Write *data* (a whole request) and wait for the whole response,
+        its body (decoded) at most *max_body* bytes."""
         assert self.transport is not None
         loop = self._loop
         waiter: asyncio.Future[ParsedResponse] = loop.create_future()
         self._waiter = waiter
-        self._parser.expect(is_head=is_head)
+        self._parser.expect(is_head=is_head, max_body=max_body)
         self.received = False
         self.transport.write(data)
         self._read_timeout = read_timeout

@@ -40,11 +40,12 @@ from typing import Final
 import httpcore
 import httpx
 
+from ._body import max_body, read_bounded
 from ._connection import Connection, connect
 from ._pool import Origin, Pool
 from ._wire import ParsedResponse, serialize_request
 
-__all__ = ["DEFAULT_KEEPALIVE_EXPIRY", "HTTP11Transport", "default_transport", "send_and_read"]
+__all__ = ["DEFAULT_KEEPALIVE_EXPIRY", "HTTP11Transport", "default_transport"]
 
 DEFAULT_KEEPALIVE_EXPIRY: Final = 5.0
 """Seconds an idle connection is kept, as httpx does: shorter than the idle
@@ -60,24 +61,6 @@ def default_transport(max_connections: int) -> httpx.AsyncBaseTransport:
     The default inner transport, its pool sized to *max_connections*.
     """
     return HTTP11Transport(max_connections=max_connections)
-
-
-async def send_and_read(
-    transport: httpx.AsyncBaseTransport, request: httpx.Request
-) -> httpx.Response:
-    """
-    What `httpx.AsyncClient.send` does that we need, and no more: send
-    *request* through *transport* and read the body, releasing the connection
-    when reading fails.
-    """
-    response = await transport.handle_async_request(request)
-    response.request = request
-    try:
-        await response.aread()
-    except BaseException:
-        await response.aclose()
-        raise
-    return response
 
 
 def _httpcore_patched() -> bool:
@@ -132,13 +115,13 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
         except KeyError:
             handover = self._handovers[origin] = self._handover_for(url)
         if handover is not None:
-            return await handover.handle_async_request(request)
+            return await _whole(handover, request)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # trio, or another non-asyncio loop
-            return await self._handover_fallback().handle_async_request(request)
+            return await _whole(self._handover_fallback(), request)
         if _httpcore_patched():
-            return await self._handover_fallback().handle_async_request(request)
+            return await _whole(self._handover_fallback(), request)
 
         pool = self._pool
         if pool is None or pool.loop is not loop:
@@ -176,13 +159,16 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
         method = request.method
         is_head = method == "HEAD"
         read_timeout = timeouts.get("read")
+        limit = max_body(request)
         connection = pool.take_idle(origin)
         reused = connection is not None
         while True:
             if connection is None:
                 connection = await self._connect(loop, origin, timeouts.get("connect"), request)
             try:
-                parsed = await connection.exchange(data, is_head=is_head, read_timeout=read_timeout)
+                parsed = await connection.exchange(
+                    data, is_head=is_head, read_timeout=read_timeout, max_body=limit
+                )
             except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
                 # A kept-alive connection the server closed as we wrote:
                 # nothing was answered, so an idempotent request is sent
@@ -192,7 +178,7 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
                     continue
                 exc.request = request
                 raise
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 exc.request = request
                 raise
             break
@@ -257,21 +243,26 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
             await transport.aclose()
 
 
+async def _whole(transport: httpx.AsyncBaseTransport, request: httpx.Request) -> httpx.Response:
+    """A handed-over request's response, read whole within its cap, as the
+    fast path returns them."""
+    response = await transport.handle_async_request(request)
+    await read_bounded(response, max_body(request))
+    return response
+
+
 def _response(parsed: ParsedResponse) -> httpx.Response:
-    headers = parsed.headers
+    """The httpx face of a response received whole (body decoded)."""
     body = b"".join(parsed.body)
     response = httpx.Response(
         parsed.status,
-        headers=headers,
+        headers=parsed.headers,
         stream=httpx.ByteStream(body),
         extensions={"http_version": parsed.http_version, "reason_phrase": parsed.reason},
     )
-    for name, _ in headers:
-        if len(name) == 16 and name.lower() == b"content-encoding":
-            break
-    else:
-        # Already whole and nothing to decode: what aread() would store,
-        # without its decoder machinery (a tenth of a request's cost).
-        # Should httpx rename the attribute, aread() just does the work.
-        response._content = body
+    # Whole, decoded and closed: what aread() and aclose() would leave,
+    # without their machinery (a tenth of a request's cost).
+    response._content = body
+    response.is_stream_consumed = True
+    response.is_closed = True
     return response
