@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
+import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from payloads import IN_APP_EXAMPLE, MESSAGE_EXAMPLE, MIXED_EXAMPLE
@@ -94,3 +96,42 @@ def test_the_direct_reading_takes_the_documented_examples() -> None:
 def test_an_unknown_shape_is_left_to_the_converters() -> None:
     data = {"payload": {"title": "T", "points": [{"pointTitle": "W", "pointStat": {"hits": 1}}]}}
     assert _direct_stats.read(data) is None
+
+
+VALID: dict[str, Any] = {
+    "payload": {
+        "title": "T",
+        "points": [
+            {
+                "pointTitle": "P",
+                "campaignCode": "C",
+                "presetCode": "K",
+                "pointStat": {"sent": 10, "opened": 1, "conversion": 10.0},
+            },
+            {"pointTitle": "Q", "pointStat": {"shows": 3, "interactions": 2, "skipped": 1}},
+        ],
+    }
+}
+FIELDS = [
+    ("payload", "title"),
+    ("payload", "points", 0, "pointTitle"),
+    ("payload", "points", 0, "campaignCode"),
+    ("payload", "points", 0, "presetCode"),
+    *[("payload", "points", 0, "pointStat", key) for key in ("sent", "opened", "conversion")],
+    *[("payload", "points", 1, "pointStat", key) for key in ("shows", "interactions", "skipped")],
+]
+
+
+@pytest.mark.parametrize("path", FIELDS, ids=lambda path: ".".join(map(str, path)))
+@pytest.mark.parametrize("value", [5, 2.5, -1, "5", True, None, [], {}, float("nan")])
+def test_each_field_mistyped_agrees_with_the_converters(
+    path: tuple[Any, ...], value: object
+) -> None:
+    data = copy.deepcopy(VALID)
+    *parents, last = path
+    target = data
+    for key in parents:
+        target = target[key]
+    target[last] = value
+    direct = _direct_stats.read(data)
+    assert direct is None or repr(direct) == repr(converters(data))
