@@ -18,7 +18,6 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-import sniffio
 
 import journey_async as ja
 from journey_async._guard import CallGuard
@@ -121,11 +120,7 @@ async def wrong_token_fanout(served: EmulatorServer) -> None:
     ids = emulator.journey_ids
     async with ja.AsyncJourneyClient(WRONG, base_url=served.url) as client:  # default settings
         results = await client.get_stats_many(ids)
-        # iter_stats on trio comes with the AsCompleted rebuild.
-        if sniffio.current_async_library() == "asyncio":
-            streamed = [r async for r in client.iter_stats(ids)]
-        else:
-            streamed = await client.get_stats_many(ids)
+        streamed = [r async for r in client.iter_stats(ids)]
     sent = emulator.requests
     for outcome in (results, streamed):
         counts = by_error(outcome)

@@ -39,7 +39,7 @@ _T = TypeVar("_T", int, float)
 PROG: Final = "journey-async"
 BASE_URL_ENV_VAR: Final = "PUSHWOOSH_JOURNEY_BASE_URL"
 INSTALL_CLI: Final = "pip install 'journey-async[cli]'"
-DEFAULT_FAILED_FILE: Final = "failed-users.txt"
+DEFAULT_REMAINING_FILE: Final = "remaining-users.txt"
 EMULATOR_DEFAULT_TOKEN: Final = "test-token"  # noqa: S105 - the emulator's public default
 
 EXIT_OK: Final = 0
@@ -266,7 +266,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "remove-users",
         help="remove users from journeys, in batches",
         description="Remove users from some journeys or from all of them, in batches. "
-        "Users whose removal failed are written to a file that --users-file reads back.",
+        "When some fail, or on Ctrl-C, the users not confirmed removed are written to a "
+        "file that --users-file reads back. The first Ctrl-C sends no new batch and waits "
+        "briefly for those in flight; a second one stops at once.",
     )
     target = remove.add_mutually_exclusive_group(required=True)
     target.add_argument(
@@ -288,11 +290,14 @@ def _build_parser() -> argparse.ArgumentParser:
         help=f"user ids per request (default: {DEFAULT_BATCH_SIZE})",
     )
     remove.add_argument(
-        "--failed-file",
-        default=DEFAULT_FAILED_FILE,
+        "--remaining-file",
+        default=DEFAULT_REMAINING_FILE,
         metavar="F",
-        help=f"where the users whose removal failed go (default: {DEFAULT_FAILED_FILE})",
+        help="where the users not confirmed removed go when the run fails or is "
+        f"interrupted, for --users-file to finish the job (default: {DEFAULT_REMAINING_FILE})",
     )
+    # Its 0.1.0 name, kept working.
+    remove.add_argument("--failed-file", dest="remaining_file", help=argparse.SUPPRESS)
     _add_client_options(remove, on_subcommand=True)
 
     emulator = commands.add_parser(
