@@ -8,8 +8,6 @@ Retries with backoff, as an httpx transport wrapper.
 response (the last 503, or a 429 whose ``Retry-After`` is too long) and
 raises the last `httpx.TransportError`; the client maps both to the
 `JourneyError` tree.
-
-.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ import httpx
 
 from ._guard import call_stopped, sleep_unless_stopped
 from ._http import send_and_read
-from ._logging import logger, request_extra
+from ._logging import logged_path, logger, request_extra
 from ._validation import number, positive_int
 
 __all__ = [
@@ -267,7 +265,7 @@ class _RetryLoop:
                 logger.debug(
                     "%s %s: giving up after attempt %d (%s): %s",
                     request.method,
-                    request.url.path,
+                    logged_path(request),
                     attempt,
                     reason,
                     give_up,
@@ -289,7 +287,7 @@ class _RetryLoop:
             logger.info(
                 "%s %s: attempt %d of %d failed (%s); retrying in %.2f s",
                 request.method,
-                request.url.path,
+                logged_path(request),
                 attempt,
                 policy.max_attempts,
                 reason,
@@ -394,8 +392,6 @@ class RetryTransport(httpx.AsyncBaseTransport):
     dropped mid-body is retried like any other; the client above finds the
     body already read. Discarded responses are closed, so no connection is
     held by a failed attempt while the loop waits.
-
-    .. versionadded:: 0.1.0
     """
 
     def __init__(self, transport: httpx.AsyncBaseTransport, policy: RetryPolicy) -> None:
