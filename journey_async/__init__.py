@@ -25,6 +25,7 @@ from ._exceptions import (
     ResponseTooLargeError,
     ServerError,
 )
+from ._logging import configure_from_environment as _configure_logging
 from ._models import (
     InAppStats,
     JourneyPoint,
@@ -39,6 +40,8 @@ from ._models import (
 )
 from ._retry import RetryEvent, RetryPolicy
 from ._version import __version__
+
+_configure_logging()
 
 __all__ = [
     "APIConnectionError",

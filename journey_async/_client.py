@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
@@ -54,6 +55,7 @@ from ._http import (
     send_and_read,
     sender_for_client,
 )
+from ._logging import CallLog, call_log, logger, request_extra
 from ._models import JourneyStats, RemovalResult, StatsFailure, StatsResult, StatsSuccess
 from ._redaction import REDACTED, redact, redact_bytes
 from ._retry import RetryPolicy, SendRequest, parse_retry_after, retrying
@@ -69,7 +71,6 @@ from ._version import __version__
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncJourneyClient"]
 
-logger = logging.getLogger("journey_async")
 
 DEFAULT_BASE_URL: Final = "https://journey.pushwoosh.com"
 TOKEN_ENV_VAR: Final = "PUSHWOOSH_API_TOKEN"  # noqa: S105 - a variable name
@@ -131,7 +132,7 @@ class _Shared:
     the client-wide slots that bound attempts in flight to the pool's size.
     """
 
-    __slots__ = ("http", "owns_http", "pool_size", "send", "slots")
+    __slots__ = ("__weakref__", "forked", "http", "owns_http", "pool_size", "send", "slots", "used")
 
     def __init__(
         self, http: httpx.AsyncClient, send: SendRequest, *, owns_http: bool, pool_size: int
@@ -143,6 +144,29 @@ class _Shared:
         # fast_acquire: a free slot is taken without a trip through the event
         # loop, which a fan-out would pay on every request.
         self.slots = anyio.Semaphore(pool_size, fast_acquire=True)
+        self.used = False  # a request was sent
+        self.forked = False  # ...and then this process was forked from the one that sent it
+        _LIVE.add(self)
+
+
+_LIVE: Final[weakref.WeakSet[_Shared]] = weakref.WeakSet()
+
+
+def _mark_forked() -> None:
+    # In a forked child: connections opened by the parent are the parent's
+    # (the same sockets, TLS state and event loop), unusable and unclosable here.
+    for shared in list(_LIVE):
+        if shared.used:
+            shared.forked = True
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_mark_forked)
+
+_FORKED_MESSAGE: Final = (
+    "this client sent requests before the process was forked: its connections belong "
+    "to the parent process; create a new AsyncJourneyClient in this one"
+)
 
 
 _SETTING_NAMES: Final = frozenset(attrs.fields_dict(_Settings))
@@ -425,8 +449,10 @@ class AsyncJourneyClient:
         or this is a copy from `with_options` (whose connections are the
         original's to close).
         """
-        if self._shared.owns_http and not self._is_copy:
-            await self._shared.http.aclose()
+        shared = self._shared
+        # After a fork, closing would write to the parent's sockets (TLS close_notify).
+        if shared.owns_http and not self._is_copy and not shared.forked:
+            await shared.http.aclose()
 
     async def get_stats(self, journey_id: str) -> JourneyStats:
         """
@@ -441,7 +467,7 @@ class AsyncJourneyClient:
         .. versionadded:: 0.1.0
         """
         path = STATS_PATH.format(journey_id=validate_journey_id(journey_id))
-        response = await self._send("GET", path)
+        response = await self._send("GET", path, journey_id=journey_id)
         return self._parse(structure_stats, response)
 
     async def get_stats_many(
@@ -665,10 +691,13 @@ class AsyncJourneyClient:
             return
         self._parse(structure_removal_ack, response)
 
-    async def _send(self, method: str, path: str, body: bytes | None = None) -> httpx.Response:
+    async def _send(
+        self, method: str, path: str, body: bytes | None = None, *, journey_id: str | None = None
+    ) -> httpx.Response:
         """
         Send one request (with retries, per the transport) and map every
         failure to a `JourneyError`. Returns only 2xx responses, body read.
+        *journey_id* goes in the log records of the call.
         """
         if body is None:
             headers = self._get_headers
@@ -688,6 +717,7 @@ class AsyncJourneyClient:
             extensions=extensions,
         )
         request.read()  # as httpx does for a body in memory: request.content works
+        log_token = call_log.set(CallLog(journey_id))
         try:
             response = await self._send_request(request)
         except httpx.TimeoutException as exc:
@@ -703,7 +733,8 @@ class AsyncJourneyClient:
             raise ResponseFormatError(
                 f"{method} {path}: the response body could not be decoded: {_describe(exc)}"
             ) from exc
-        logger.debug("%s %s -> %s", method, path, response.status_code)
+        finally:
+            call_log.reset(log_token)
         if response.is_success:
             return response
         raise status_error(response, secret=self._secret)
@@ -728,16 +759,31 @@ class AsyncJourneyClient:
     async def _attempt(self, request: httpx.Request) -> httpx.Response:
         """One attempt, once a slot is free: direct calls beyond the pool's
         size wait here, for as long as the call may, rather than in the
-        pool, whose timeout would fail them."""
+        pool, whose timeout would fail them. Each attempt is logged (DEBUG)."""
         shared = self._shared
         if shared.http.is_closed:
             raise RuntimeError("Cannot send a request, as the client has been closed.")
-        own = self._own_slots
-        if own is None:
-            async with shared.slots:
-                return await shared.send(request)
-        async with own, shared.slots:
-            return await shared.send(request)
+        if shared.forked:
+            raise RuntimeError(_FORKED_MESSAGE)
+        shared.used = True
+        log = call_log.get()
+        if log is not None:
+            log.attempt += 1
+        try:
+            own = self._own_slots
+            if own is None:
+                async with shared.slots:
+                    response = await shared.send(request)
+            else:
+                async with own, shared.slots:
+                    response = await shared.send(request)
+        except Exception as exc:
+            if logger.isEnabledFor(logging.DEBUG):
+                _log_attempt(request, type(exc).__name__, None)
+            raise
+        if logger.isEnabledFor(logging.DEBUG):
+            _log_attempt(request, str(response.status_code), response.status_code)
+        return response
 
 
 # A path made only of these needs no percent-encoding (RFC 3986 pchar and "/").
@@ -789,14 +835,35 @@ def status_error(response: httpx.Response, *, secret: str | None = None) -> APIS
     status = response.status_code
     cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else APIStatusError)
     message = _server_message(response, secret)
+    request_id = _request_id(response, secret)
     if cls is RateLimitError:
         return RateLimitError(
             message,
             status_code=status,
             response=response,
+            request_id=request_id,
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )
-    return cls(message, status_code=status, response=response)
+    return cls(message, status_code=status, response=response, request_id=request_id)
+
+
+REQUEST_ID_HEADERS: Final = ("x-request-id", "request-id")
+"""Where servers put their id for a request, first found wins."""
+
+REQUEST_ID_CHARS: Final = 128
+"""Characters of a request id kept: ids are UUID-sized; a hostile one is cut."""
+
+_UNPRINTABLE: Final = re.compile(r"[^\x21-\x7e]+")
+
+
+def _request_id(response: httpx.Response, secret: str | None) -> str | None:
+    """The server's id for the request, printable ASCII only, or `None`."""
+    for name in REQUEST_ID_HEADERS:
+        value = response.headers.get(name)
+        if value is not None:
+            cleaned = _UNPRINTABLE.sub("?", redact(value.strip(), secret))
+            return _cut(cleaned, REQUEST_ID_CHARS) or None
+    return None
 
 
 BODY_PREVIEW_CHARS: Final = 80
@@ -826,6 +893,19 @@ def _server_message(response: httpx.Response, secret: str | None) -> str:
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _log_attempt(request: httpx.Request, outcome: str, status_code: int | None) -> None:
+    extra = request_extra(request, status_code)
+    logger.debug(
+        "%s %s: attempt %s -> %s after %.3f s",
+        request.method,
+        request.url.path,
+        extra["attempt"],
+        outcome,
+        extra["elapsed"] or 0.0,
+        extra=extra,
+    )
 
 
 def _describe(exc: Exception) -> str:

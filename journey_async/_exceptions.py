@@ -3,7 +3,7 @@ The errors journey_async raises: every failure a caller can meet is a `JourneyEr
 
 ```
 JourneyError
-├── APIStatusError (status_code, message, response)
+├── APIStatusError (status_code, message, response, request_id)
 │   ├── BadRequestError        400
 │   ├── AuthenticationError    401, 403
 │   ├── NotFoundError          404
@@ -89,20 +89,35 @@ class APIStatusError(JourneyError):
         message: What the server said (its JSON ``message``), or a summary of
             the body when it said nothing readable.
         response: The `httpx.Response`, body already read.
+        request_id: The server's id for the request (its ``x-request-id`` or
+            ``request-id`` header), to quote to its support; `None` when it
+            sent none. Shown in the message.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+       ``request_id``.
     """
 
     status_code: int
     message: str
     response: httpx.Response
+    request_id: str | None
 
-    def __init__(self, message: str, *, status_code: int, response: httpx.Response) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        response: httpx.Response,
+        request_id: str | None = None,
+    ) -> None:
         self.status_code = status_code
         self.message = message
         self.response = response
+        self.request_id = request_id
         request = response.request
-        super().__init__(f"{request.method} {request.url.path} -> {status_code}: {message}")
+        shown = f" (request id {request_id})" if request_id else ""
+        super().__init__(f"{request.method} {request.url.path} -> {status_code}: {message}{shown}")
 
 
 class BadRequestError(APIStatusError):
@@ -161,9 +176,10 @@ class RateLimitError(APIStatusError):
         *,
         status_code: int,
         response: httpx.Response,
+        request_id: str | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message, status_code=status_code, response=response)
+        super().__init__(message, status_code=status_code, response=response, request_id=request_id)
         self.retry_after = retry_after
 
 

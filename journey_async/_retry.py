@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime
 import email.utils
 import functools
-import logging
 import random
 import re
 import time
@@ -30,6 +29,7 @@ import httpx
 
 from ._guard import call_stopped, sleep_unless_stopped
 from ._http import send_and_read
+from ._logging import logger, request_extra
 from ._validation import number, positive_int
 
 __all__ = [
@@ -42,7 +42,6 @@ __all__ = [
     "retrying",
 ]
 
-logger = logging.getLogger("journey_async")
 
 SendRequest: TypeAlias = Callable[[httpx.Request], Awaitable[httpx.Response]]
 
@@ -272,6 +271,7 @@ class _RetryLoop:
                     attempt,
                     reason,
                     give_up,
+                    extra=request_extra(request, None if failure else response.status_code),
                 )
                 if failure is None:
                     return response
@@ -294,6 +294,7 @@ class _RetryLoop:
                 policy.max_attempts,
                 reason,
                 wait,
+                extra=request_extra(request, None if failure else response.status_code),
             )
             if policy.on_retry is not None:
                 policy.on_retry(
