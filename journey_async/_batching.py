@@ -16,8 +16,6 @@ failed, never neither and never both, and the outcome follows one rule:
 "Failed" means "not confirmed": a request that timed out or lost its
 connection may still have been carried out. Removal is a set operation, so
 trying the failed users again is always safe.
-
-.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations

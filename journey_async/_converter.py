@@ -18,8 +18,6 @@ The one cattrs converter: every rule for reading the API's JSON lives here.
   unknown ``pointStat`` shapes included, naming the point and the field.
 - Any mismatch becomes one `ResponseFormatError` whose message names the JSON
   path of every field that did not fit.
-
-.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations
@@ -198,7 +196,7 @@ def _make_converter(*, detailed_validation: bool) -> cattrs.Converter:
 
     # Without these checks a string would be iterated as an array of characters
     # and indexed as an object, giving baffling messages. JSON objects decode
-    # to dicts: checking for dict, not the Mapping ABC, is several times cheaper.
+    # to dicts: checking for dict, not the Mapping ABC, skips the ABC machinery.
     def object_hook(cls: type[Any]) -> Callable[[object, type[Any]], Any]:
         renames = {name: override(rename=key) for name, key in _JSON_KEYS.get(cls, {}).items()}
         structure = make_dict_structure_fn(cls, converter, **renames)  # type: ignore[arg-type]
@@ -265,7 +263,10 @@ def _structure(data: object, cls: type[_T], what: str) -> _T:
         raise ResponseFormatError(f"{what}: expected a JSON object, got {_preview(data)}")
     try:
         return _fast_converter.structure(data, cls)
-    except Exception:  # noqa: S110 - the detailed pass below says what was wrong
+    except (TypeError, ValueError, KeyError):
+        # What the hooks raise for a body that does not fit (KeyError: a
+        # required field missing); the detailed pass below says where. Any
+        # other exception is a bug, and is not hidden.
         pass
     try:
         return _detailed_converter.structure(data, cls)

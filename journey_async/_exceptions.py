@@ -27,8 +27,6 @@ the path and what the server said, never a request header.
 Every error survives `pickle` (for multiprocessing and task queues): a pickled
 `APIStatusError` carries its response and request without the
 ``Authorization`` header. `journey_async.error_to_dict` gives a plain dict.
-
-.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations

@@ -14,8 +14,6 @@ function, by the iterable or by the progress callback cancels the calls in
 flight and is raised as itself (not wrapped in an exception group). Callers
 that want one item's failure to be that item's result catch it inside the
 function, as `AsyncJourneyClient.get_stats_many` does.
-
-.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations
@@ -100,8 +98,6 @@ async def map_ordered(
     when given, is called with ``1`` as each call returns. The first
     exception (from *func*, *items* or *progress*) cancels the calls in
     flight and is raised; cancelling the caller cancels them too.
-
-    .. versionadded:: 0.1.0
     """
     positive_int(concurrency, "concurrency")
     results: list[R] = []
@@ -139,8 +135,6 @@ def map_as_completed(
     *concurrency* whatever the length of *items*. The first exception (from
     *func*, *items* or *progress*) cancels the calls in flight and is raised
     from the iteration.
-
-    .. versionadded:: 0.1.0
     """
     positive_int(concurrency, "concurrency")
     return AsCompleted(func, items, concurrency=concurrency, progress=progress)
@@ -176,8 +170,6 @@ class AsCompleted(Generic[R]):
 
     Results are consumed once: iterating a second time continues where the
     first left off. Runs on asyncio and on trio, directly or under anyio.
-
-    .. versionadded:: 0.1.0
     """
 
     def __init__(

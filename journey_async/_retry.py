@@ -8,8 +8,6 @@ Retries with backoff, as an httpx transport wrapper.
 response (the last 503, or a 429 whose ``Retry-After`` is too long) and
 raises the last `httpx.TransportError`; the client maps both to the
 `JourneyError` tree.
-
-.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations
@@ -394,8 +392,6 @@ class RetryTransport(httpx.AsyncBaseTransport):
     dropped mid-body is retried like any other; the client above finds the
     body already read. Discarded responses are closed, so no connection is
     held by a failed attempt while the loop waits.
-
-    .. versionadded:: 0.1.0
     """
 
     def __init__(self, transport: httpx.AsyncBaseTransport, policy: RetryPolicy) -> None:

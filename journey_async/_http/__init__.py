@@ -10,8 +10,6 @@ The default transport: HTTP/1.1 on asyncio, one job per module.
   the handovers to httpx's own transport.
 - `_body`: a response read whole within its cap, from any transport or
   client (`send_and_read`, `sender_for_client`).
-
-.. versionadded:: 0.2.0
 """
 
 from ._body import send_and_read, sender_for_client

@@ -6,8 +6,6 @@ journey_async needs, and the bound httpx does not have.
 `HTTP11Transport` returns responses already whole (read as they arrived);
 any other transport's (httpcore's, a mock's, the caller's) are read here,
 raw bytes through the bounded decoders of `_decoding`.
-
-.. versionadded:: 0.2.0
 """
 
 from __future__ import annotations

@@ -5,8 +5,6 @@ wakes the request's task once its response is whole, failed or timed out.
 It relies on nothing but the `asyncio.Protocol` / `asyncio.Transport`
 interface, so it runs the same on asyncio's own loop, in its debug mode and
 on uvloop, whose transports are of other classes.
-
-.. versionadded:: 0.2.0
 """
 
 from __future__ import annotations

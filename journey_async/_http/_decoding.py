@@ -11,8 +11,6 @@ stream writer whose output chunks are counted as they come.
 gzip and deflate are always decoded; br when the ``brotli`` package (1.2 or
 later) is installed, zstd when ``zstandard`` is: ``pip install
 'journey-async[compression]'``. `ACCEPT_ENCODING` names exactly those.
-
-.. versionadded:: 0.2.0
 """
 
 from __future__ import annotations

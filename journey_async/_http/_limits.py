@@ -2,8 +2,6 @@
 The size caps on a response, and the error a response over one of them ends
 with. Every cap is here, named, so that what a hostile or broken server can
 make the client hold is read in one place.
-
-.. versionadded:: 0.2.0
 """
 
 from __future__ import annotations

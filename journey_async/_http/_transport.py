@@ -26,8 +26,6 @@ silence of the server once the request is written (`httpx.ReadTimeout`).
 write, and a server that does not read it does not answer either, which
 ``read`` bounds. Failures are httpx's exceptions, so callers map them as
 they would httpcore's.
-
-.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations
@@ -81,8 +79,6 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
         keepalive_expiry: Seconds an idle connection is kept for reuse.
         ssl_context: For https; by default `httpx.create_ssl_context`'s, which
             verifies certificates as httpx does.
-
-    .. versionadded:: 0.1.0
     """
 
     def __init__(

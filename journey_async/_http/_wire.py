@@ -7,8 +7,6 @@ Nothing here does I/O: `serialize_request` returns bytes, and a
 `ResponseParser` is fed bytes and hands each complete response to a callback,
 its body decoded and every part of it within the caps of `_limits`. That
 keeps the rules of the format in one place, testable without a socket.
-
-.. versionadded:: 0.2.0
 """
 
 from __future__ import annotations
