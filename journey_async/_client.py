@@ -55,7 +55,7 @@ from ._http import (
     send_and_read,
     sender_for_client,
 )
-from ._logging import CallLog, call_log, logger, request_extra
+from ._logging import CallLog, call_log, logged_path, logger, request_extra
 from ._models import JourneyStats, RemovalResult, StatsFailure, StatsResult, StatsSuccess
 from ._redaction import REDACTED, redact, redact_bytes
 from ._retry import RetryPolicy, SendRequest, parse_retry_after, retrying
@@ -717,7 +717,7 @@ class AsyncJourneyClient:
             extensions=extensions,
         )
         request.read()  # as httpx does for a body in memory: request.content works
-        log_token = call_log.set(CallLog(journey_id))
+        log_token = call_log.set(CallLog(journey_id, self._secret))
         try:
             response = await self._send_request(request)
         except httpx.TimeoutException as exc:
@@ -900,7 +900,7 @@ def _log_attempt(request: httpx.Request, outcome: str, status_code: int | None) 
     logger.debug(
         "%s %s: attempt %s -> %s after %.3f s",
         request.method,
-        request.url.path,
+        logged_path(request),
         extra["attempt"],
         outcome,
         extra["elapsed"] or 0.0,

@@ -29,11 +29,14 @@ from typing import Any, Final
 
 import httpx
 
+from ._redaction import redact
+
 __all__ = [
     "LOG_ENV_VAR",
     "CallLog",
     "call_log",
     "configure_from_environment",
+    "logged_path",
     "logger",
     "request_extra",
 ]
@@ -50,10 +53,11 @@ _HANDLER_MARK: Final = "_journey_async_env_handler"
 class CallLog:
     """What the records of one call share: its journey, its start, its attempts."""
 
-    __slots__ = ("attempt", "journey_id", "started")
+    __slots__ = ("attempt", "journey_id", "secret", "started")
 
-    def __init__(self, journey_id: str | None) -> None:
+    def __init__(self, journey_id: str | None, secret: str | None = None) -> None:
         self.journey_id = journey_id
+        self.secret = secret
         self.started = time.perf_counter()
         self.attempt = 0
 
@@ -68,13 +72,24 @@ def request_extra(request: httpx.Request, status_code: int | None) -> dict[str, 
     """The ``extra`` fields of a record about *request* (see the module docstring)."""
     log = call_log.get()
     url = request.url
+    shown = str(url.copy_with(query=None, fragment=None)) if url.query else str(url)
     return {
-        "journey_id": None if log is None else log.journey_id,
+        "journey_id": None
+        if log is None or log.journey_id is None
+        else redact(log.journey_id, log.secret),
         "attempt": None if log is None else log.attempt,
         "status_code": status_code,
         "elapsed": None if log is None else round(time.perf_counter() - log.started, 6),
-        "url": str(url.copy_with(query=None, fragment=None)) if url.query else str(url),
+        # Never the token by construction; blotted out all the same, as everywhere.
+        "url": shown if log is None else redact(shown, log.secret),
     }
+
+
+def logged_path(request: httpx.Request) -> str:
+    """*request*'s path for a log message, blotted out as `request_extra` does."""
+    log = call_log.get()
+    path = request.url.path
+    return path if log is None else redact(path, log.secret)
 
 
 def configure_from_environment() -> None:

@@ -27,7 +27,7 @@ import httpx
 
 from ._guard import call_stopped, sleep_unless_stopped
 from ._http import send_and_read
-from ._logging import logger, request_extra
+from ._logging import logged_path, logger, request_extra
 from ._validation import number, positive_int
 
 __all__ = [
@@ -265,7 +265,7 @@ class _RetryLoop:
                 logger.debug(
                     "%s %s: giving up after attempt %d (%s): %s",
                     request.method,
-                    request.url.path,
+                    logged_path(request),
                     attempt,
                     reason,
                     give_up,
@@ -287,7 +287,7 @@ class _RetryLoop:
             logger.info(
                 "%s %s: attempt %d of %d failed (%s); retrying in %.2f s",
                 request.method,
-                request.url.path,
+                logged_path(request),
                 attempt,
                 policy.max_attempts,
                 reason,

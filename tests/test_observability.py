@@ -236,3 +236,21 @@ def test_a_copy_of_a_used_client_refuses_in_the_child_too() -> None:
     asyncio.run(client.with_options(timeout=1.0).get_stats(JOURNEY_ID))
     outcome = run_in_fork(client.with_options(timeout=2.0), JOURNEY_ID)
     assert outcome.startswith("RuntimeError: this client sent requests before")
+
+
+async def test_log_records_blot_out_a_token_in_the_url(caplog: pytest.LogCaptureFixture) -> None:
+    # Absurd but possible: the token handed in as a journey id puts it in the path.
+    caplog.set_level(logging.DEBUG, logger="journey_async")
+    answers = iter([httpx.Response(503), httpx.Response(404)])
+    transport = httpx.MockTransport(lambda request: next(answers))
+    policy = ja.RetryPolicy(sleep=instant)
+    async with ja.AsyncJourneyClient(TOKEN, transport=transport, retry=policy) as client:
+        with pytest.raises(ja.NotFoundError):
+            await client.get_stats(TOKEN)
+    records = [r for r in caplog.records if r.name == "journey_async"]
+    assert len(records) == 3  # two attempts and a retry
+    for record in records:
+        assert TOKEN not in record.getMessage()
+        assert TOKEN not in record.__dict__["url"]
+        assert "[secret]" in record.__dict__["url"]
+        assert TOKEN not in str(vars(record))
