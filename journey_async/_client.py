@@ -47,11 +47,16 @@ from ._fanout import AsCompleted, map_as_completed, map_ordered
 from ._guard import CallGuard
 from ._http import (
     ACCEPT_ENCODING,
+    ATTEMPT_TIMEOUT_EXTENSION,
     DEFAULT_MAX_RESPONSE_BYTES,
     MAX_REMOVAL_ACK_BYTES,
     MAX_RESPONSE_BYTES_EXTENSION,
+    CallDeadlineExceeded,
+    HTTP11Transport,
     ResponseTooLarge,
+    attempt_timed_out,
     default_transport,
+    run_within,
     send_and_read,
     sender_for_client,
 )
@@ -78,6 +83,12 @@ TOKEN_ENV_VAR: Final = "PUSHWOOSH_API_TOKEN"  # noqa: S105 - a variable name
 DEFAULT_TIMEOUT: Final = httpx.Timeout(10.0, connect=5.0)
 """Ten seconds an attempt: the statistics endpoint answers in well under one;
 connecting gets five, since a slow connect usually means a route problem."""
+
+DEFAULT_ATTEMPT_TIMEOUT: Final = 30.0
+"""Seconds of wall clock for one attempt, whole response included: three read
+timeouts. The API answers in well under a second; an attempt still going
+after 30 s is a stuck or trickling connection, better retried while the
+call's deadline (60 s by default) leaves room for it."""
 
 DEFAULT_MAX_CONCURRENCY: Final = 32
 """Requests in flight in a fan-out. Pushwoosh publishes no limit; 32 keeps one
@@ -132,15 +143,34 @@ class _Shared:
     the client-wide slots that bound attempts in flight to the pool's size.
     """
 
-    __slots__ = ("__weakref__", "forked", "http", "owns_http", "pool_size", "send", "slots", "used")
+    __slots__ = (
+        "__weakref__",
+        "bounds_attempts",
+        "forked",
+        "http",
+        "owns_http",
+        "pool_size",
+        "send",
+        "slots",
+        "used",
+    )
 
     def __init__(
-        self, http: httpx.AsyncClient, send: SendRequest, *, owns_http: bool, pool_size: int
+        self,
+        http: httpx.AsyncClient,
+        send: SendRequest,
+        *,
+        owns_http: bool,
+        pool_size: int,
+        bounds_attempts: bool = False,
     ) -> None:
         self.http = http
         self.send = send
         self.owns_http = owns_http
         self.pool_size = pool_size
+        # Whether *send* ends at attempt_timeout by itself (our transport
+        # does, on the timer it has anyway), or needs a bound around it.
+        self.bounds_attempts = bounds_attempts
         # fast_acquire: a free slot is taken without a trip through the event
         # loop, which a fan-out would pay on every request.
         self.slots = anyio.Semaphore(pool_size, fast_acquire=True)
@@ -202,7 +232,12 @@ class AsyncJourneyClient:
             (under the retries). The one seam for custom I/O, such as the
             in-process emulator of `journey_async.testing`.
         attempt_timeout: Seconds: a wall-clock bound on one attempt, whole
-            response included; `None` for none.
+            response included, which httpx's per-phase *timeout* is not (a
+            server trickling a byte a second never trips a read timeout).
+            30 s by default; `None` for none. An attempt cut short is a
+            timeout like any other: retried, `APITimeoutError` when final.
+            The whole call is bounded by the retry policy's ``deadline``,
+            every attempt, backoff sleep and wait included.
         rate_limit: A rate limiter every attempt goes through; `None` for none.
         max_response_bytes: The largest response body accepted, counted
             after decompression (4 MiB by default, eight times the largest
@@ -233,7 +268,7 @@ class AsyncJourneyClient:
         batch_size: int = DEFAULT_BATCH_SIZE,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        attempt_timeout: float | None = None,
+        attempt_timeout: float | None = DEFAULT_ATTEMPT_TIMEOUT,
         rate_limit: object | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
@@ -273,7 +308,13 @@ class AsyncJourneyClient:
             # configures, and costs a third of a request.
             owned = httpx.AsyncClient(transport=inner, trust_env=False)
             send: SendRequest = functools.partial(send_and_read, inner)
-            self._shared = _Shared(owned, send, owns_http=True, pool_size=settings.max_concurrency)
+            self._shared = _Shared(
+                owned,
+                send,
+                owns_http=True,
+                pool_size=settings.max_concurrency,
+                bounds_attempts=isinstance(inner, HTTP11Transport),
+            )
         else:
             # Their client, their auth, hooks and mounts: retry around its
             # send, the body read within its cap by us.
@@ -312,12 +353,18 @@ class AsyncJourneyClient:
         self._settings = settings
         timeouts = settings.timeout.as_dict()
         limit = self._max_response_bytes
-        self._extensions = {"timeout": timeouts, MAX_RESPONSE_BYTES_EXTENSION: limit}
+        shared = self._shared
+        attempt_timeout = settings.attempt_timeout
+        bounds: dict[str, Any] = {"timeout": timeouts}
+        if attempt_timeout is not None and shared.bounds_attempts:
+            bounds[ATTEMPT_TIMEOUT_EXTENSION] = attempt_timeout
+        self._extensions = {**bounds, MAX_RESPONSE_BYTES_EXTENSION: limit}
         self._removal_extensions = {
-            "timeout": timeouts,
+            **bounds,
             MAX_RESPONSE_BYTES_EXTENSION: min(limit, MAX_REMOVAL_ACK_BYTES),
         }
-        shared = self._shared
+        # The bound put around an attempt whose transport does not keep it.
+        self._attempt_bound = None if shared.bounds_attempts else attempt_timeout
         # A copy with a lower bound waits for its own slot, then the pool's.
         self._own_slots = (
             None
@@ -328,6 +375,8 @@ class AsyncJourneyClient:
         self._send_request: SendRequest = (
             self._attempt if retry is None else retrying(self._attempt, retry)
         )
+        # RetryPolicy.deadline, as a hard bound on the whole call.
+        self._deadline = None if retry is None else retry.deadline
 
     def with_options(
         self,
@@ -717,9 +766,17 @@ class AsyncJourneyClient:
             extensions=extensions,
         )
         request.read()  # as httpx does for a body in memory: request.content works
+        deadline = self._deadline
         log_token = call_log.set(CallLog(journey_id, self._secret))
         try:
-            response = await self._send_request(request)
+            if deadline is None:
+                response = await self._send_request(request)
+            else:
+                # The whole call: attempts, backoff sleeps, the waits for a
+                # slot or a rate-limit token, all inside this one bound.
+                response = await run_within(
+                    deadline, self._send_request, request, _deadline_error(deadline)
+                )
         except httpx.TimeoutException as exc:
             raise APITimeoutError(f"{method} {path} timed out: {_describe(exc)}") from exc
         except ResponseTooLarge as exc:
@@ -769,14 +826,15 @@ class AsyncJourneyClient:
         log = call_log.get()
         if log is not None:
             log.attempt += 1
+        send = shared.send if self._attempt_bound is None else self._bounded_attempt
         try:
             own = self._own_slots
             if own is None:
                 async with shared.slots:
-                    response = await shared.send(request)
+                    response = await send(request)
             else:
                 async with own, shared.slots:
-                    response = await shared.send(request)
+                    response = await send(request)
         except Exception as exc:
             if logger.isEnabledFor(logging.DEBUG):
                 _log_attempt(request, type(exc).__name__, None)
@@ -784,6 +842,15 @@ class AsyncJourneyClient:
         if logger.isEnabledFor(logging.DEBUG):
             _log_attempt(request, str(response.status_code), response.status_code)
         return response
+
+    async def _bounded_attempt(self, request: httpx.Request) -> httpx.Response:
+        """The attempt within attempt_timeout, for a transport or client of
+        the caller's, which does not keep it by itself."""
+        bound = self._attempt_bound
+        assert bound is not None
+        return await run_within(
+            bound, self._shared.send, request, functools.partial(attempt_timed_out, bound)
+        )
 
 
 # A path made only of these needs no percent-encoding (RFC 3986 pchar and "/").
@@ -893,6 +960,16 @@ def _server_message(response: httpx.Response, secret: str | None) -> str:
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _deadline_error(deadline: float) -> Callable[[], httpx.TimeoutException]:
+    def error() -> httpx.TimeoutException:
+        return CallDeadlineExceeded(
+            f"the call's deadline of {deadline:g} s passed (RetryPolicy(deadline=...)), "
+            "every attempt and wait included"
+        )
+
+    return error
 
 
 def _log_attempt(request: httpx.Request, outcome: str, status_code: int | None) -> None:

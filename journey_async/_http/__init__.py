@@ -8,6 +8,7 @@ The default transport: HTTP/1.1 on asyncio, one job per module.
 - `_pool`: the bound on open connections and the idle ones per origin.
 - `_transport`: `HTTP11Transport`, the `httpx.AsyncBaseTransport` face, and
   the handovers to httpx's own transport.
+- `_timeouts`: the wall-clock bounds on an attempt and on a whole call.
 - `_body`: a response read whole within its cap, from any transport or
   client (`send_and_read`, `sender_for_client`).
 """
@@ -20,17 +21,29 @@ from ._limits import (
     MAX_RESPONSE_BYTES_EXTENSION,
     ResponseTooLarge,
 )
+from ._timeouts import (
+    ATTEMPT_TIMEOUT_EXTENSION,
+    AttemptTimeout,
+    CallDeadlineExceeded,
+    attempt_timed_out,
+    run_within,
+)
 from ._transport import DEFAULT_KEEPALIVE_EXPIRY, HTTP11Transport, default_transport
 
 __all__ = [
     "ACCEPT_ENCODING",
+    "ATTEMPT_TIMEOUT_EXTENSION",
     "DEFAULT_KEEPALIVE_EXPIRY",
     "DEFAULT_MAX_RESPONSE_BYTES",
     "MAX_REMOVAL_ACK_BYTES",
     "MAX_RESPONSE_BYTES_EXTENSION",
+    "AttemptTimeout",
+    "CallDeadlineExceeded",
     "HTTP11Transport",
     "ResponseTooLarge",
+    "attempt_timed_out",
     "default_transport",
+    "run_within",
     "send_and_read",
     "sender_for_client",
 ]

@@ -31,6 +31,7 @@ they would httpcore's.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import urllib.request
 from typing import Final
@@ -41,6 +42,7 @@ import httpx
 from ._body import max_body, read_bounded
 from ._connection import Connection, connect
 from ._pool import Origin, Pool
+from ._timeouts import ATTEMPT_TIMEOUT_EXTENSION, attempt_timed_out, run_within
 from ._wire import ParsedResponse, serialize_request
 
 __all__ = ["DEFAULT_KEEPALIVE_EXPIRY", "HTTP11Transport", "default_transport"]
@@ -110,14 +112,15 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
             handover = self._handovers[origin]
         except KeyError:
             handover = self._handovers[origin] = self._handover_for(url)
+        attempt_timeout: float | None = request.extensions.get(ATTEMPT_TIMEOUT_EXTENSION)
         if handover is not None:
-            return await _whole(handover, request)
+            return await _whole(handover, request, attempt_timeout)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # trio, or another non-asyncio loop
-            return await _whole(self._handover_fallback(), request)
+            return await _whole(self._handover_fallback(), request, attempt_timeout)
         if _httpcore_patched():
-            return await _whole(self._handover_fallback(), request)
+            return await _whole(self._handover_fallback(), request, attempt_timeout)
 
         pool = self._pool
         if pool is None or pool.loop is not loop:
@@ -127,15 +130,22 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
 
         data = serialize_request(request, await request.aread())
         timeouts: dict[str, float | None] = request.extensions.get("timeout") or {}
+        deadline = None if attempt_timeout is None else loop.time() + attempt_timeout
         if not pool.try_acquire():
+            pool_timeout = timeouts.get("pool")
+            wait, by_attempt = _sooner(pool_timeout, deadline, loop)
             try:
-                await pool.acquire(timeouts.get("pool"))
+                await pool.acquire(wait)
             except TimeoutError:
+                if by_attempt:
+                    raise _attempt_timeout(attempt_timeout, request) from None
                 raise httpx.PoolTimeout(
-                    f"no free connection within {timeouts.get('pool')} s", request=request
+                    f"no free connection within {pool_timeout} s", request=request
                 ) from None
         try:
-            parsed = await self._exchange(loop, pool, origin, request, data, timeouts)
+            parsed = await self._exchange(
+                loop, pool, origin, request, data, timeouts, deadline, attempt_timeout
+            )
         finally:
             pool.release()
         return _response(parsed)
@@ -148,10 +158,12 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
         request: httpx.Request,
         data: bytes,
         timeouts: dict[str, float | None],
+        deadline: float | None,
+        attempt_timeout: float | None,
     ) -> ParsedResponse:
         """Send *data* (*request* serialized) on a connection to *origin*,
         holding a slot of *pool*; hand the connection back idle when it may
-        be reused."""
+        be reused. *deadline*: the loop time the attempt ends at, if bounded."""
         method = request.method
         is_head = method == "HEAD"
         read_timeout = timeouts.get("read")
@@ -160,10 +172,21 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
         reused = connection is not None
         while True:
             if connection is None:
-                connection = await self._connect(loop, origin, timeouts.get("connect"), request)
+                wait, by_attempt = _sooner(timeouts.get("connect"), deadline, loop)
+                try:
+                    connection = await self._connect(loop, origin, wait, request)
+                except httpx.ConnectTimeout:
+                    if by_attempt:
+                        raise _attempt_timeout(attempt_timeout, request) from None
+                    raise
             try:
                 parsed = await connection.exchange(
-                    data, is_head=is_head, read_timeout=read_timeout, max_body=limit
+                    data,
+                    is_head=is_head,
+                    read_timeout=read_timeout,
+                    max_body=limit,
+                    deadline=deadline,
+                    attempt_timeout=attempt_timeout or 0.0,
                 )
             except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
                 # A kept-alive connection the server closed as we wrote:
@@ -239,12 +262,46 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
             await transport.aclose()
 
 
-async def _whole(transport: httpx.AsyncBaseTransport, request: httpx.Request) -> httpx.Response:
-    """A handed-over request's response, read whole within its cap, as the
-    fast path returns them."""
+async def _whole(
+    transport: httpx.AsyncBaseTransport, request: httpx.Request, attempt_timeout: float | None
+) -> httpx.Response:
+    """A handed-over request's response, read whole within its cap and
+    *attempt_timeout*, as the fast path returns them."""
+    if attempt_timeout is None:
+        return await _read_whole(transport, request)
+    return await run_within(
+        attempt_timeout,
+        functools.partial(_read_whole, transport),
+        request,
+        functools.partial(attempt_timed_out, attempt_timeout),
+    )
+
+
+async def _read_whole(
+    transport: httpx.AsyncBaseTransport, request: httpx.Request
+) -> httpx.Response:
     response = await transport.handle_async_request(request)
     await read_bounded(response, max_body(request))
     return response
+
+
+def _sooner(
+    timeout: float | None, deadline: float | None, loop: asyncio.AbstractEventLoop
+) -> tuple[float | None, bool]:
+    """The wait *timeout* allows, lowered to what is left before *deadline*;
+    and whether the deadline is what bounds it."""
+    if deadline is None:
+        return timeout, False
+    left = max(deadline - loop.time(), 0.0)
+    if timeout is None or left < timeout:
+        return left, True
+    return timeout, False
+
+
+def _attempt_timeout(seconds: float | None, request: httpx.Request) -> httpx.TimeoutException:
+    exc = attempt_timed_out(seconds or 0.0)
+    exc.request = request
+    return exc
 
 
 def _response(parsed: ParsedResponse) -> httpx.Response:
