@@ -33,6 +33,7 @@ from journey_async._validation import removal_target
 
 from ._args import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PROG, _client, _user_ids
 from ._output import ProgressCallback, _describe_error, _Output, _plural, _seconds
+from ._stopped import call_stopper, stopped_message
 
 GRACE: Final = 10.0
 """Seconds the first Ctrl-C waits for the batches in flight."""
@@ -49,6 +50,7 @@ class _Run:
         self.interrupts = 0
         self.started = False
         self.finished = False
+        self.base_url = ""
         # What stops the batches not sent yet on Ctrl-C (the cause of their
         # NotAttemptedError); a plain JourneyError, since it never leaves here.
         self.stop = JourneyError("interrupted by Ctrl-C")
@@ -71,6 +73,7 @@ class _Run:
     ) -> None:
         guard = CallGuard()
         self.started = True
+        self.base_url = client.base_url
         with anyio.CancelScope() as scope, self._ctrl_c(guard, scope, output):
             try:
                 await remove_in_batches(
@@ -179,6 +182,7 @@ def _report_remaining(
 ) -> None:
     remaining = run.remaining
     path = args.remaining_file
+    finish = "finish with"
     written = _write_remaining(path, remaining, output)
     output.line(
         f"removed {_plural(len(run.confirmed), 'user')} from {target}; "
@@ -188,6 +192,12 @@ def _report_remaining(
     )
     if run.interrupts:
         reason = "interrupted"
+    elif (stopper := call_stopper(run.errors)) is not None:
+        # A wrong token or URL: no retry helps until it is fixed.
+        reason = stopped_message(stopper, args, run.base_url)
+        if not run.confirmed:
+            reason += "; nothing was removed"
+        finish = "once that is fixed, finish with"
     elif run.errors:
         failed = [e for e in run.errors if e.__cause__ is not run.stop]
         first = _describe_error(failed[0] if failed else run.errors[0])
@@ -200,5 +210,5 @@ def _report_remaining(
     message = reason
     if written:
         again = shlex.join([PROG, "remove-users", *target_options, "--users-file", path])
-        message += f"; the users not confirmed are in {path}; finish with: {again}"
+        message += f"; the users not confirmed are in {path}; {finish}: {again}"
     output.note(f"{PROG}: error: {message}")

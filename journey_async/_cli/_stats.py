@@ -20,7 +20,7 @@ from journey_async._converter import unstructure_point_stats
 from journey_async._exceptions import APIStatusError, JourneyError
 from journey_async._models import StatsResult
 
-from ._args import EXIT_FAILED, EXIT_OK, _client, _journey_ids
+from ._args import EXIT_FAILED, EXIT_OK, PROG, _client, _journey_ids
 from ._output import (
     _Column,
     _count,
@@ -31,6 +31,7 @@ from ._output import (
     _seconds,
     _short_error,
 )
+from ._stopped import call_stopper, stopped_message
 
 
 @attrs.frozen
@@ -265,6 +266,17 @@ async def _stats(args: argparse.Namespace, output: _Output) -> int:
         elapsed = time.perf_counter() - started
 
     summary = _stats_summary(results, elapsed)
+    stopper = call_stopper(r.error for r in results)
+    if stopper is not None and not any(r.ok for r in results):
+        # A wrong token or URL: the same error for every journey. One line
+        # says what to check; JSON and CSV still account for every journey.
+        summary = (
+            f"{PROG}: error: {stopped_message(stopper, args, client.base_url)}; "
+            f"{_plural(len(results), 'journey')} not fetched"
+        )
+        if args.format == "table":
+            output.note(summary)
+            return EXIT_FAILED
     if args.format == "json":
         json.dump([_result_json(r) for r in results], sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
