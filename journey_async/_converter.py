@@ -295,7 +295,7 @@ class _DirectStats:
 
     def __init__(self, converter: cattrs.Converter) -> None:
         self._str = converter.get_structure_hook(str)
-        self._shapes = []
+        self._shapes: list[tuple[type[MessageStats | InAppStats], frozenset[str], Any]] = []
         for cls in _KNOWN_STATS:
             fields = attrs.fields(attrs.resolve_types(cls))
             hooks = tuple((a.name, converter.get_structure_hook(a.type), a.type) for a in fields)
@@ -320,21 +320,23 @@ class _DirectStats:
         stat = point["pointStat"]
         if type(stat) is not dict:
             raise TypeError("not an object")
-        keys = stat.keys()
-        # The first shape whose required fields are all there, as the converters pick.
-        found = next((shape for shape in self._shapes if shape[1] <= keys), None)
-        if found is None:
-            raise TypeError("an unknown shape: the converters keep it raw")
-        cls, _, hooks = found
         to_str = self._str
         campaign_code = point.get("campaignCode")
         preset_code = point.get("presetCode")
         return JourneyPoint(
             title=to_str(point["pointTitle"], str),
-            stat=cls(*[hook(stat[name], type_) for name, hook, type_ in hooks]),
+            stat=self._stat(stat),
             campaign_code=None if campaign_code is None else to_str(campaign_code, str),
             preset_code=None if preset_code is None else to_str(preset_code, str),
         )
+
+    def _stat(self, stat: dict[str, Any]) -> MessageStats | InAppStats:
+        # The first shape whose required fields are all there, as the converters pick.
+        keys = stat.keys()
+        for cls, required, hooks in self._shapes:
+            if keys >= required:
+                return cls(*[hook(stat[name], type_) for name, hook, type_ in hooks])
+        raise TypeError("an unknown shape: the converters keep it raw")
 
 
 _direct_stats: Final = _DirectStats(_fast_converter)
