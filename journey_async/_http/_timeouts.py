@@ -8,9 +8,10 @@ that trickles a byte a second is never timed out by it; these bound the total.
 
 On asyncio they keep `asyncio.timeout`'s meaning with one timer per loop
 and bound for all the calls in flight (`_Watchdog`), rather than a timer set
-and cancelled per call; elsewhere (trio) anyio's cancel scopes. `HTTP11Transport` bounds its own attempts with the timer its
-connections already have for the read timeout, so the default path pays
-nothing for the attempt bound.
+and cancelled per call; elsewhere (trio) anyio's cancel scopes.
+`HTTP11Transport` bounds its own attempts with the timer its connections
+already have for the read timeout, so the default path pays nothing for the
+attempt bound.
 
 .. versionadded:: 0.2.0
 """
