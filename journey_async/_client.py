@@ -52,10 +52,15 @@ from ._http import (
     MAX_REMOVAL_ACK_BYTES,
     MAX_RESPONSE_BYTES_EXTENSION,
     CallDeadlineExceeded,
+    CertTypes,
     HTTP11Transport,
     ResponseTooLarge,
+    VerifyTypes,
     attempt_timed_out,
+    build_ssl_context,
+    check_proxy,
     default_transport,
+    proxy_for,
     run_within,
     send_and_read,
     sender_for_client,
@@ -239,6 +244,20 @@ class AsyncJourneyClient:
             The whole call is bounded by the retry policy's ``deadline``,
             every attempt, backoff sleep and wait included.
         rate_limit: A rate limiter every attempt goes through; `None` for none.
+        verify: TLS verification, as httpx means it: `True` (certifi's CAs,
+            or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when *trust_env*), a CA
+            bundle file or directory, an `ssl.SSLContext`, or `False`.
+        cert: A client certificate: a file with the certificate and its
+            key, or ``(cert, key)`` or ``(cert, key, password)``.
+        proxy: A proxy URL every request goes through (``http://``,
+            ``https://``, or ``socks5://`` with ``httpx[socks]``); its
+            credentials never appear in a message or a log.
+        trust_env: Read ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` /
+            ``NO_PROXY`` and ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` (default
+            `True`). A proxy that cannot be used is refused here, with
+            `ValueError`. *verify*, *cert*, *proxy* and *trust_env* are for
+            the client's own transport: with *http_client* or *transport*
+            they are a `ValueError`.
         max_response_bytes: The largest response body accepted, counted
             after decompression (4 MiB by default, eight times the largest
             statistics a journey plausibly has); above it the response is
@@ -271,6 +290,10 @@ class AsyncJourneyClient:
         attempt_timeout: float | None = DEFAULT_ATTEMPT_TIMEOUT,
         rate_limit: object | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        verify: VerifyTypes = _UNSET,
+        cert: CertTypes | None = _UNSET,
+        proxy: str | httpx.URL | None = _UNSET,
+        trust_env: bool = _UNSET,
     ) -> None:
         token = _resolve_token(api_token)
         max_response_bytes = positive_int(max_response_bytes, "max_response_bytes")
@@ -286,6 +309,14 @@ class AsyncJourneyClient:
             )
         if http_client is not None and transport is not None:
             raise ValueError("pass http_client or transport, not both")
+        network = _network_options(
+            verify=verify,
+            cert=cert,
+            proxy=proxy,
+            trust_env=trust_env,
+            base_url=self._base_url,
+            theirs=http_client is not None or transport is not None,
+        )
         if timeout is _UNSET:
             timeout = http_client.timeout if http_client is not None else DEFAULT_TIMEOUT
         settings = _settings(
@@ -298,7 +329,7 @@ class AsyncJourneyClient:
         )
 
         if http_client is None:
-            inner = transport or default_transport(settings.max_concurrency)
+            inner = transport or default_transport(settings.max_concurrency, **network)
             # trust_env=False: environment proxies are the inner transport's
             # job (under the retries), not mounts that would bypass them.
             # The AsyncClient is only the owner of the transport (aclose,
@@ -960,6 +991,47 @@ def _server_message(response: httpx.Response, secret: str | None) -> str:
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _network_options(
+    *,
+    verify: Any,
+    cert: Any,
+    proxy: Any,
+    trust_env: Any,
+    base_url: str,
+    theirs: bool,
+) -> dict[str, Any]:
+    """The TLS and proxy settings, checked, as `default_transport` takes them."""
+    given = [
+        name
+        for name, value in (
+            ("verify", verify),
+            ("cert", cert),
+            ("proxy", proxy),
+            ("trust_env", trust_env),
+        )
+        if value is not _UNSET
+    ]
+    if theirs:
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} with http_client= or transport=: configure TLS and "
+                "proxies on your own client or transport instead"
+            )
+        return {}
+    trust = True if trust_env is _UNSET else trust_env
+    if not isinstance(trust, bool):
+        raise TypeError(f"trust_env must be True or False, not {type(trust).__name__}")
+    verify = True if verify is _UNSET else verify
+    cert = None if cert is _UNSET else cert
+    # The default context is built by the transport on first use (loading
+    # the CAs is most of a client's start-up); any other is checked now.
+    context = None if verify is True and cert is None else build_ssl_context(verify, cert)
+    explicit = None if proxy is _UNSET or proxy is None else check_proxy(proxy)
+    # An environment proxy that cannot be used is refused here, not per call.
+    proxy_for(httpx.URL(base_url), explicit, trust_env=trust)
+    return {"ssl_context": context, "proxy": explicit, "trust_env": trust}
 
 
 def _deadline_error(deadline: float) -> Callable[[], httpx.TimeoutException]:

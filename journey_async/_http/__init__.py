@@ -8,6 +8,8 @@ The default transport: HTTP/1.1 on asyncio, one job per module.
 - `_pool`: the bound on open connections and the idle ones per origin.
 - `_transport`: `HTTP11Transport`, the `httpx.AsyncBaseTransport` face, and
   the handovers to httpx's own transport.
+- `_tls`: the client's `ssl.SSLContext`, and refused certificates.
+- `_proxy`: which proxy a request goes through, checked up front.
 - `_timeouts`: the wall-clock bounds on an attempt and on a whole call.
 - `_body`: a response read whole within its cap, from any transport or
   client (`send_and_read`, `sender_for_client`).
@@ -21,6 +23,7 @@ from ._limits import (
     MAX_RESPONSE_BYTES_EXTENSION,
     ResponseTooLarge,
 )
+from ._proxy import check_proxy, proxy_for, redacted
 from ._timeouts import (
     ATTEMPT_TIMEOUT_EXTENSION,
     AttemptTimeout,
@@ -28,6 +31,7 @@ from ._timeouts import (
     attempt_timed_out,
     run_within,
 )
+from ._tls import CertificateVerifyFailed, CertTypes, VerifyTypes, build_ssl_context
 from ._transport import DEFAULT_KEEPALIVE_EXPIRY, HTTP11Transport, default_transport
 
 __all__ = [
@@ -39,10 +43,17 @@ __all__ = [
     "MAX_RESPONSE_BYTES_EXTENSION",
     "AttemptTimeout",
     "CallDeadlineExceeded",
+    "CertTypes",
+    "CertificateVerifyFailed",
     "HTTP11Transport",
     "ResponseTooLarge",
+    "VerifyTypes",
     "attempt_timed_out",
+    "build_ssl_context",
+    "check_proxy",
     "default_transport",
+    "proxy_for",
+    "redacted",
     "run_within",
     "send_and_read",
     "sender_for_client",

@@ -17,6 +17,7 @@ from typing import Any, Final, cast
 import httpx
 
 from ._timeouts import attempt_timed_out
+from ._tls import tls_failure
 from ._wire import ParsedResponse, ResponseParser
 
 __all__ = ["HAPPY_EYEBALLS_DELAY", "Connection", "connect"]
@@ -250,6 +251,10 @@ async def connect(
             f"connecting to {host}:{port} took longer than {connect_timeout} s", request=request
         ) from None
     except OSError as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError)
+        refused = tls_failure(exc, f"{host}:{port}")
+        if refused is not None:
+            refused.request = request
+            raise refused from exc
         raise httpx.ConnectError(
             f"cannot connect to {host}:{port}: {exc}", request=request
         ) from exc

@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
-import urllib.request
 from typing import Final
 
 import httpcore
@@ -42,7 +41,9 @@ import httpx
 from ._body import max_body, read_bounded
 from ._connection import Connection, connect
 from ._pool import Origin, Pool
+from ._proxy import proxy_for
 from ._timeouts import ATTEMPT_TIMEOUT_EXTENSION, attempt_timed_out, run_within
+from ._tls import build_ssl_context, tls_failure
 from ._wire import ParsedResponse, serialize_request
 
 __all__ = ["DEFAULT_KEEPALIVE_EXPIRY", "HTTP11Transport", "default_transport"]
@@ -56,11 +57,19 @@ _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRAC
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 
-def default_transport(max_connections: int) -> httpx.AsyncBaseTransport:
+def default_transport(
+    max_connections: int,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    proxy: httpx.URL | None = None,
+    trust_env: bool = True,
+) -> httpx.AsyncBaseTransport:
     """
     The default inner transport, its pool sized to *max_connections*.
     """
-    return HTTP11Transport(max_connections=max_connections)
+    return HTTP11Transport(
+        max_connections=max_connections, ssl_context=ssl_context, proxy=proxy, trust_env=trust_env
+    )
 
 
 def _httpcore_patched() -> bool:
@@ -79,8 +88,13 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
         max_connections: Connections open at most, across origins; requests
             beyond it wait for one (up to the ``pool`` timeout).
         keepalive_expiry: Seconds an idle connection is kept for reuse.
-        ssl_context: For https; by default `httpx.create_ssl_context`'s, which
-            verifies certificates as httpx does.
+        ssl_context: For https; by default `build_ssl_context`'s, which
+            verifies certificates as httpx does (certifi's CAs, or
+            ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when *trust_env*).
+        proxy: Every request through this proxy (handed over to httpcore).
+        trust_env: Without *proxy*, the environment's proxies are used
+            (``HTTPS_PROXY``, ``ALL_PROXY``, minus ``NO_PROXY``), and its
+            CA settings.
     """
 
     def __init__(
@@ -89,10 +103,14 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
         max_connections: int,
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
         ssl_context: ssl.SSLContext | None = None,
+        proxy: httpx.URL | None = None,
+        trust_env: bool = True,
     ) -> None:
         self._max_connections = max_connections
         self._keepalive_expiry = keepalive_expiry
         self._ssl_context = ssl_context
+        self._proxy = proxy
+        self._trust_env = trust_env
         self._pool: Pool | None = None
         # Per origin, the httpcore transport that serves it instead, or None.
         self._handovers: dict[Origin, httpx.AsyncBaseTransport | None] = {}
@@ -217,9 +235,7 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
         scheme, raw_host, port = origin
         tls = None
         if scheme == "https":
-            if self._ssl_context is None:
-                self._ssl_context = httpx.create_ssl_context()
-            tls = self._ssl_context
+            tls = self._tls()
         return await connect(
             loop,
             raw_host.decode("ascii"),
@@ -229,12 +245,17 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
             request=request,
         )
 
+    def _tls(self) -> ssl.SSLContext:
+        # Built on first use: loading the CAs is most of a client's start-up.
+        if self._ssl_context is None:
+            self._ssl_context = build_ssl_context(trust_env=self._trust_env)
+        return self._ssl_context
+
     def _handover_for(self, url: httpx.URL) -> httpx.AsyncBaseTransport | None:
         if url.scheme not in _DEFAULT_PORTS:
             return self._handover_fallback()
-        proxies = urllib.request.getproxies()
-        proxy = proxies.get(url.scheme) or proxies.get("all")
-        if not proxy or urllib.request.proxy_bypass(url.host):
+        proxy = proxy_for(url, self._proxy, trust_env=self._trust_env)
+        if proxy is None:
             return None
         return self._httpcore(proxy)
 
@@ -243,12 +264,13 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
             self._fallback = self._httpcore()
         return self._fallback
 
-    def _httpcore(self, proxy: str | None = None) -> httpx.AsyncBaseTransport:
+    def _httpcore(self, proxy: httpx.URL | None = None) -> httpx.AsyncBaseTransport:
         # Handed-over requests keep this transport's bound and TLS settings.
         return httpx.AsyncHTTPTransport(
-            proxy=proxy,
+            proxy=None if proxy is None else httpx.Proxy(proxy),
             limits=httpx.Limits(max_connections=self._max_connections),
-            verify=self._ssl_context or True,
+            verify=self._tls(),
+            trust_env=self._trust_env,
         )
 
     async def aclose(self) -> None:
@@ -280,7 +302,14 @@ async def _whole(
 async def _read_whole(
     transport: httpx.AsyncBaseTransport, request: httpx.Request
 ) -> httpx.Response:
-    response = await transport.handle_async_request(request)
+    try:
+        response = await transport.handle_async_request(request)
+    except httpx.ConnectError as exc:
+        refused = tls_failure(exc, request.url.netloc.decode("ascii"))
+        if refused is None:
+            raise
+        refused.request = request
+        raise refused from exc
     await read_bounded(response, max_body(request))
     return response
 
