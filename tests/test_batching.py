@@ -395,10 +395,15 @@ async def test_calls_group_by_target(served: EmulatorServer, emulator: JourneyEm
     ):
         for user, target in calls:
             task_group.start_soon(functools.partial(batcher.remove, [user], **target))
-    sent = sorted(removals(emulator), key=lambda body: body["user_ids"])
+    # Users in the order they joined, which is the order their tasks ran (any, on trio).
+    joined = [
+        {k: sorted(v) if isinstance(v, list) else v for k, v in body.items()}
+        for body in removals(emulator)
+    ]
+    sent = sorted(joined, key=lambda body: body["user_ids"])
     assert sent == [
         {"user_ids": ["a", "f"], "all_journeys": True},
-        {"user_ids": ["b", "c"], "journey_uuids": [first, second]},
+        {"user_ids": ["b", "c"], "journey_uuids": sorted([first, second])},
         {"user_ids": ["d", "e"], "journey_uuids": [first]},
     ]
 
@@ -451,7 +456,9 @@ async def test_exit_flushes_at_once_and_waits_for_the_request(
                     await anyio.wait_all_tasks_blocked()
                     assert removals(emulator) == []  # held for the hour...
                 # ... until the block was left, which waited for the request.
-                assert removals(emulator) == [{"user_ids": ["a", "b"], "journey_uuids": [journey]}]
+                [body] = removals(emulator)
+                assert sorted(body["user_ids"]) == ["a", "b"]  # in joining order: any, on trio
+                assert body["journey_uuids"] == [journey]
                 assert emulator.users_in(journey) == {"c"}
     assert sorted(r.user_ids for r in results) == [("a",), ("b",)]
 
@@ -554,7 +561,9 @@ async def test_duplicates_are_sent_once_and_every_caller_is_answered(
     ):
         task_group.start_soon(remove, batcher, ["u1", "u1", "u2"])
         task_group.start_soon(remove, batcher, ["u2", "u3"])
-    assert bodies(route) == [{"user_ids": ["u1", "u2", "u3"], "all_journeys": True}]
+    [body] = bodies(route)
+    assert sorted(body["user_ids"]) == ["u1", "u2", "u3"]  # in joining order: any, on trio
+    assert body["all_journeys"] is True
     assert sorted(r.user_ids for r in results) == [("u1", "u2"), ("u2", "u3")]
 
 
@@ -661,7 +670,7 @@ async def test_a_cancelled_caller_leaves_its_neighbours_request_alone() -> None:
                 scopes["a"].cancel()  # while the shared request is in flight
                 await anyio.wait_all_tasks_blocked()
                 release.set()
-    assert sent == [["a", "b"]]
+    assert [sorted(users) for users in sent] == [["a", "b"]]
     assert outcomes == {"b": ja.RemovalResult(user_ids=("b",), requests=1)}
 
 
@@ -964,3 +973,63 @@ async def test_413_halving_against_the_served_emulators_body_limit(
     accepted = [r for r in emulator.requests if r.status == 200]
     assert refused
     assert sorted(u for r in accepted for u in r.json["user_ids"]) == sorted(users)  # each once
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    users=st.lists(st.sampled_from(POOL), min_size=1, max_size=30),
+    batch_size=st.integers(1, 8),
+    concurrency=st.integers(1, 4),
+    faults=st.lists(
+        st.sampled_from([Fault.status(401), Fault.status(403), Fault.status(500)]), max_size=4
+    ),
+    fitting=st.one_of(st.none(), st.integers(1, 6)),
+)
+def test_fail_fast_and_halving_keep_every_user_accounted_for(
+    served: EmulatorServer,
+    users: list[str],
+    batch_size: int,
+    concurrency: int,
+    faults: list[Fault],
+    fitting: int | None,
+) -> None:
+    emulator = served.emulator
+    emulator.clear_faults()
+    journey = emulator.add_journey(users=POOL)
+    unique = list(dict.fromkeys(users))
+    emulator.inject(*faults, endpoint="remove", journey_id=journey)
+    # A body limit that fits *fitting* users a request, when set.
+    emulator.max_body_bytes = (
+        None
+        if fitting is None
+        else len(json.dumps({"user_ids": POOL[:fitting], "journey_uuids": [journey]}))
+    )
+
+    async def remove() -> ja.RemovalResult | ja.JourneyError:
+        async with served_client(served, max_concurrency=concurrency) as client:
+            try:
+                return await client.remove_users(
+                    users, journey_ids=[journey], batch_size=batch_size
+                )
+            except ja.JourneyError as exc:
+                return exc
+
+    try:
+        outcome = anyio.run(remove)
+    finally:
+        emulator.max_body_bytes = None
+        emulator.clear_faults()
+    if isinstance(outcome, ja.RemovalResult):
+        removed, failed = list(outcome.user_ids), []
+    elif isinstance(outcome, ja.RemovalError):
+        removed, failed = list(outcome.removed), list(outcome.failed)
+        stopped = any(isinstance(e, ja.AuthenticationError) for e in outcome.errors)
+        # Not-attempted users, if any, are stood for by one NotAttemptedError.
+        assert sum(isinstance(e, ja.NotAttemptedError) for e in outcome.errors) <= int(stopped)
+    else:
+        assert not isinstance(outcome, ja.NotAttemptedError), "the request's own error"
+        removed, failed = [], unique
+    assert sorted(removed + failed) == sorted(unique)
+    assert not set(removed) & set(failed)
+    assert [u for u in unique if u in removed] == removed
+    assert emulator.users_in(journey) == set(POOL) - set(removed)
