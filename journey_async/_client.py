@@ -835,14 +835,19 @@ class AsyncJourneyClient:
         try:
             return parse(content)
         except ResponseFormatError as exc:
-            clean = redact_bytes(content, self._secret)
-            if clean is content:
-                raise
+            error = exc
+        clean = redact_bytes(content, self._secret)
+        if clean is not content:
             try:
                 parse(clean)
-            except ResponseFormatError as clean_exc:
-                raise clean_exc from None
-            raise ResponseFormatError(redact(str(exc), self._secret)) from None
+            except ResponseFormatError as exc:
+                error = exc
+        # Once more on the message: JSON may spell the token with escapes.
+        message = str(error)
+        redacted = redact(message, self._secret)
+        if redacted == message:
+            raise error
+        raise ResponseFormatError(redacted) from None
 
     async def _attempt(self, request: httpx.Request) -> httpx.Response:
         """One attempt, once a slot is free: direct calls beyond the pool's
