@@ -41,16 +41,20 @@ async def gather_bounded(concurrency: int, calls: Iterator[Awaitable[None]]) -> 
 
 
 async def workers(
-    concurrency: int, ids: Sequence[str], one: Callable[[str], Awaitable[None]]
-) -> None:
-    """C tasks pulling from one iterator: the cheapest bounded fan-out."""
-    pending = iter(ids)
+    concurrency: int, ids: Sequence[str], one: Callable[[str], Awaitable[object]]
+) -> list[object]:
+    """C tasks pulling from one iterator, the cheapest bounded fan-out; what
+    *one* returns for each id, in input order, kept as a fan-out's caller
+    keeps its results (so that every client pays for the memory it holds)."""
+    results: list[object] = [None] * len(ids)
+    pending = enumerate(ids)
 
     async def work() -> None:
-        for journey_id in pending:
-            await one(journey_id)
+        for index, journey_id in pending:
+            results[index] = await one(journey_id)
 
     await asyncio.gather(*(work() for _ in range(concurrency)))
+    return results
 
 
 def check_all_ok(results: Sequence[ja.StatsResult], count: int) -> None:
@@ -72,10 +76,10 @@ async def run_aiohttp(url: str, ids: Sequence[str], concurrency: int) -> None:
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(url, connector=connector, headers=AUTH) as session:
 
-        async def one(journey_id: str) -> None:
+        async def one(journey_id: str) -> object:
             async with session.get(STATS_PATH.format(journey_id)) as response:
                 response.raise_for_status()
-                json.loads(await response.read())
+                return json.loads(await response.read())
 
         await workers(concurrency, ids, one)
 

@@ -35,6 +35,11 @@ under test, with C workers pulling from one iterator of ids:
   ``AsyncClient``, limits raised to C): each parses the JSON, and each checks
   the status.
 
+Every client keeps what it got for each id until the run ends (the floor its
+bodies, the peers their parsed JSON, journey_async its results), as a caller
+of a fan-out does: the memory held, and the garbage collector's passes over
+it, are part of what a fan-out costs.
+
 A child imports its client and does one throwaway run of C requests first
 (imports, first-call caches), then times one run with a fresh client,
 connections included, and prints its wall and CPU seconds. Every run checks
@@ -157,14 +162,17 @@ async def run_raw_protocol(url: str, ids: Sequence[str], concurrency: int) -> No
     loop = asyncio.get_running_loop()
     host, port = _host_port(url)
     failed = 0
-    pending = iter(ids)
+    pending = enumerate(ids)
+    responses: list[bytes] = [b""] * len(ids)
 
     async def work() -> None:
         nonlocal failed
         _, connection = await loop.create_connection(lambda: _RawConnection(loop), host, port)
         try:
-            for journey_id in pending:
-                response = await connection.exchange(_raw_request(url, journey_id))
+            for index, journey_id in pending:
+                response = responses[index] = await connection.exchange(
+                    _raw_request(url, journey_id)
+                )
                 failed += response[9:12] != b"200"
         finally:
             assert connection.transport is not None
@@ -177,16 +185,17 @@ async def run_raw_protocol(url: str, ids: Sequence[str], concurrency: int) -> No
 async def run_floor(url: str, ids: Sequence[str], concurrency: int) -> None:
     host, port = _host_port(url)
     failed = 0
-    pending = iter(ids)
+    pending = enumerate(ids)
+    bodies: list[bytes] = [b""] * len(ids)
 
     async def work() -> None:
         nonlocal failed
         reader, writer = await asyncio.open_connection(host, port)
         try:
-            for journey_id in pending:
+            for index, journey_id in pending:
                 writer.write(_raw_request(url, journey_id))
                 head = await reader.readuntil(b"\r\n\r\n")
-                await reader.readexactly(_content_length(head))
+                bodies[index] = await reader.readexactly(_content_length(head))
                 failed += head[9:12] != b"200"
         finally:
             writer.close()
@@ -260,9 +269,9 @@ async def run_pyreqwest(url: str, ids: Sequence[str], concurrency: int) -> None:
     builder = ClientBuilder().base_url(url).default_headers(AUTH).error_for_status(True)
     async with builder.max_connections(concurrency).build() as client:
 
-        async def one(journey_id: str) -> None:
+        async def one(journey_id: str) -> object:
             response = await client.get(STATS_PATH.format(journey_id)).build().send()
-            await response.json()
+            return await response.json()
 
         await workers(concurrency, ids, one)
 
@@ -273,10 +282,10 @@ async def run_httpx2(url: str, ids: Sequence[str], concurrency: int) -> None:
     limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx2.AsyncClient(base_url=url, headers=AUTH, limits=limits) as client:
 
-        async def one(journey_id: str) -> None:
+        async def one(journey_id: str) -> object:
             response = await client.get(STATS_PATH.format(journey_id))
             response.raise_for_status()
-            response.json()
+            return response.json()
 
         await workers(concurrency, ids, one)
 
