@@ -62,8 +62,8 @@ from ._http import (
     default_transport,
     proxy_for,
     run_within,
-    send_and_read,
     sender_for_client,
+    sender_for_owned,
 )
 from ._logging import CallLog, call_log, logged_path, logger, request_extra
 from ._models import JourneyStats, RemovalResult, StatsFailure, StatsResult, StatsSuccess
@@ -338,7 +338,7 @@ class AsyncJourneyClient:
             # redirects) has nothing to do for a client nobody else
             # configures, and costs a third of a request.
             owned = httpx.AsyncClient(transport=inner, trust_env=False)
-            send: SendRequest = functools.partial(send_and_read, inner)
+            send: SendRequest = sender_for_owned(owned, inner)
             self._shared = _Shared(
                 owned,
                 send,
