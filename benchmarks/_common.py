@@ -7,11 +7,13 @@ the machine line and Markdown tables.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import importlib.metadata
 import json
 import os
 import platform
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import journey_async as ja
 from journey_async.testing import JourneyEmulator
@@ -21,6 +23,8 @@ AUTH = {"Authorization": f"Api {TOKEN}"}
 STATS_PATH = "/api/journey/{}/statistics/external"
 SAMPLE_JOURNEYS = 300
 """Journeys the servers hold; requests cycle over them."""
+
+_T = TypeVar("_T")
 
 
 def sample_ids(count: int) -> list[str]:
@@ -82,6 +86,19 @@ async def run_aiohttp(url: str, ids: Sequence[str], concurrency: int) -> None:
                 return json.loads(await response.read())
 
         await workers(concurrency, ids, one)
+
+
+LOOPS = ("asyncio", "uvloop")
+"""The event loops a benchmark can run its clients on."""
+
+
+def run_on(loop: str, coro: Coroutine[Any, Any, _T]) -> _T:
+    """``asyncio.run(coro)`` on *loop*: asyncio's own, or uvloop's."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if loop == "uvloop":
+        factory = importlib.import_module("uvloop").new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(coro)
 
 
 def machine(packages: Iterable[str], loops: str = "asyncio default loop") -> str:
