@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Final
 
-from journey_async._client import TOKEN_ENV_VAR
+from journey_async._config import TOKEN_ENV_VAR
 from journey_async._exceptions import JourneyError
 from journey_async._redaction import redact
 
