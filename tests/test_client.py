@@ -10,25 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 import respx
-from payloads import BASE_URL, JOURNEY_ID, MIXED_EXAMPLE, TOKEN
+from payloads import JOURNEY_ID, MIXED_EXAMPLE, REMOVAL_URL, STATS_URL, TOKEN
 
 import journey_async as ja
-
-STATS_URL = f"{BASE_URL}/api/journey/{JOURNEY_ID}/statistics/external"
-REMOVAL_URL = f"{BASE_URL}/api/journey/drop-users/external"
-
-
-@pytest.fixture
-def api() -> Iterator[respx.MockRouter]:
-    # assert_all_mocked: a request nothing here expects fails the test.
-    with respx.mock(assert_all_called=False, assert_all_mocked=True) as router:
-        yield router
 
 
 @pytest.fixture

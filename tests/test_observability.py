@@ -12,12 +12,11 @@ import sys
 
 import httpx
 import pytest
-from payloads import BASE_URL, JOURNEY_ID, TOKEN
+from payloads import JOURNEY_ID, TOKEN
 
 import journey_async as ja
 from journey_async.testing import Fault, JourneyEmulator, emulator_client
 
-STATS_URL = f"{BASE_URL}/api/journey/{JOURNEY_ID}/statistics/external"
 EXTRA_FIELDS = ("journey_id", "attempt", "status_code", "elapsed", "url")
 
 

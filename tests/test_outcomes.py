@@ -8,13 +8,13 @@ transport failure its error; a body that does not parse a
 from __future__ import annotations
 
 import pickle
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 import respx
-from payloads import BASE_URL, JOURNEY_ID, TOKEN
+from payloads import JOURNEY_ID, REMOVAL_URL, STATS_URL, TOKEN
 
 import journey_async as ja
 from journey_async._converter import structure_stats
@@ -26,16 +26,6 @@ from journey_async._outcomes import (
     status_error,
     transport_error,
 )
-
-STATS_URL = f"{BASE_URL}/api/journey/{JOURNEY_ID}/statistics/external"
-REMOVAL_URL = f"{BASE_URL}/api/journey/drop-users/external"
-
-
-@pytest.fixture
-def api() -> Iterator[respx.MockRouter]:
-    # assert_all_mocked: a request nothing here expects fails the test.
-    with respx.mock(assert_all_called=False, assert_all_mocked=True) as router:
-        yield router
 
 
 @pytest.fixture

@@ -10,27 +10,16 @@ from __future__ import annotations
 import asyncio
 import os
 import warnings
-from collections.abc import Iterator
 
 import httpx
 import pytest
 import respx
-from payloads import BASE_URL, JOURNEY_ID, MIXED_EXAMPLE, TOKEN
+from payloads import JOURNEY_ID, MIXED_EXAMPLE, STATS_URL, TOKEN
 
 import journey_async as ja
 from journey_async._http import HTTP11Transport
 from journey_async._shared import shared_resources
 from journey_async.testing import JourneyEmulator, emulator_client
-
-STATS_URL = f"{BASE_URL}/api/journey/{JOURNEY_ID}/statistics/external"
-
-
-@pytest.fixture
-def api() -> Iterator[respx.MockRouter]:
-    # assert_all_mocked: a request nothing here expects fails the test.
-    with respx.mock(assert_all_called=False, assert_all_mocked=True) as router:
-        yield router
-
 
 # The connections -----------------------------------------------------------------
 
