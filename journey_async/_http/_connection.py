@@ -273,7 +273,7 @@ async def _addresses(
         # uvloop has no race: it tries the addresses one after the other.
         return host, {}
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    addresses = {info[4][0] for info in infos}
+    addresses = {str(info[4][0]) for info in infos}
     if len(addresses) == 1:
         return addresses.pop(), {}
     return host, {"happy_eyeballs_delay": HAPPY_EYEBALLS_DELAY, "interleave": 1}
