@@ -798,7 +798,12 @@ class AsyncJourneyClient:
         )
         request.read()  # as httpx does for a body in memory: request.content works
         deadline = self._deadline
-        log_token = call_log.set(CallLog(journey_id, self._secret))
+        # The records' shared fields, only when records can be emitted at all.
+        log_token = (
+            call_log.set(CallLog(journey_id, self._secret))
+            if logger.isEnabledFor(logging.INFO)
+            else None
+        )
         try:
             if deadline is None:
                 response = await self._send_request(request)
@@ -822,7 +827,8 @@ class AsyncJourneyClient:
                 f"{method} {path}: the response body could not be decoded: {_describe(exc)}"
             ) from exc
         finally:
-            call_log.reset(log_token)
+            if log_token is not None:
+                call_log.reset(log_token)
         if response.is_success:
             return response
         raise status_error(response, secret=self._secret)
