@@ -35,7 +35,7 @@ import attrs
 import httpx
 
 import journey_async as ja
-from journey_async._transport import default_transport
+from journey_async._http import default_transport
 from journey_async.testing import spawn_emulator_process
 
 TOKEN = "bench-token"  # noqa: S105 - the emulator's, chosen here

@@ -8,6 +8,7 @@ Everything public is importable from here; the modules behind it are private.
 
 from ._batching import RemovalBatcher
 from ._client import AsyncJourneyClient
+from ._converter import error_from_dict, error_to_dict, result_from_dict, result_to_dict
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -15,9 +16,11 @@ from ._exceptions import (
     AuthenticationError,
     BadRequestError,
     JourneyError,
+    NotAttemptedError,
     NotFoundError,
     RateLimitError,
     RemovalError,
+    RequestTooLargeError,
     ResponseFormatError,
     ServerError,
 )
@@ -28,7 +31,9 @@ from ._models import (
     MessageStats,
     PointStats,
     RemovalResult,
+    StatsFailure,
     StatsResult,
+    StatsSuccess,
     UnknownStats,
 )
 from ._retry import RetryEvent, RetryPolicy
@@ -46,17 +51,25 @@ __all__ = [
     "JourneyPoint",
     "JourneyStats",
     "MessageStats",
+    "NotAttemptedError",
     "NotFoundError",
     "PointStats",
     "RateLimitError",
     "RemovalBatcher",
     "RemovalError",
     "RemovalResult",
+    "RequestTooLargeError",
     "ResponseFormatError",
     "RetryEvent",
     "RetryPolicy",
     "ServerError",
+    "StatsFailure",
     "StatsResult",
+    "StatsSuccess",
     "UnknownStats",
     "__version__",
+    "error_from_dict",
+    "error_to_dict",
+    "result_from_dict",
+    "result_to_dict",
 ]

@@ -23,19 +23,26 @@ trying the failed users again is always safe.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Final, Self, TypeAlias
 
 import anyio
 import anyio.abc
 
-from ._exceptions import JourneyError, RemovalError
+from ._exceptions import JourneyError, NotAttemptedError, RemovalError, RequestTooLargeError
 from ._fanout import Progress, map_ordered
+from ._guard import CallGuard
 from ._models import RemovalResult
-from ._validation import removal_target, validate_user_ids
+from ._validation import number, removal_target, validate_user_ids
 
-__all__ = ["DEFAULT_MAX_DELAY", "PostRemoval", "RemovalBatcher", "remove_in_batches"]
+__all__ = [
+    "DEFAULT_MAX_DELAY",
+    "OnRemoved",
+    "PostRemoval",
+    "RemovalBatcher",
+    "remove_in_batches",
+]
 
 PostRemoval: TypeAlias = Callable[[Sequence[str], dict[str, Any]], Awaitable[None]]
 """Sends one removal request; returns once the API confirmed it, raises otherwise."""
@@ -53,23 +60,99 @@ _Target: TypeAlias = dict[str, Any]
 _GroupKey: TypeAlias = frozenset[str] | None
 
 
-def _account(
+Settled: TypeAlias = list[tuple[Sequence[str], BaseException | None]]
+"""Users in input order, with the error of the request they were in (None: confirmed)."""
+
+OnRemoved: TypeAlias = Callable[[Sequence[str]], object]
+"""Called with the user ids of each request the API confirmed, as it lands."""
+
+
+class _Sender:
+    """
+    Sends the removal requests of one call: through its `CallGuard`, and in
+    halves after a 413 until each part fits, down to one user a request.
+
+    Once a request of *n* users was refused as too large, later parts of *n*
+    or more are split before they are sent: every chunk of a call has about
+    the same size, so the first 413 speaks for the rest.
+    """
+
+    __slots__ = ("_guard", "_on_removed", "_post", "_too_large")
+
+    def __init__(
+        self, post: PostRemoval, guard: CallGuard, on_removed: OnRemoved | None = None
+    ) -> None:
+        self._post = post
+        self._guard = guard
+        self._on_removed = on_removed
+        self._too_large: float = math.inf
+
+    async def send(self, user_ids: Sequence[str], target: _Target) -> Settled:
+        """Remove *user_ids*; how each part ended. Only a `JourneyError` is
+        an outcome: anything else (a bug, a cancellation) propagates."""
+        if 1 < len(user_ids) >= self._too_large:
+            return await self._halves(user_ids, target)
+        try:
+            await self._guard.run(self._post, user_ids, target)
+        except RequestTooLargeError as exc:
+            if len(user_ids) == 1:
+                return [(user_ids, exc)]
+            self._too_large = min(self._too_large, len(user_ids))
+            return await self._halves(user_ids, target)
+        except JourneyError as exc:
+            return [(user_ids, exc)]
+        if self._on_removed is not None:
+            self._on_removed(user_ids)
+        return [(user_ids, None)]
+
+    async def _halves(self, user_ids: Sequence[str], target: _Target) -> Settled:
+        half = len(user_ids) // 2
+        first = await self.send(user_ids[:half], target)
+        return first + await self.send(user_ids[half:], target)
+
+
+def outcome(
     settled: Iterable[tuple[Sequence[str], BaseException | None]],
-) -> tuple[list[str], list[str], list[BaseException]]:
-    """Split settled batches into (removed users, failed users, distinct errors)."""
+) -> RemovalResult | BaseException:
+    """
+    The outcome rule of this module, over users settled in input order: the
+    `RemovalResult`, or the error to raise.
+
+    The errors of a `RemovalError` are those of the requests that failed,
+    each once, then one `NotAttemptedError` standing for every part that a
+    stopped call never sent.
+    """
     removed: list[str] = []
     failed: list[str] = []
-    errors: list[BaseException] = []
-    seen: set[int] = set()
+    errors: dict[int, BaseException] = {}  # by identity: a batcher settles user by user
+    not_attempted: BaseException | None = None
+    confirmed = 0
     for user_ids, error in settled:
         if error is None:
             removed.extend(user_ids)
+            confirmed += 1
             continue
         failed.extend(user_ids)
-        if id(error) not in seen:
-            seen.add(id(error))
-            errors.append(error)
-    return removed, failed, errors
+        if isinstance(error, NotAttemptedError):
+            not_attempted = not_attempted or error
+        else:
+            errors.setdefault(id(error), error)
+    if not failed:
+        return RemovalResult(user_ids=tuple(removed), requests=confirmed)
+    failures = list(errors.values())
+    if not removed:
+        # Every failure is a request's own, but for a batcher's callers who
+        # came after the failure that stopped it: the NotAttemptedError then.
+        first = failures[0] if failures else not_attempted
+        assert first is not None
+        return first
+    if not_attempted is not None:
+        failures.append(not_attempted)
+    return RemovalError(
+        removed=removed,
+        failed=failed,
+        errors=[e for e in failures if isinstance(e, JourneyError)],
+    )
 
 
 async def remove_in_batches(
@@ -80,6 +163,7 @@ async def remove_in_batches(
     batch_size: int,
     concurrency: int,
     progress: Progress | None = None,
+    on_removed: OnRemoved | None = None,
 ) -> RemovalResult:
     """
     Remove validated, duplicate-free *user_ids* in requests of *batch_size*,
@@ -87,51 +171,44 @@ async def remove_in_batches(
 
     Only the requests in flight have their own slice of the ids: `map_ordered`
     pulls the next chunk when a sender is free, so a million users at 32 in
-    flight hold 32 chunks, not two thousand. *progress* gets each batch's
-    number of users once it has settled, confirmed or failed.
+    flight hold 32 chunks, not two thousand. *progress* gets each chunk's
+    number of users once it has settled, confirmed or failed; *on_removed*
+    the users of each confirmed request, as it lands.
+
+    The call stops at its first `AuthenticationError`, or when a request
+    could not connect at all (see `CallGuard`): the chunks not sent by then
+    fail with `NotAttemptedError`, without a request.
 
     A failure that is not a `JourneyError` (a bug, a cancellation) is no
     removal outcome: it propagates and cancels the other batches.
     """
-    if len(user_ids) <= batch_size:
-        # One request: nothing to fan out, and its error is the outcome.
-        await post(user_ids, target)
-        if progress is not None:
-            progress(len(user_ids))
-        return RemovalResult(user_ids=tuple(user_ids), requests=1)
+    sender = _Sender(post, CallGuard(), on_removed)
 
-    def chunks() -> Iterator[Sequence[str]]:
-        for start in range(0, len(user_ids), batch_size):
-            yield user_ids[start : start + batch_size]
-
-    async def send(chunk: Sequence[str]) -> JourneyError | None:
-        try:
-            await post(chunk, target)
-        except JourneyError as exc:
-            error: JourneyError | None = exc
-        else:
-            error = None
+    async def send(chunk: Sequence[str]) -> Settled:
+        settled = await sender.send(chunk, target)
         if progress is not None:
             progress(len(chunk))
-        return error
+        return settled
 
-    errors = await map_ordered(send, chunks(), concurrency=concurrency)
-    removed, failed, failures = _account(zip(chunks(), errors, strict=True))
-    if not failures:
-        return RemovalResult(user_ids=tuple(user_ids), requests=len(errors))
-    if not removed:
-        raise failures[0]
-    raise RemovalError(removed=removed, failed=failed, errors=_journey_errors(failures))
-
-
-def _journey_errors(errors: Sequence[BaseException]) -> list[JourneyError]:
-    return [e for e in errors if isinstance(e, JourneyError)]
+    if len(user_ids) <= batch_size:
+        # One chunk: nothing to fan out.
+        settled = await send(user_ids)
+    else:
+        chunks = (
+            user_ids[start : start + batch_size] for start in range(0, len(user_ids), batch_size)
+        )
+        parts = await map_ordered(send, chunks, concurrency=concurrency)
+        settled = [part for chunk in parts for part in chunk]
+    result = outcome(settled)
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 class _Batch:
     """One request being gathered: its users, and how it ended."""
 
-    __slots__ = ("deadline", "done", "error", "key", "ready", "target", "user_ids")
+    __slots__ = ("deadline", "done", "key", "ready", "settled", "target", "user_ids")
 
     def __init__(self, key: _GroupKey, target: _Target, deadline: float) -> None:
         self.key = key
@@ -141,7 +218,19 @@ class _Batch:
         self.user_ids: dict[str, None] = {}
         self.ready = anyio.Event()  # full, or the batcher is closing: send now
         self.done = anyio.Event()
-        self.error: BaseException | None = None
+        # How its parts ended: one part, unless a 413 split it.
+        self.settled: Settled = []
+
+    def share(self, user_ids: Sequence[str]) -> Settled:
+        """How a caller's *user_ids*, all in this batch, ended: by part."""
+        if len(self.settled) == 1:
+            return [(user_ids, self.settled[0][1])]
+        mine = set(user_ids)
+        return [
+            (kept, error)
+            for part, error in self.settled
+            if (kept := [user for user in part if user in mine])
+        ]
 
 
 class RemovalBatcher:
@@ -180,9 +269,13 @@ class RemovalBatcher:
         # Built by AsyncJourneyClient.removal_batcher, which checks the bounds.
         self._post = post
         self._max_batch_size = max_batch_size
-        self._max_delay = _delay(max_delay)
+        self._max_delay = number(max_delay, "max_delay")
         self._limiter = anyio.CapacityLimiter(max_concurrency)
         self._open: dict[_GroupKey, _Batch] = {}
+        # One call for its whole life: a 401 fails what is pending and every
+        # later call. No circuit: a batcher outlives a network outage.
+        self._guard = CallGuard(circuit=False)
+        self._sender = _Sender(post, self._guard)
         self._task_group: anyio.abc.TaskGroup | None = None
         self._closed = False
 
@@ -265,18 +358,22 @@ class RemovalBatcher:
         users = validate_user_ids(user_ids)
         target = removal_target(journey_ids, all_journeys)
         key = None if all_journeys else frozenset(target["journey_uuids"])
+        self._guard.check()
 
         shares = self._join(key, target, users)
         for batch, _ in shares:
             await batch.done.wait()
 
-        removed, failed, errors = _account((share, batch.error) for batch, share in shares)
-        if not errors:
-            return RemovalResult(user_ids=users, requests=len(shares))
-        crashes = [e for e in errors if not isinstance(e, JourneyError)]
-        if crashes or not removed:
-            raise _copy_error((crashes or errors)[0])
-        raise RemovalError(removed=removed, failed=failed, errors=_journey_errors(errors))
+        settled = [part for batch, share in shares for part in batch.share(share)]
+        crash = next(
+            (e for _, e in settled if e is not None and not isinstance(e, JourneyError)), None
+        )
+        result = outcome(settled) if crash is None else crash
+        if isinstance(result, RemovalError):  # made for this caller alone
+            raise result
+        if isinstance(result, BaseException):  # shared with the batch's other callers
+            raise _copy_error(result)
+        return result
 
     def _join(
         self, key: _GroupKey, target: _Target, users: Sequence[str]
@@ -311,33 +408,27 @@ class RemovalBatcher:
             del self._open[batch.key]
 
     async def _send(self, batch: _Batch) -> None:
-        settled = False
         try:
             with anyio.CancelScope(deadline=batch.deadline):
                 await batch.ready.wait()
             async with self._limiter:
                 # Still open until now: while every sender was busy, it filled.
                 self._seal(batch)
-                await self._post(tuple(batch.user_ids), batch.target)
-            settled = True
+                batch.settled = await self._sender.send(tuple(batch.user_ids), batch.target)
         except Exception as exc:  # every error goes to the batch's callers
-            batch.error = exc
-            settled = True
+            batch.settled = [(tuple(batch.user_ids), exc)]
         finally:
-            if not settled:
+            if not batch.settled:
                 self._seal(batch)
-                batch.error = RuntimeError(
-                    "the removal batcher was cancelled before this removal was confirmed"
-                )
+                batch.settled = [
+                    (
+                        tuple(batch.user_ids),
+                        RuntimeError(
+                            "the removal batcher was cancelled before this removal was confirmed"
+                        ),
+                    )
+                ]
             batch.done.set()
-
-
-def _delay(value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"max_delay must be a number of seconds, not {type(value).__name__}")
-    if not (value >= 0 and math.isfinite(value)):
-        raise ValueError(f"max_delay must be a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 def _copy_error(error: BaseException) -> BaseException:

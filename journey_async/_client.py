@@ -12,6 +12,7 @@ per-request merging is measurable there.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import logging
@@ -21,6 +22,8 @@ from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
+import anyio
+import attrs
 import httpx
 
 from ._batching import DEFAULT_MAX_DELAY, RemovalBatcher, remove_in_batches
@@ -34,15 +37,19 @@ from ._exceptions import (
     JourneyError,
     NotFoundError,
     RateLimitError,
+    RequestTooLargeError,
     ResponseFormatError,
     ServerError,
 )
 from ._fanout import AsCompleted, map_as_completed, map_ordered
-from ._models import JourneyStats, RemovalResult, StatsResult
-from ._retry import RetryPolicy, RetryTransport, SendRequest, parse_retry_after, retrying
-from ._transport import default_transport, send_and_read
+from ._guard import CallGuard
+from ._http import default_transport, send_and_read
+from ._models import JourneyStats, RemovalResult, StatsFailure, StatsResult, StatsSuccess
+from ._redaction import REDACTED, redact, redact_bytes
+from ._retry import RetryPolicy, SendRequest, parse_retry_after, retrying
 from ._validation import (
     fanout_ids,
+    number,
     positive_int,
     removal_target,
     validate_journey_id,
@@ -81,15 +88,54 @@ _STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
     401: AuthenticationError,
     403: AuthenticationError,
     404: NotFoundError,
+    413: RequestTooLargeError,
     429: RateLimitError,
 }
 
 _UNSET: Any = object()
 
-REDACTED: Final = "[secret]"
-"""What stands for the API token wherever text might otherwise show it."""
-
 _T = TypeVar("_T")
+
+
+@attrs.frozen(kw_only=True)
+class _Settings:
+    """
+    What `AsyncJourneyClient.with_options` may change: read by every call,
+    never assigned. One place, so that a new setting is one field here, one
+    argument of the constructor and of ``with_options``, one property.
+    """
+
+    timeout: httpx.Timeout
+    attempt_timeout: float | None
+    retry: RetryPolicy | None
+    max_concurrency: int
+    batch_size: int
+    # A RateLimiter (acquire / report_rate_limited) once _ratelimit.py has
+    # its protocol; typed loosely until then.
+    rate_limit: object | None
+
+
+class _Shared:
+    """
+    What a client and its `with_options` copies share: the connections, and
+    the client-wide slots that bound attempts in flight to the pool's size.
+    """
+
+    __slots__ = ("http", "owns_http", "pool_size", "send", "slots")
+
+    def __init__(
+        self, http: httpx.AsyncClient, send: SendRequest, *, owns_http: bool, pool_size: int
+    ) -> None:
+        self.http = http
+        self.send = send
+        self.owns_http = owns_http
+        self.pool_size = pool_size
+        # fast_acquire: a free slot is taken without a trip through the event
+        # loop, which a fan-out would pay on every request.
+        self.slots = anyio.Semaphore(pool_size, fast_acquire=True)
+
+
+_SETTING_NAMES: Final = frozenset(attrs.fields_dict(_Settings))
 
 
 class AsyncJourneyClient:
@@ -103,21 +149,35 @@ class AsyncJourneyClient:
 
     Args:
         api_token: A server API token. `None` reads ``PUSHWOOSH_API_TOKEN``.
-        base_url: The API's root. Plain ``http://`` only to a loopback host,
-            so the token never crosses a network in clear text.
+        base_url: The API's root, to which the client adds ``/api/journey/...``.
+            A path is kept, for a gateway that serves the API under one
+            (``https://gw.example/pushwoosh``); a path ending in ``/api`` is
+            refused, since it would send to ``/api/api/...``. Plain
+            ``http://`` only to a loopback host, so the token never crosses a
+            network in clear text; no user or password in it.
         timeout: Seconds per attempt, or an `httpx.Timeout`. Defaults to 10 s
             (5 s to connect), or to *http_client*'s own timeout when given one.
         retry: How failed attempts are retried; `None` switches retries off.
-        max_concurrency: Requests in flight at most in a fan-out or batched
-            removal, unless a call says otherwise.
+        max_concurrency: Requests in flight at most: in a fan-out or batched
+            removal unless a call says otherwise, and across the client's
+            direct calls, which beyond it wait their turn for a connection.
+            It sizes the connection pool.
         batch_size: User ids per removal request, unless a call says otherwise.
         http_client: An `httpx.AsyncClient` you own and close yourself.
         transport: The `httpx.AsyncBaseTransport` requests go out through
             (under the retries). The one seam for custom I/O, such as the
             in-process emulator of `journey_async.testing`.
+        attempt_timeout: Seconds: a wall-clock bound on one attempt, whole
+            response included; `None` for none.
+        rate_limit: A rate limiter every attempt goes through; `None` for none.
+
+    The settings (``timeout``, ``attempt_timeout``, ``retry``,
+    ``max_concurrency``, ``batch_size``, ``rate_limit``) are read-only
+    properties: `with_options` gives a client with other ones.
 
     Raises:
-        ValueError: No token, a bad base URL, or a bad bound.
+        TypeError, ValueError: No token, or a bad argument (nothing is echoed
+            that could hold a secret).
 
     .. versionadded:: 0.1.0
     """
@@ -133,37 +193,52 @@ class AsyncJourneyClient:
         batch_size: int = DEFAULT_BATCH_SIZE,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        attempt_timeout: float | None = None,
+        rate_limit: object | None = None,
     ) -> None:
         token = _resolve_token(api_token)
         self._secret = token
         self._base_url = _validate_base_url(base_url)
-        self.max_concurrency = positive_int(max_concurrency, "max_concurrency")
-        self.batch_size = positive_int(batch_size, "batch_size")
-        self.retry = retry
+        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+            raise TypeError(
+                f"http_client must be an httpx.AsyncClient, not {type(http_client).__name__}"
+            )
+        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+            raise TypeError(
+                f"transport must be an httpx.AsyncBaseTransport, not {type(transport).__name__}"
+            )
         if http_client is not None and transport is not None:
             raise ValueError("pass http_client or transport, not both")
-
         if timeout is _UNSET:
             timeout = http_client.timeout if http_client is not None else DEFAULT_TIMEOUT
-        self._timeout = httpx.Timeout(timeout)
+        settings = _settings(
+            timeout=timeout,
+            attempt_timeout=attempt_timeout,
+            retry=retry,
+            max_concurrency=max_concurrency,
+            batch_size=batch_size,
+            rate_limit=rate_limit,
+        )
 
-        self._owns_http_client = http_client is None
         if http_client is None:
-            inner = transport or default_transport(max_concurrency)
-            outer = inner if retry is None else RetryTransport(inner, retry)
+            inner = transport or default_transport(settings.max_concurrency)
             # trust_env=False: environment proxies are the inner transport's
             # job (under the retries), not mounts that would bypass them.
-            http_client = httpx.AsyncClient(transport=outer, timeout=self._timeout, trust_env=False)
-            # Straight to the transport: AsyncClient.send's per-request work
-            # (auth, cookies, hooks, redirects) has nothing to do for a
-            # client nobody else configures, and costs a third of a request.
-            self._transport = outer
-            self._send_request: SendRequest = self._send_to_transport
+            # The AsyncClient is only the owner of the transport (aclose,
+            # is_closed): requests go straight to the transport, since
+            # AsyncClient.send's per-request work (auth, cookies, hooks,
+            # redirects) has nothing to do for a client nobody else
+            # configures, and costs a third of a request.
+            owned = httpx.AsyncClient(transport=inner, trust_env=False)
+            send: SendRequest = functools.partial(send_and_read, inner)
+            self._shared = _Shared(owned, send, owns_http=True, pool_size=settings.max_concurrency)
         else:
-            # We cannot put our transport under a caller's client: retry around it.
-            send = http_client.send
-            self._send_request = send if retry is None else retrying(send, retry)
-        self._http = http_client
+            # Their client, their auth, hooks and mounts: retry around its send.
+            self._shared = _Shared(
+                http_client, http_client.send, owns_http=False, pool_size=settings.max_concurrency
+            )
+        self._is_copy = False
+        self._http = self._shared.http
 
         self._headers = httpx.Headers(
             {
@@ -180,13 +255,124 @@ class AsyncJourneyClient:
         self._post_headers = httpx.Headers(
             [*host, *self._headers.raw, (b"Content-Type", b"application/json")]
         )
-        self._extensions = {"timeout": self._timeout.as_dict()}
         self._url = _url_builder(self._base_url)
+        self._configure(settings)
+
+    def _configure(self, settings: _Settings) -> None:
+        """Everything derived from *settings*, built once per client or copy."""
+        self._settings = settings
+        self._extensions = {"timeout": settings.timeout.as_dict()}
+        shared = self._shared
+        # A copy with a lower bound waits for its own slot, then the pool's.
+        self._own_slots = (
+            None
+            if settings.max_concurrency >= shared.pool_size
+            else anyio.Semaphore(settings.max_concurrency, fast_acquire=True)
+        )
+        retry = settings.retry
+        self._send_request: SendRequest = (
+            self._attempt if retry is None else retrying(self._attempt, retry)
+        )
+
+    def with_options(
+        self,
+        *,
+        timeout: float | httpx.Timeout = _UNSET,
+        attempt_timeout: float | None = _UNSET,
+        retry: RetryPolicy | None = _UNSET,
+        max_concurrency: int = _UNSET,
+        rate_limit: object | None = _UNSET,
+    ) -> Self:
+        """
+        A client with other settings, sharing this one's connections::
+
+            fast = client.with_options(timeout=2.0, retry=None)
+            await fast.get_stats(journey_id)
+
+        Cheap: nothing is connected or copied but the settings. What is not
+        given is kept; *rate_limit*, when not given, is the same limiter, so
+        the copy spends the same rate budget. This client keeps its own
+        settings. The copy's *max_concurrency* bounds the copy's own calls,
+        and cannot be above this client's connection pool (its
+        ``max_concurrency`` when created).
+
+        Closing a copy closes nothing: the connections are closed by the
+        `aclose` of the client created with the constructor, after which its
+        copies refuse to send too.
+
+        Raises:
+            TypeError, ValueError: A bad setting, or a *max_concurrency*
+                above the pool's size.
+
+        .. versionadded:: 0.2.0
+        """
+        current = self._settings
+        settings = _settings(
+            timeout=current.timeout if timeout is _UNSET else timeout,
+            attempt_timeout=(
+                current.attempt_timeout if attempt_timeout is _UNSET else attempt_timeout
+            ),
+            retry=current.retry if retry is _UNSET else retry,
+            max_concurrency=(
+                current.max_concurrency if max_concurrency is _UNSET else max_concurrency
+            ),
+            batch_size=current.batch_size,
+            rate_limit=current.rate_limit if rate_limit is _UNSET else rate_limit,
+        )
+        pool_size = self._shared.pool_size
+        if settings.max_concurrency > pool_size:
+            raise ValueError(
+                f"max_concurrency {settings.max_concurrency} is above the connection pool's "
+                f"size ({pool_size}): create the client with a higher max_concurrency"
+            )
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy._is_copy = True
+        copy._configure(settings)
+        return copy
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _SETTING_NAMES:
+            raise AttributeError(
+                f"{name} is read-only: client.with_options({name}=...) gives a client "
+                "with another one, sharing the connections"
+            )
+        super().__setattr__(name, value)
 
     @property
     def base_url(self) -> str:
         """The API root requests go to, without a trailing slash."""
         return self._base_url
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        """The per-phase timeouts of each attempt (httpx's meaning)."""
+        return self._settings.timeout
+
+    @property
+    def attempt_timeout(self) -> float | None:
+        """Seconds: the wall-clock bound on one attempt, or `None`."""
+        return self._settings.attempt_timeout
+
+    @property
+    def retry(self) -> RetryPolicy | None:
+        """How failed attempts are retried; `None`: not at all."""
+        return self._settings.retry
+
+    @property
+    def max_concurrency(self) -> int:
+        """Requests in flight at most for this client's calls."""
+        return self._settings.max_concurrency
+
+    @property
+    def batch_size(self) -> int:
+        """User ids per removal request, unless a call says otherwise."""
+        return self._settings.batch_size
+
+    @property
+    def rate_limit(self) -> object | None:
+        """The rate limiter every attempt goes through, or `None`."""
+        return self._settings.rate_limit
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} base_url={self._base_url!r} api_token={REDACTED}>"
@@ -204,10 +390,12 @@ class AsyncJourneyClient:
 
     async def aclose(self) -> None:
         """
-        Close the connections, unless the `httpx.AsyncClient` was handed in.
+        Close the connections, unless the `httpx.AsyncClient` was handed in,
+        or this is a copy from `with_options` (whose connections are the
+        original's to close).
         """
-        if self._owns_http_client:
-            await self._http.aclose()
+        if self._shared.owns_http and not self._is_copy:
+            await self._shared.http.aclose()
 
     async def get_stats(self, journey_id: str) -> JourneyStats:
         """
@@ -253,6 +441,12 @@ class AsyncJourneyClient:
         *progress*, when given, is called with 1 as each journey settles
         (stats or error): for a progress bar.
 
+        The call stops at its first `AuthenticationError` (401/403), or once
+        a request could not connect to the API on any of its attempts: the
+        requests waiting to be retried give up, and the journeys not sent by
+        then end with a `NotAttemptedError` (its ``cause`` is that failure)
+        without a request.
+
         Raises:
             TypeError, ValueError: A bad id, or a bad *concurrency*.
             RuntimeError: The client is closed.
@@ -261,7 +455,7 @@ class AsyncJourneyClient:
         """
         ids = fanout_ids(journey_ids)
         return await map_ordered(
-            self._stats_result,
+            functools.partial(self._stats_result, CallGuard()),
             ids,
             concurrency=self._fanout_concurrency(concurrency),
             progress=progress,
@@ -303,18 +497,18 @@ class AsyncJourneyClient:
         """
         ids = fanout_ids(journey_ids)
         return map_as_completed(
-            self._stats_result,
+            functools.partial(self._stats_result, CallGuard()),
             ids,
             concurrency=self._fanout_concurrency(concurrency),
             progress=progress,
         )
 
-    async def _stats_result(self, journey_id: str) -> StatsResult:
+    async def _stats_result(self, guard: CallGuard, journey_id: str) -> StatsResult:
         try:
-            stats = await self.get_stats(journey_id)
+            stats = await guard.run(self.get_stats, journey_id)
         except JourneyError as exc:
-            return StatsResult(journey_id, error=exc)
-        return StatsResult(journey_id, stats=stats)
+            return StatsFailure(journey_id, exc)
+        return StatsSuccess(journey_id, stats)
 
     def _fanout_concurrency(self, concurrency: int | None) -> int:
         if concurrency is None:
@@ -337,6 +531,7 @@ class AsyncJourneyClient:
         batch_size: int | None = None,
         *,
         progress: Callable[[int], object] | None = None,
+        on_removed: Callable[[Sequence[str]], object] | None = None,
     ) -> RemovalResult:
         """
         Remove users from the given journeys, or from all active journeys.
@@ -354,6 +549,14 @@ class AsyncJourneyClient:
 
         *progress*, when given, is called after each request with the number
         of users it settled, confirmed or failed: for a progress bar.
+        *on_removed*, when given, is called with the user ids of each request
+        the API confirmed, as it lands: a caller cancelled half way still
+        knows who was removed. What either callback raises ends the call.
+
+        The call stops at its first `AuthenticationError`, or once a request
+        could not connect on any of its attempts: the batches not sent by
+        then fail with `NotAttemptedError`, without a request. A batch
+        answered 413 is sent again in halves, down to one user a request.
 
         Every user handed in is accounted for. All confirmed: the result.
         None confirmed: the first failing request's own error, as is (so a
@@ -379,6 +582,7 @@ class AsyncJourneyClient:
             batch_size=size,
             concurrency=self.max_concurrency,
             progress=progress,
+            on_removed=on_removed,
         )
 
     def removal_batcher(
@@ -468,20 +672,35 @@ class AsyncJourneyClient:
         raise status_error(response, secret=self._secret)
 
     def _parse(self, parse: Callable[[bytes], _T], response: httpx.Response) -> _T:
-        """*parse* the body; a server may echo what it received, so a
-        `ResponseFormatError` quoting the body has the token blotted out."""
+        """*parse* the body. A server may echo what it received, and the
+        error quotes the body cut short: so a refused body that holds the
+        token is parsed again with the token blotted out, for the message."""
+        content = response.content
         try:
-            return parse(response.content)
+            return parse(content)
         except ResponseFormatError as exc:
-            message = str(exc)
-            if self._secret not in message:
+            clean = redact_bytes(content, self._secret)
+            if clean is content:
                 raise
-            raise ResponseFormatError(message.replace(self._secret, REDACTED)) from None
+            try:
+                parse(clean)
+            except ResponseFormatError as clean_exc:
+                raise clean_exc from None
+            raise ResponseFormatError(redact(str(exc), self._secret)) from None
 
-    async def _send_to_transport(self, request: httpx.Request) -> httpx.Response:
-        if self._http.is_closed:
+    async def _attempt(self, request: httpx.Request) -> httpx.Response:
+        """One attempt, once a slot is free: direct calls beyond the pool's
+        size wait here, for as long as the call may, rather than in the
+        pool, whose timeout would fail them."""
+        shared = self._shared
+        if shared.http.is_closed:
             raise RuntimeError("Cannot send a request, as the client has been closed.")
-        return await send_and_read(self._transport, request)
+        own = self._own_slots
+        if own is None:
+            async with shared.slots:
+                return await shared.send(request)
+        async with own, shared.slots:
+            return await shared.send(request)
 
 
 # A path made only of these needs no percent-encoding (RFC 3986 pchar and "/").
@@ -532,9 +751,7 @@ def status_error(response: httpx.Response, *, secret: str | None = None) -> APIS
     """
     status = response.status_code
     cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else APIStatusError)
-    message = _server_message(response)
-    if secret:
-        message = message.replace(secret, REDACTED)
+    message = _server_message(response, secret)
     if cls is RateLimitError:
         return RateLimitError(
             message,
@@ -545,20 +762,33 @@ def status_error(response: httpx.Response, *, secret: str | None = None) -> APIS
     return cls(message, status_code=status, response=response)
 
 
-def _server_message(response: httpx.Response) -> str:
-    reason = response.reason_phrase or "error"
+BODY_PREVIEW_CHARS: Final = 80
+"""Characters of a non-JSON error body quoted in the error's message."""
+
+SERVER_MESSAGE_CHARS: Final = 500
+"""Characters of the server's own ``message`` kept in the error's message: a
+sentence or two, not a hostile server's megabyte."""
+
+
+def _server_message(response: httpx.Response, secret: str | None) -> str:
+    # Everything here is the server's, who may echo the token: blotted out
+    # first, and only then cut short, so no prefix of it survives a cut.
+    reason = _cut(redact(response.reason_phrase, secret), SERVER_MESSAGE_CHARS) or "error"
     try:
         body = response.json()
     except (ValueError, RecursionError):
-        text = " ".join(response.text.split())
+        text = redact(" ".join(response.text.split()), secret)
         if not text:
             return reason
-        preview = text if len(text) <= 80 else text[:77] + "..."
-        return f"{reason} (body is not JSON: {preview!r})"
+        return f"{reason} (body is not JSON: {_cut(text, BODY_PREVIEW_CHARS)!r})"
     message = body.get("message") if isinstance(body, dict) else None
     if isinstance(message, str) and message:
-        return message
+        return _cut(redact(message, secret), SERVER_MESSAGE_CHARS)
     return reason
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _describe(exc: Exception) -> str:
@@ -580,13 +810,70 @@ def _resolve_token(api_token: str | None) -> str:
     return api_token
 
 
+def _settings(
+    *,
+    timeout: float | httpx.Timeout,
+    attempt_timeout: float | None,
+    retry: RetryPolicy | None,
+    max_concurrency: int,
+    batch_size: int,
+    rate_limit: object | None,
+) -> _Settings:
+    """The settings, each checked: the one path of the constructor and of
+    `AsyncJourneyClient.with_options`."""
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise TypeError(f"retry must be a RetryPolicy or None, not {type(retry).__name__}")
+    if rate_limit is not None and not all(
+        callable(getattr(rate_limit, name, None)) for name in ("acquire", "report_rate_limited")
+    ):
+        raise TypeError(
+            "rate_limit must be a rate limiter (with acquire and report_rate_limited) or None, "
+            f"not {type(rate_limit).__name__}"
+        )
+    return _Settings(
+        timeout=_validate_timeout(timeout),
+        attempt_timeout=(
+            None
+            if attempt_timeout is None
+            else number(attempt_timeout, "attempt_timeout", exclusive=True)
+        ),
+        retry=retry,
+        max_concurrency=positive_int(max_concurrency, "max_concurrency"),
+        batch_size=positive_int(batch_size, "batch_size"),
+        rate_limit=rate_limit,
+    )
+
+
+def _validate_timeout(timeout: float | httpx.Timeout) -> httpx.Timeout:
+    """*timeout* as an `httpx.Timeout`, every phase a positive finite number
+    of seconds or `None` (no bound) inside one."""
+    if isinstance(timeout, httpx.Timeout):
+        for phase, value in timeout.as_dict().items():
+            if value is not None:
+                number(value, f"timeout.{phase}", exclusive=True)
+        return timeout
+    if timeout is None:
+        raise TypeError("timeout must be a number of seconds; httpx.Timeout(None) for no timeout")
+    return httpx.Timeout(number(timeout, "timeout", exclusive=True))
+
+
 def _validate_base_url(base_url: str) -> str:
+    """
+    *base_url* without its trailing slash, if it is safe to send the token
+    to. No message here quotes *base_url* whole: it may hold a password.
+    """
     if not isinstance(base_url, str):
         raise TypeError(f"base_url must be a string, not {type(base_url).__name__}")
     try:
         url = httpx.URL(base_url)
     except httpx.InvalidURL as exc:
-        raise ValueError(f"invalid base_url {base_url!r}: {exc}") from None
+        shown = "" if "@" in base_url else f" {base_url!r}"
+        raise ValueError(f"invalid base_url{shown}: {exc}") from None
+    if url.userinfo:
+        raise ValueError(
+            "base_url must not carry a user name or password: the client authenticates "
+            "with api_token"
+        )
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(f"base_url must be an http(s) URL with a host, got {base_url!r}")
     if url.query or url.fragment:
@@ -596,7 +883,14 @@ def _validate_base_url(base_url: str) -> str:
             f"base_url {base_url!r} is plain http to a host that is not loopback: "
             "use https so the API token is not sent in clear text"
         )
-    return str(url).rstrip("/")
+    root = str(url).rstrip("/")
+    if url.path.rstrip("/").endswith("/api"):
+        hint = root.removesuffix("/api")
+        raise ValueError(
+            f"base_url {base_url!r} ends in /api, and the client adds /api/journey/... "
+            f"itself, so requests would go to /api/api/...: pass {hint!r}"
+        )
+    return root
 
 
 def _is_loopback(host: str) -> bool:

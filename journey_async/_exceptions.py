@@ -7,10 +7,12 @@ JourneyError
 │   ├── BadRequestError        400
 │   ├── AuthenticationError    401, 403
 │   ├── NotFoundError          404
+│   ├── RequestTooLargeError   413, for one user alone
 │   ├── RateLimitError         429 (retry_after)
 │   └── ServerError            5xx
 ├── APIConnectionError
 │   └── APITimeoutError
+├── NotAttemptedError          never sent: an earlier failure ended the call (cause)
 ├── ResponseFormatError        body is not what the API documents
 └── RemovalError               removed, failed
 ```
@@ -21,16 +23,19 @@ Bad input is not in this tree: it is refused with the builtin `ValueError` or
 No message built here ever contains the API token: messages name the method,
 the path and what the server said, never a request header.
 
+Every error survives `pickle` (for multiprocessing and task queues): a pickled
+`APIStatusError` carries its response and request without the
+``Authorization`` header. `journey_async.error_to_dict` gives a plain dict.
+
 .. versionadded:: 0.1.0
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
 
-if TYPE_CHECKING:
-    import httpx
+import httpx
 
 __all__ = [
     "APIConnectionError",
@@ -39,12 +44,19 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "JourneyError",
+    "NotAttemptedError",
     "NotFoundError",
     "RateLimitError",
     "RemovalError",
+    "RequestTooLargeError",
     "ResponseFormatError",
     "ServerError",
+    "rebuild_error",
+    "response_from_summary",
+    "response_summary",
 ]
+
+_SECRET_HEADERS: Final = frozenset({b"authorization", b"proxy-authorization"})
 
 
 class JourneyError(Exception):
@@ -55,6 +67,15 @@ class JourneyError(Exception):
 
     .. versionadded:: 0.1.0
     """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default calls cls(*args), which keyword-only __init__s refuse;
+        # this restores the attributes as they are, a response without secrets.
+        state = {
+            name: _without_secrets(value) if isinstance(value, httpx.Response) else value
+            for name, value in vars(self).items()
+        }
+        return (rebuild_error, (type(self), self.args, state))
 
 
 class APIStatusError(JourneyError):
@@ -103,6 +124,19 @@ class NotFoundError(APIStatusError):
     404: no such journey (or no such endpoint at this base URL).
 
     .. versionadded:: 0.1.0
+    """
+
+
+class RequestTooLargeError(APIStatusError):
+    """
+    413: the request body is larger than the API, or a gateway in front of
+    it, accepts.
+
+    A batched removal answered 413 is split in halves and sent again, down to
+    one user a request, so this is raised only for a removal whose single
+    user still does not fit (or for a request that cannot be split).
+
+    .. versionadded:: 0.2.0
     """
 
 
@@ -158,6 +192,35 @@ class APITimeoutError(APIConnectionError):
     """
 
 
+class NotAttemptedError(JourneyError):
+    """
+    This request was never sent: an earlier failure of the same call showed
+    that it would fail the same way.
+
+    A fan-out (`get_stats_many`, `iter_stats`), a `remove_users` call and a
+    removal batcher stop sending at their first `AuthenticationError` (the
+    token is wrong for every request alike); a fan-out and `remove_users`
+    also stop once a request could not connect to the API on any of its
+    attempts. What was not sent by then ends with this error, and is never
+    retried.
+
+    Attributes:
+        cause: The failure that stopped the call (also its ``__cause__``).
+
+    .. versionadded:: 0.2.0
+    """
+
+    cause: JourneyError
+
+    def __init__(self, cause: JourneyError) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.__cause__ = cause
+
+    def __str__(self) -> str:
+        return f"not attempted: an earlier request of this call failed: {self.cause}"
+
+
 class ResponseFormatError(JourneyError):
     """
     The body is not what the API documents: it cannot be decoded, is not
@@ -203,3 +266,51 @@ class RemovalError(JourneyError):
             f"removal confirmed for {len(self.removed)} users and failed for "
             f"{len(self.failed)} ({len(self.errors)} failed requests; first: {first})"
         )
+
+
+def rebuild_error(
+    cls: type[JourneyError], args: tuple[Any, ...], state: Mapping[str, Any]
+) -> JourneyError:
+    """*cls* with *args* and the attributes *state*, without calling its
+    ``__init__``: how pickled and dict-converted errors come back."""
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
+def _without_secrets(response: httpx.Response) -> httpx.Response:
+    """A copy of *response* (body included) whose request has no credentials."""
+    try:
+        request = response.request
+    except RuntimeError:  # a response built without a request
+        return response
+    headers = [(k, v) for k, v in request.headers.raw if k.lower() not in _SECRET_HEADERS]
+    clean = httpx.Request(request.method, request.url, headers=headers, content=_body(request))
+    return httpx.Response(
+        response.status_code, headers=response.headers, content=_body(response), request=clean
+    )
+
+
+def _body(message: httpx.Request | httpx.Response) -> bytes:
+    try:
+        return message.content
+    except (httpx.RequestNotRead, httpx.ResponseNotRead):
+        return b""
+
+
+def response_summary(response: httpx.Response) -> dict[str, Any]:
+    """The plain parts of *response* an error keeps in a dict: its request's
+    method and URL (never a header) and its status."""
+    try:
+        request = response.request
+        method, url = request.method, str(request.url)
+    except RuntimeError:
+        method, url = "GET", ""
+    return {"method": method, "url": url, "status_code": response.status_code}
+
+
+def response_from_summary(summary: Mapping[str, Any]) -> httpx.Response:
+    """A bodiless `httpx.Response` for a `response_summary`."""
+    request = httpx.Request(summary["method"], summary["url"] or "http://unknown.invalid")
+    return httpx.Response(summary["status_code"], request=request)

@@ -9,8 +9,9 @@ stay plain values with Python names.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import attrs
 
@@ -24,7 +25,9 @@ __all__ = [
     "MessageStats",
     "PointStats",
     "RemovalResult",
+    "StatsFailure",
     "StatsResult",
+    "StatsSuccess",
     "UnknownStats",
 ]
 
@@ -76,6 +79,14 @@ class UnknownStats:
 
     raw: Mapping[str, Any]
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The raw mapping is read-only (a mappingproxy), which pickle refuses.
+        return (_unknown_stats, (dict(self.raw),))
+
+
+def _unknown_stats(raw: dict[str, Any]) -> UnknownStats:
+    return UnknownStats(raw=types.MappingProxyType(raw))
+
 
 PointStats: TypeAlias = MessageStats | InAppStats | UnknownStats
 """What `JourneyPoint.stat` holds, depending on the element's channel."""
@@ -114,22 +125,75 @@ class JourneyStats:
 
 
 @attrs.frozen
-class StatsResult:
+class StatsSuccess:
     """
-    The outcome for one journey of a fan-out: its stats or its error, never
-    neither.
+    The outcome for one journey of a fan-out whose stats arrived.
 
-    .. versionadded:: 0.1.0
+    ``ok`` is ``Literal[True]`` and ``error`` is always `None`, so that
+    ``if result.ok:`` narrows a `StatsResult` to this class for mypy.
+    Build one for a fake: ``StatsSuccess(journey_id, stats)``.
+
+    Attributes:
+        journey_id: The journey asked for.
+        stats: Its statistics.
+
+    .. versionadded:: 0.2.0
     """
 
     journey_id: str
-    stats: JourneyStats | None = None
-    error: JourneyError | None = None
+    stats: JourneyStats
 
     @property
-    def ok(self) -> bool:
-        """`True` when the stats arrived."""
-        return self.error is None
+    def ok(self) -> Literal[True]:
+        """Always `True`: the stats arrived."""
+        return True
+
+    @property
+    def error(self) -> None:
+        """Always `None`."""
+        return None
+
+
+@attrs.frozen
+class StatsFailure:
+    """
+    The outcome for one journey of a fan-out that failed.
+
+    ``ok`` is ``Literal[False]`` and ``stats`` is always `None`. Build one
+    for a fake: ``StatsFailure(journey_id, NotFoundError(...))``.
+
+    Attributes:
+        journey_id: The journey asked for.
+        error: Why it failed, typed as in the error tree.
+
+    .. versionadded:: 0.2.0
+    """
+
+    journey_id: str
+    error: JourneyError
+
+    @property
+    def ok(self) -> Literal[False]:
+        """Always `False`: see ``error``."""
+        return False
+
+    @property
+    def stats(self) -> None:
+        """Always `None`."""
+        return None
+
+
+StatsResult: TypeAlias = StatsSuccess | StatsFailure
+"""
+The outcome for one journey of a fan-out: its stats or its error, never
+neither. Every result has ``journey_id``, ``ok``, ``stats`` and ``error``;
+``if result.ok:`` narrows it under mypy, ``match`` on the two classes (or
+``if result.stats is not None:``) under mypy and pyright alike.
+
+.. versionchanged:: 0.2.0
+   A union of `StatsSuccess` and `StatsFailure` (it was one class), so that
+   checking ``ok`` narrows ``stats`` and ``error``.
+"""
 
 
 @attrs.frozen

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from ._emulator import JourneyEmulator
-    from ._emulator_server import EmulatorServer
+    from ._emulator._app import JourneyEmulator
+    from ._emulator._serving import EmulatorServer
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def journey_emulator() -> JourneyEmulator:
 
     .. versionadded:: 0.1.0
     """
-    from ._emulator import JourneyEmulator
+    from ._emulator._app import JourneyEmulator
 
     return JourneyEmulator.with_sample_data(journeys=10)
 
@@ -45,7 +45,7 @@ def journey_emulator_server(journey_emulator: JourneyEmulator) -> Iterator[Emula
 
     .. versionadded:: 0.1.0
     """
-    from ._emulator_server import serve_emulator
+    from ._emulator._serving import serve_emulator
 
     with serve_emulator(journey_emulator) as server:
         yield server

@@ -18,7 +18,6 @@ import datetime
 import email.utils
 import functools
 import logging
-import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -28,8 +27,9 @@ import anyio
 import attrs
 import httpx
 
-from ._transport import send_and_read
-from ._validation import positive_int
+from ._guard import call_stopped, sleep_unless_stopped
+from ._http import send_and_read
+from ._validation import number, positive_int
 
 __all__ = [
     "RETRY_STATUSES",
@@ -104,11 +104,7 @@ def _number(
     def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if value is None and optional:
             return
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"{attribute.name} must be a number, not {type(value).__name__}")
-        if not math.isfinite(value) or value < low or (above and value == low):
-            bound = f"> {low:g}" if above else f">= {low:g}"
-            raise ValueError(f"{attribute.name} must be a finite number {bound}, got {value!r}")
+        number(value, attribute.name, minimum=low, exclusive=above)
 
     return check
 
@@ -235,7 +231,13 @@ class _RetryLoop:
             capped = _cap_timeouts(request, timeouts, policy.deadline)
 
         attempt = 1
+        waited: httpx.Response | httpx.TransportError | None = None  # before this attempt
         while True:
+            if waited is not None and call_stopped() is not None:
+                # Stopped while this request waited: its last attempt is its outcome.
+                if isinstance(waited, httpx.Response):
+                    return waited
+                raise waited
             failure: httpx.TransportError | None = None
             try:
                 response = await send(request)
@@ -296,7 +298,8 @@ class _RetryLoop:
                         wait=wait,
                     )
                 )
-            await policy.sleep(wait)
+            waited = response if failure is None else failure
+            await sleep_unless_stopped(policy.sleep, wait)
             attempt += 1
             if ends_at is not None:
                 capped = _cap_timeouts(request, timeouts, ends_at - policy.clock())
@@ -310,6 +313,8 @@ def _why_stop(
     ends_at: float | None,
 ) -> str | None:
     """Why the loop must not retry after *attempt* and *wait*, or None to go on."""
+    if (stopped := call_stopped()) is not None:
+        return stopped
     if retry_after is not None and retry_after > policy.max_retry_after:
         return (
             f"Retry-After of {retry_after:g} s is above max_retry_after "

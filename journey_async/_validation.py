@@ -8,11 +8,14 @@ any request is sent.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Iterable, Iterator
 from typing import Any, Final
 
 __all__ = [
     "fanout_ids",
+    "integer",
+    "number",
     "positive_int",
     "removal_target",
     "validate_journey_id",
@@ -23,13 +26,57 @@ __all__ = [
 _UNSAFE_ID_CHARACTERS: Final = frozenset("/\\?#%") | frozenset(map(chr, [*range(0x20), 0x7F]))
 
 
-def positive_int(value: int, name: str) -> int:
-    """Return *value* if it is an int of at least 1; raise otherwise."""
+def integer(value: object, name: str, *, minimum: int, maximum: int | None = None) -> int:
+    """
+    Return *value* if it is an int (not a bool) in ``minimum..maximum``; raise
+    `TypeError` or `ValueError` naming *name* otherwise.
+
+    The one integer check of the package; the command line passes an empty
+    *name* and gets a message that reads after its option's name.
+    """
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}".lstrip())
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be {_bounds(minimum, maximum)}, got {value!r}".lstrip())
     return value
+
+
+def positive_int(value: object, name: str) -> int:
+    """Return *value* if it is an int of at least 1; raise otherwise."""
+    return integer(value, name, minimum=1)
+
+
+def number(
+    value: object,
+    name: str,
+    *,
+    minimum: float = 0.0,
+    exclusive: bool = False,
+    maximum: float | None = None,
+) -> float:
+    """
+    Return *value* as a float if it is a finite int or float (not a bool) of
+    at least *minimum* (above it, when *exclusive*) and at most *maximum*;
+    raise `TypeError` or `ValueError` naming *name* otherwise.
+
+    The one check of seconds, rates and fractions in the package (see `integer`).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}".lstrip())
+    low_ok = value > minimum if exclusive else value >= minimum
+    if not (math.isfinite(value) and low_ok and (maximum is None or value <= maximum)):
+        if maximum is not None:
+            bound = _bounds(minimum, maximum)
+        else:
+            bound = f"> {minimum:g}" if exclusive else f">= {minimum:g}"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}".lstrip())
+    return float(value)
+
+
+def _bounds(minimum: float, maximum: float | None) -> str:
+    if maximum is None:
+        return f"at least {minimum:g}"
+    return f"between {minimum:g} and {maximum:g}"
 
 
 def validate_journey_id(journey_id: object) -> str:

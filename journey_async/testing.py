@@ -19,23 +19,16 @@ pytest also gets the fixtures ``journey_emulator`` and
 .. versionadded:: 0.1.0
 """
 
-from ._emulator import (
-    EmulatedPoint,
-    EmulatorTransport,
-    Fault,
-    JourneyEmulator,
-    RecordedRequest,
-    emulator_client,
-    in_app_point,
-    message_point,
-    raw_point,
-)
-from ._emulator_server import (
+from ._emulator._app import JourneyEmulator
+from ._emulator._data import EmulatedPoint, RecordedRequest, in_app_point, message_point, raw_point
+from ._emulator._faults import Fault
+from ._emulator._serving import (
     EmulatorServer,
     run_emulator,
     serve_emulator,
     spawn_emulator_process,
 )
+from ._emulator._transport import EmulatorTransport, emulator_client
 
 __all__ = [
     "EmulatedPoint",

@@ -817,3 +817,123 @@ async def test_a_cancelled_owner_task_cancels_the_requests_in_flight() -> None:
                 await task
     assert len(outcomes) == 1
     assert "cancelled before this removal was confirmed" in str(outcomes[0])
+
+
+# --- remove_users: on_removed, 413 ----------------------------------------------------------
+
+
+async def test_on_removed_tells_a_cancelled_caller_what_landed() -> None:
+    hung = anyio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content)["user_ids"][0] == "e":
+            hung.set()
+            await anyio.sleep_forever()
+        return OK
+
+    landed: list[str] = []
+
+    async def remove(client: ja.AsyncJourneyClient) -> None:
+        await client.remove_users(
+            list("abcdefgh"), all_journeys=True, batch_size=2, on_removed=landed.extend
+        )
+
+    async with (
+        mock_client(handler, max_concurrency=1) as client,
+        anyio.create_task_group() as task_group,
+    ):
+        task_group.start_soon(remove, client)
+        with anyio.fail_after(HANG_GUARD):
+            await hung.wait()
+        task_group.cancel_scope.cancel()
+    assert landed == ["a", "b", "c", "d"]
+
+
+async def test_on_removed_is_called_once_per_confirmed_request(api: respx.MockRouter) -> None:
+    api.post(REMOVAL_URL).mock(side_effect=answer_by_first_user({"c": httpx.Response(500)}))
+    landed: list[list[str]] = []
+    async with ja.AsyncJourneyClient(TOKEN, retry=None, max_concurrency=1) as client:
+        with pytest.raises(ja.RemovalError) as info:
+            await client.remove_users(
+                list("abcde"),
+                all_journeys=True,
+                batch_size=2,
+                on_removed=lambda u: landed.append(list(u)),
+            )
+    assert landed == [["a", "b"], ["e"]]
+    assert info.value.removed == ("a", "b", "e")
+
+
+def refuse_above(limit: int) -> Callable[[httpx.Request], httpx.Response]:
+    def respond(request: httpx.Request) -> httpx.Response:
+        if len(json.loads(request.content)["user_ids"]) > limit:
+            return httpx.Response(413, text="<html>413 Request Entity Too Large</html>")
+        return OK
+
+    return respond
+
+
+async def test_a_batch_refused_as_too_large_is_sent_in_halves(api: respx.MockRouter) -> None:
+    route = api.post(REMOVAL_URL).mock(side_effect=refuse_above(3))
+    users = [f"u{n}" for n in range(20)]
+    landed: list[str] = []
+    async with ja.AsyncJourneyClient(TOKEN, retry=None, max_concurrency=1) as client:
+        result = await client.remove_users(
+            users, all_journeys=True, batch_size=10, on_removed=landed.extend
+        )
+    assert result.user_ids == tuple(users)
+    assert sorted(landed) == sorted(users)
+    sizes = [len(body["user_ids"]) for body in bodies(route)]
+    # 10 refused, then 5 refused, then 2 and 3 fit; the second chunk of 10 and
+    # halves of 5 are split before sending, from what the first 413 showed.
+    assert sizes == [10, 5, 2, 3, 2, 3, 2, 3, 2, 3]
+    assert result.requests == 8
+
+
+async def test_a_single_user_too_large_is_a_typed_error(api: respx.MockRouter) -> None:
+    def respond(request: httpx.Request) -> httpx.Response:
+        user_ids = json.loads(request.content)["user_ids"]
+        if "huge" in user_ids:
+            return httpx.Response(413)
+        return OK
+
+    api.post(REMOVAL_URL).mock(side_effect=respond)
+    async with ja.AsyncJourneyClient(TOKEN, retry=None) as client:
+        with pytest.raises(ja.RemovalError) as info:
+            await client.remove_users(["a", "huge", "b", "c"], all_journeys=True, batch_size=4)
+        with pytest.raises(ja.RequestTooLargeError):
+            await client.remove_users(["huge"], all_journeys=True)
+    error = info.value
+    assert error.removed == ("a", "b", "c")
+    assert error.failed == ("huge",)
+    assert [type(e) for e in error.errors] == [ja.RequestTooLargeError]
+    assert isinstance(error.errors[0], ja.RequestTooLargeError)
+    assert error.errors[0].status_code == 413
+
+
+async def test_a_batcher_splits_a_batch_refused_as_too_large() -> None:
+    sizes: list[int] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        user_ids = json.loads(request.content)["user_ids"]
+        sizes.append(len(user_ids))
+        return refuse_above(2)(request)
+
+    results: dict[str, ja.RemovalResult] = {}
+
+    async def remove(batcher: ja.RemovalBatcher, users: list[str]) -> None:
+        results[users[0]] = await batcher.remove(users, all_journeys=True)
+
+    async with (
+        mock_client(handler) as client,
+        client.removal_batcher(max_batch_size=100) as batcher,
+        anyio.create_task_group() as task_group,
+    ):
+        task_group.start_soon(remove, batcher, ["a", "b", "c"])
+        task_group.start_soon(remove, batcher, ["d", "e"])
+    # abcde refused; ab fits; cde refused, then c and de fit.
+    assert sizes == [5, 2, 3, 1, 2]
+    assert results == {
+        "a": ja.RemovalResult(user_ids=("a", "b", "c"), requests=2),
+        "d": ja.RemovalResult(user_ids=("d", "e"), requests=1),
+    }

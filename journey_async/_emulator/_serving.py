@@ -30,7 +30,8 @@ from typing import Any, Final, TextIO
 
 import attrs
 
-from ._emulator import JourneyEmulator, _ConnectionDropped
+from journey_async._emulator._app import JourneyEmulator
+from journey_async._emulator._asgi import _ConnectionDropped
 
 __all__ = [
     "EmulatorServer",

@@ -1,0 +1,373 @@
+"""
+The command line's grammar: the parser, the option types, the ids read from
+arguments or files, and the client built from the flags.
+
+Every misuse becomes a `UsageError` (exit 2, nothing sent); the parser never
+prints usage and exits on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, Final, NoReturn, TypeVar
+
+from journey_async._client import (
+    DEFAULT_BASE_URL,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_TIMEOUT,
+    TOKEN_ENV_VAR,
+    AsyncJourneyClient,
+)
+from journey_async._validation import (
+    integer,
+    number,
+    positive_int,
+    validate_journey_id,
+    validate_user_ids,
+)
+from journey_async._version import __version__
+
+from ._output import _installed
+
+_T = TypeVar("_T", int, float)
+
+PROG: Final = "journey-async"
+BASE_URL_ENV_VAR: Final = "PUSHWOOSH_JOURNEY_BASE_URL"
+INSTALL_CLI: Final = "pip install 'journey-async[cli]'"
+DEFAULT_FAILED_FILE: Final = "failed-users.txt"
+EMULATOR_DEFAULT_TOKEN: Final = "test-token"  # noqa: S105 - the emulator's public default
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+
+_CLIENT_OPTIONS: Final = {
+    "token": "--token",
+    "base_url": "--base-url",
+    "concurrency": "--concurrency",
+    "timeout": "--timeout",
+    "no_retry": "--no-retry",
+}
+# The client options each command reads; any other given before the
+# subcommand is refused rather than silently ignored.
+_APPLICABLE: Final[dict[str, frozenset[str]]] = {
+    "stats": frozenset(_CLIENT_OPTIONS),
+    "remove-users": frozenset(_CLIENT_OPTIONS),
+    "emulator": frozenset({"token"}),
+    "demo": frozenset({"concurrency"}),
+}
+
+
+class UsageError(Exception):
+    """Bad arguments or configuration: exit 2, nothing was sent."""
+
+
+# --- reading ids ----------------------------------------------------------------------------
+
+
+def _read_lines(path: str, option: str) -> list[str]:
+    """One id a line; blank lines skipped, surrounding whitespace dropped; ``-`` is stdin."""
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {option} {path!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"cannot read {option} {path!r}: not UTF-8 text ({exc.reason})") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _journey_ids(args: argparse.Namespace) -> list[str]:
+    ids: list[str] = list(args.ids)
+    if args.ids_file is not None:
+        if ids:
+            raise UsageError("pass journey ids as arguments or with --ids-file, not both")
+        ids = _read_lines(args.ids_file, "--ids-file")
+    if not ids:
+        raise UsageError("no journey ids: pass them as arguments or with --ids-file")
+    for journey_id in ids:
+        validate_journey_id(journey_id)
+    # Asked twice, fetched once: the output has one entry per journey.
+    return list(dict.fromkeys(ids))
+
+
+def _user_ids(args: argparse.Namespace) -> tuple[str, ...]:
+    users: list[str] = list(args.users)
+    sources = bool(users) + (args.users_file is not None)
+    if sources > 1:
+        raise UsageError("pass users as arguments, with --users-file or '-', not several")
+    if users == ["-"]:
+        users = _read_lines("-", "stdin")
+    elif "-" in users:
+        raise UsageError("'-' (read users from stdin) must be the only user argument")
+    elif args.users_file is not None:
+        users = _read_lines(args.users_file, "--users-file")
+    if not users:
+        raise UsageError("no users: pass them as arguments, with --users-file F, or '-' for stdin")
+    return validate_user_ids(users)
+
+
+# --- the client -----------------------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> AsyncJourneyClient:
+    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV_VAR)
+    if not token:
+        raise UsageError(f"no API token: pass --token or set {TOKEN_ENV_VAR}")
+    base_url = args.base_url or os.environ.get(BASE_URL_ENV_VAR) or DEFAULT_BASE_URL
+    options: dict[str, Any] = {}
+    if args.concurrency is not None:
+        options["max_concurrency"] = args.concurrency
+    if args.timeout is not None:
+        options["timeout"] = args.timeout
+    if args.no_retry:
+        options["retry"] = None
+    return AsyncJourneyClient(token, base_url=base_url, **options)
+
+
+def _require_uvicorn(command: str) -> None:
+    if not _installed("uvicorn"):
+        raise UsageError(f"'{command}' serves the emulator with uvicorn: {INSTALL_CLI}")
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, through main's single error path, instead of usage + exit.
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _option(
+    parse: Callable[[str], _T], check: Callable[[_T], _T], type_name: str
+) -> Callable[[str], _T]:
+    """
+    An argparse ``type=``: *parse* the text (its ValueError becomes argparse's
+    "invalid <type_name> value"), then *check* it with the package's one
+    number validation, whose message reads after the option's name.
+    """
+
+    def convert(text: str) -> _T:
+        value = parse(text)
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = type_name
+    return convert
+
+
+_positive_int: Final = _option(int, lambda value: positive_int(value, ""), "integer")
+_port: Final = _option(int, lambda value: integer(value, "", minimum=0, maximum=65535), "integer")
+_non_negative: Final = _option(float, lambda value: number(value, ""), "number")
+_positive_float: Final = _option(float, lambda value: number(value, "", exclusive=True), "number")
+_fraction: Final = _option(float, lambda value: number(value, "", maximum=1), "number")
+
+
+def _add_client_options(parser: argparse.ArgumentParser, *, on_subcommand: bool) -> None:
+    # On a subcommand, an option left out must not overwrite one given
+    # before the subcommand: hence SUPPRESS, not None.
+    default = argparse.SUPPRESS if on_subcommand else None
+    group = parser.add_argument_group("API options (before or after the subcommand)")
+    group.add_argument(
+        "--token",
+        default=default,
+        help=f"the server API token (default: ${TOKEN_ENV_VAR})",
+    )
+    group.add_argument(
+        "--base-url",
+        default=default,
+        metavar="URL",
+        help=f"the API's root (default: ${BASE_URL_ENV_VAR}, else {DEFAULT_BASE_URL})",
+    )
+    group.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=default,
+        metavar="N",
+        help=f"requests in flight at most (default: {DEFAULT_MAX_CONCURRENCY})",
+    )
+    group.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=default,
+        metavar="SECONDS",
+        help=f"per attempt (default: {DEFAULT_TIMEOUT.read:g}, "
+        f"{DEFAULT_TIMEOUT.connect:g} to connect)",
+    )
+    group.add_argument(
+        "--no-retry",
+        action="store_true",
+        default=default,
+        help="fail at the first error instead of retrying transient ones",
+    )
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Statistics and user removals with the Pushwoosh Customer Journey API.",
+        epilog="Exit codes: 0 ok, 1 some journeys or users failed, 2 usage error, 130 Ctrl-C.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _add_client_options(parser, on_subcommand=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    stats = commands.add_parser(
+        "stats",
+        help="fetch the statistics of journeys, concurrently",
+        description="Fetch the statistics of journeys, concurrently. "
+        "Exits 1 when any journey failed.",
+    )
+    stats.add_argument("ids", nargs="*", metavar="ID", help="journey ids")
+    stats.add_argument(
+        "--ids-file", metavar="F", help="read journey ids from F, one a line ('-': stdin)"
+    )
+    stats.add_argument(
+        "--format",
+        choices=("table", "json", "csv"),
+        default="table",
+        help="table (default), json (one object per journey) or csv (one row per point)",
+    )
+    _add_client_options(stats, on_subcommand=True)
+
+    remove = commands.add_parser(
+        "remove-users",
+        help="remove users from journeys, in batches",
+        description="Remove users from some journeys or from all of them, in batches. "
+        "Users whose removal failed are written to a file that --users-file reads back.",
+    )
+    target = remove.add_mutually_exclusive_group(required=True)
+    target.add_argument(
+        "--journey",
+        dest="journeys",
+        action="append",
+        metavar="ID",
+        help="a journey to remove them from (repeat for several)",
+    )
+    target.add_argument(
+        "--all-journeys", action="store_true", help="remove them from every active journey"
+    )
+    remove.add_argument("users", nargs="*", metavar="USER", help="user ids, or '-' for stdin")
+    remove.add_argument("--users-file", metavar="F", help="read user ids from F, one a line")
+    remove.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        metavar="N",
+        help=f"user ids per request (default: {DEFAULT_BATCH_SIZE})",
+    )
+    remove.add_argument(
+        "--failed-file",
+        default=DEFAULT_FAILED_FILE,
+        metavar="F",
+        help=f"where the users whose removal failed go (default: {DEFAULT_FAILED_FILE})",
+    )
+    _add_client_options(remove, on_subcommand=True)
+
+    emulator = commands.add_parser(
+        "emulator",
+        help="serve an emulator of the API with sample journeys",
+        description="Serve an emulator of the Journey API with sample journeys, "
+        "until Ctrl-C. Point the other commands at it with --base-url.",
+    )
+    emulator.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
+    emulator.add_argument(
+        "--port", type=_port, default=8080, help="default: 8080; 0 picks a free port"
+    )
+    emulator.add_argument("--journeys", type=int, default=300, metavar="N", help="default: 300")
+    emulator.add_argument(
+        "--users-per-journey", type=int, default=20, metavar="N", help="default: 20"
+    )
+    emulator.add_argument(
+        "--latency-ms", type=_non_negative, default=0.0, metavar="MS", help="added to each answer"
+    )
+    emulator.add_argument(
+        "--fault-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="P",
+        help="share of requests failing transiently (429, 5xx, dropped), 0 to 1",
+    )
+    emulator.add_argument("--seed", type=int, default=0, help="same seed, same journeys")
+    emulator.add_argument(
+        "--unknown-shapes",
+        action="store_true",
+        help="give every 4th journey a webhook point, a pointStat shape the client does not know",
+    )
+    emulator.add_argument(
+        "--max-user-ids-per-request",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="answer 400 to a removal of more users (default: no limit)",
+    )
+    emulator.add_argument(
+        "--token",
+        default=argparse.SUPPRESS,
+        help=f"the token it accepts (default: {EMULATOR_DEFAULT_TOKEN})",
+    )
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the main job against an emulator served in-process",
+        description="Serve an emulator on 127.0.0.1, fetch the statistics of all its "
+        "journeys concurrently, remove thousands of users in batches, and say how long it took.",
+    )
+    demo.add_argument(
+        "--journeys", type=_positive_int, default=300, metavar="N", help="default: 300"
+    )
+    demo.add_argument(
+        "--users",
+        type=_positive_int,
+        default=3000,
+        metavar="N",
+        help="users to seat in journeys and remove (default: 3000)",
+    )
+    demo.add_argument(
+        "--latency-ms",
+        type=_non_negative,
+        default=20.0,
+        metavar="MS",
+        help="added to each answer (default: 20)",
+    )
+    demo.add_argument(
+        "--fault-rate",
+        type=_fraction,
+        default=0.05,
+        metavar="P",
+        help="share of requests failing transiently, retried by the client (default: 0.05)",
+    )
+    demo.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        metavar="N",
+        help=f"user ids per request (default: {DEFAULT_BATCH_SIZE})",
+    )
+    demo.add_argument("--seed", type=int, default=0, help="same seed, same journeys")
+    demo.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=argparse.SUPPRESS,
+        metavar="N",
+        help=f"requests in flight at most (default: {DEFAULT_MAX_CONCURRENCY})",
+    )
+    return parser
+
+
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    args = _build_parser().parse_args(argv)
+    applicable = _APPLICABLE[args.command]
+    for dest, flag in _CLIENT_OPTIONS.items():
+        if dest not in applicable and getattr(args, dest) not in (None, False):
+            raise UsageError(f"{flag} does not apply to '{args.command}'")
+    return args

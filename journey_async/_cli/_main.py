@@ -1,0 +1,105 @@
+"""
+`main`: parses, runs one command, and is the one place where exceptions
+become a line on stderr and an exit code (never a traceback, never the token).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import Final
+
+from journey_async._client import TOKEN_ENV_VAR
+from journey_async._exceptions import JourneyError
+from journey_async._redaction import redact
+
+from ._args import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    PROG,
+    UsageError,
+    _parse,
+)
+from ._demo import _demo
+from ._emulator import _emulator
+from ._output import _describe_error, _Output
+from ._remove_users import _remove_users
+from ._stats import _stats
+
+
+def _secrets(argv: Sequence[str]) -> list[str]:
+    """Every token this run may know, to be blanked out of any message."""
+    found = [os.environ.get(TOKEN_ENV_VAR, "")]
+    for index, arg in enumerate(argv):
+        if arg == "--token" and index + 1 < len(argv):
+            found.append(argv[index + 1])
+        elif arg.startswith("--token="):
+            found.append(arg.partition("=")[2])
+    # redact() matches a short token only as a whole word, so a short one
+    # does not mangle the words that happen to contain it.
+    return [secret for secret in found if secret.strip()]
+
+
+def _fail(message: str, secrets: Sequence[str]) -> None:
+    message = redact(message, secrets)
+    print(f"{PROG}: error: {' '.join(message.splitlines())}", file=sys.stderr, flush=True)
+
+
+_COMMANDS: Final = {
+    "stats": _stats,
+    "remove-users": _remove_users,
+    "demo": _demo,
+}
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    output = _Output()
+    if args.command == "emulator":
+        return _emulator(args, output)
+    return asyncio.run(_COMMANDS[args.command](args, output))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """
+    Run the ``journey-async`` command with *argv* (default: ``sys.argv[1:]``);
+    return its exit code.
+
+    .. versionadded:: 0.1.0
+    """
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    secrets = _secrets(arguments)
+    try:
+        try:
+            args = _parse(arguments)
+        except SystemExit as exc:  # --help, --version
+            return exc.code if isinstance(exc.code, int) else EXIT_OK
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        _fail("interrupted", secrets)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (| head): not worth a message, and stdout
+        # must not be flushed again at exit.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except UsageError as exc:
+        _fail(str(exc), secrets)
+        return EXIT_USAGE
+    except JourneyError as exc:
+        _fail(_describe_error(exc), secrets)
+        return EXIT_FAILED
+    except (ValueError, TypeError, OSError, ImportError) as exc:
+        # Bad input or configuration refused before anything was sent, a
+        # file or port that is not there: the message says which.
+        _fail(str(exc) or type(exc).__name__, secrets)
+        return EXIT_USAGE
+    except Exception as exc:
+        _fail(f"unexpected {_describe_error(exc)} (please report it)", secrets)
+        return EXIT_FAILED

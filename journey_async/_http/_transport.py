@@ -1,0 +1,277 @@
+"""
+`HTTP11Transport`: the `httpx.AsyncBaseTransport` requests go out through
+when the caller hands in none, and the handovers to httpx's own transport.
+
+It sends HTTP/1.1 requests over keep-alive connections (`_connection`) taken
+from a bounded pool (`_pool`), and returns whole responses. It exists because
+fan-outs are CPU-bound in the client long before the API is the limit
+(docs/performance.md has the figures against httpcore and aiohttp).
+
+It does one thing, so that it can do it in a few hundred lines: send a
+request with an in-memory body and return the whole response. What it does
+not do, it hands over to httpx's own `httpx.AsyncHTTPTransport` (httpcore),
+per origin and decided once: a proxy from the environment (``HTTPS_PROXY``,
+``ALL_PROXY``, minus ``NO_PROXY``), an event loop that is not asyncio (trio),
+or a URL scheme other than http and https. And while httpcore's connection
+pool is patched, as ``respx.mock`` does, every request goes through httpcore,
+so that tests written against httpx's usual mocking see the requests as they
+would with httpx's default transport. Plain httpcore for everything is one
+argument away: ``AsyncJourneyClient(transport=httpx.AsyncHTTPTransport())``.
+
+Timeouts are httpx's, read from ``request.extensions["timeout"]``:
+``pool`` bounds the wait for a free connection (`httpx.PoolTimeout`),
+``connect`` the TCP and TLS handshakes (`httpx.ConnectTimeout`), ``read`` the
+silence of the server once the request is written (`httpx.ReadTimeout`).
+``write`` is not needed: a request is handed to the socket's buffer in one
+write, and a server that does not read it does not answer either, which
+``read`` bounds. Failures are httpx's exceptions, so callers map them as
+they would httpcore's.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import urllib.request
+from typing import Final
+
+import httpcore
+import httpx
+
+from ._connection import Connection, connect
+from ._pool import Origin, Pool
+from ._wire import ParsedResponse, serialize_request
+
+__all__ = ["DEFAULT_KEEPALIVE_EXPIRY", "HTTP11Transport", "default_transport", "send_and_read"]
+
+DEFAULT_KEEPALIVE_EXPIRY: Final = 5.0
+"""Seconds an idle connection is kept, as httpx does: shorter than the idle
+timeout of common servers and gateways (nginx 75 s, AWS ALB 60 s), so we
+close first and do not write into a connection the server is closing."""
+
+_IDEMPOTENT: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+def default_transport(max_connections: int) -> httpx.AsyncBaseTransport:
+    """
+    The default inner transport, its pool sized to *max_connections*.
+    """
+    return HTTP11Transport(max_connections=max_connections)
+
+
+async def send_and_read(
+    transport: httpx.AsyncBaseTransport, request: httpx.Request
+) -> httpx.Response:
+    """
+    What `httpx.AsyncClient.send` does that we need, and no more: send
+    *request* through *transport* and read the body, releasing the connection
+    when reading fails.
+    """
+    response = await transport.handle_async_request(request)
+    response.request = request
+    try:
+        await response.aread()
+    except BaseException:
+        await response.aclose()
+        raise
+    return response
+
+
+def _httpcore_patched() -> bool:
+    """Whether httpcore's pool is patched (``respx.mock``): then requests go
+    through httpcore, where the mock answers them."""
+    send = httpcore.AsyncConnectionPool.handle_async_request
+    return not getattr(send, "__module__", "").startswith("httpcore.")
+
+
+class HTTP11Transport(httpx.AsyncBaseTransport):
+    """
+    A lean HTTP/1.1 transport on asyncio: see the module's docstring for what
+    it does and what it hands over to httpcore.
+
+    Args:
+        max_connections: Connections open at most, across origins; requests
+            beyond it wait for one (up to the ``pool`` timeout).
+        keepalive_expiry: Seconds an idle connection is kept for reuse.
+        ssl_context: For https; by default `httpx.create_ssl_context`'s, which
+            verifies certificates as httpx does.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._max_connections = max_connections
+        self._keepalive_expiry = keepalive_expiry
+        self._ssl_context = ssl_context
+        self._pool: Pool | None = None
+        # Per origin, the httpcore transport that serves it instead, or None.
+        self._handovers: dict[Origin, httpx.AsyncBaseTransport | None] = {}
+        self._fallback: httpx.AsyncBaseTransport | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} max_connections={self._max_connections}>"
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._closed:
+            raise RuntimeError("the transport is closed")
+        url = request.url
+        scheme = url.scheme
+        origin = (scheme, url.raw_host, url.port or _DEFAULT_PORTS.get(scheme, 0))
+        try:
+            handover = self._handovers[origin]
+        except KeyError:
+            handover = self._handovers[origin] = self._handover_for(url)
+        if handover is not None:
+            return await handover.handle_async_request(request)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # trio, or another non-asyncio loop
+            return await self._handover_fallback().handle_async_request(request)
+        if _httpcore_patched():
+            return await self._handover_fallback().handle_async_request(request)
+
+        pool = self._pool
+        if pool is None or pool.loop is not loop:
+            if pool is not None:
+                pool.discard()
+            pool = self._pool = Pool(loop, self._max_connections, self._keepalive_expiry)
+
+        data = serialize_request(request, await request.aread())
+        timeouts: dict[str, float | None] = request.extensions.get("timeout") or {}
+        if not pool.try_acquire():
+            try:
+                await pool.acquire(timeouts.get("pool"))
+            except TimeoutError:
+                raise httpx.PoolTimeout(
+                    f"no free connection within {timeouts.get('pool')} s", request=request
+                ) from None
+        try:
+            parsed = await self._exchange(loop, pool, origin, request, data, timeouts)
+        finally:
+            pool.release()
+        return _response(parsed)
+
+    async def _exchange(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        pool: Pool,
+        origin: Origin,
+        request: httpx.Request,
+        data: bytes,
+        timeouts: dict[str, float | None],
+    ) -> ParsedResponse:
+        """Send *data* (*request* serialized) on a connection to *origin*,
+        holding a slot of *pool*; hand the connection back idle when it may
+        be reused."""
+        method = request.method
+        is_head = method == "HEAD"
+        read_timeout = timeouts.get("read")
+        connection = pool.take_idle(origin)
+        reused = connection is not None
+        while True:
+            if connection is None:
+                connection = await self._connect(loop, origin, timeouts.get("connect"), request)
+            try:
+                parsed = await connection.exchange(data, is_head=is_head, read_timeout=read_timeout)
+            except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                # A kept-alive connection the server closed as we wrote:
+                # nothing was answered, so an idempotent request is sent
+                # again, once, on a new connection.
+                if reused and not connection.received and method in _IDEMPOTENT:
+                    connection, reused = None, False
+                    continue
+                exc.request = request
+                raise
+            except httpx.TransportError as exc:
+                exc.request = request
+                raise
+            break
+        if connection.keep_alive and not self._closed:
+            pool.put_idle(origin, connection)
+        else:
+            connection.close()
+        return parsed
+
+    async def _connect(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        origin: Origin,
+        connect_timeout: float | None,
+        request: httpx.Request,
+    ) -> Connection:
+        scheme, raw_host, port = origin
+        tls = None
+        if scheme == "https":
+            if self._ssl_context is None:
+                self._ssl_context = httpx.create_ssl_context()
+            tls = self._ssl_context
+        return await connect(
+            loop,
+            raw_host.decode("ascii"),
+            port,
+            tls=tls,
+            connect_timeout=connect_timeout,
+            request=request,
+        )
+
+    def _handover_for(self, url: httpx.URL) -> httpx.AsyncBaseTransport | None:
+        if url.scheme not in _DEFAULT_PORTS:
+            return self._handover_fallback()
+        proxies = urllib.request.getproxies()
+        proxy = proxies.get(url.scheme) or proxies.get("all")
+        if not proxy or urllib.request.proxy_bypass(url.host):
+            return None
+        return self._httpcore(proxy)
+
+    def _handover_fallback(self) -> httpx.AsyncBaseTransport:
+        if self._fallback is None:
+            self._fallback = self._httpcore()
+        return self._fallback
+
+    def _httpcore(self, proxy: str | None = None) -> httpx.AsyncBaseTransport:
+        # Handed-over requests keep this transport's bound and TLS settings.
+        return httpx.AsyncHTTPTransport(
+            proxy=proxy,
+            limits=httpx.Limits(max_connections=self._max_connections),
+            verify=self._ssl_context or True,
+        )
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._pool is not None:
+            self._pool.discard()
+        handovers = {id(t): t for t in self._handovers.values() if t is not None}
+        if self._fallback is not None:
+            handovers[id(self._fallback)] = self._fallback
+        for transport in handovers.values():
+            await transport.aclose()
+
+
+def _response(parsed: ParsedResponse) -> httpx.Response:
+    headers = parsed.headers
+    body = b"".join(parsed.body)
+    response = httpx.Response(
+        parsed.status,
+        headers=headers,
+        stream=httpx.ByteStream(body),
+        extensions={"http_version": parsed.http_version, "reason_phrase": parsed.reason},
+    )
+    for name, _ in headers:
+        if len(name) == 16 and name.lower() == b"content-encoding":
+            break
+    else:
+        # Already whole and nothing to decode: what aread() would store,
+        # without its decoder machinery (a tenth of a request's cost).
+        # Should httpx rename the attribute, aread() just does the work.
+        response._content = body
+    return response

@@ -1,0 +1,195 @@
+"""
+HTTP/1.1 on the wire: a request as the bytes that go out, and responses
+parsed by llhttp (the C parser of Node.js, through httptools) from the bytes
+that come in.
+
+Nothing here does I/O: `serialize_request` returns bytes, and a
+`ResponseParser` is fed bytes and hands each complete response to a callback.
+That keeps the rules of the format in one place, testable without a socket.
+
+.. versionadded:: 0.2.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeAlias
+
+import httptools
+import httpx
+
+__all__ = [
+    "Headers",
+    "ParsedResponse",
+    "ResponseParser",
+    "delimited_by_close",
+    "is_chunked",
+    "serialize_request",
+]
+
+Headers: TypeAlias = list[tuple[bytes, bytes]]
+
+
+def serialize_request(request: httpx.Request, body: bytes) -> bytes:
+    """
+    *request* as it goes on the wire, with *body* (its whole content),
+    refusing anything that would let a header or the method smuggle in
+    another request.
+    """
+    method = request.method
+    if not (method.isascii() and method.isalpha()):
+        raise httpx.LocalProtocolError(f"invalid HTTP method {method!r}", request=request)
+    headers = request.headers.raw
+    head = b"".join(
+        [
+            method.encode("ascii"),
+            b" ",
+            request.url.raw_path,
+            b" HTTP/1.1\r\n",
+            *[b"%s: %s\r\n" % header for header in headers],
+            b"\r\n",
+        ]
+    )
+    # One scan of the whole head instead of one per header: a CR, LF or NUL
+    # inside a name or a value shows as a line too many.
+    lines = len(headers) + 2
+    if head.count(b"\n") != lines or head.count(b"\r") != lines or b"\0" in head:
+        raise httpx.LocalProtocolError("invalid character in a header", request=request)
+    if b"transfer-encoding" in head.lower() and is_chunked(headers):
+        # A streamed body, read whole by the caller: sent as one chunk.
+        return b"".join(
+            [head, b"%x\r\n" % len(body), body, b"\r\n0\r\n\r\n"] if body else [head, b"0\r\n\r\n"]
+        )
+    return head + body if body else head
+
+
+def is_chunked(headers: Headers) -> bool:
+    """Whether *headers* say the body is sent in chunks."""
+    return any(
+        name.lower() == b"transfer-encoding" and value.lower().rstrip().endswith(b"chunked")
+        for name, value in headers
+    )
+
+
+def delimited_by_close(headers: Headers) -> bool:
+    """Whether a body with *headers* ends only where the connection does:
+    neither a Content-Length nor chunked."""
+    return not is_chunked(headers) and all(name.lower() != b"content-length" for name, _ in headers)
+
+
+class ParsedResponse:
+    """One response as received: status line, headers, body."""
+
+    __slots__ = ("body", "headers", "headers_complete", "http_version", "reason", "status")
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.reason = b""
+        self.headers: Headers = []
+        self.body: list[bytes] = []
+        self.headers_complete = False
+        self.http_version = b"HTTP/1.1"
+
+
+class ResponseParser:
+    """
+    The responses of one connection, parsed one at a time.
+
+    `expect` announces a response (the request is being sent); `feed` gives
+    it bytes; *on_complete* is called with each response once it is whole.
+    `feed` raises `httpx.RemoteProtocolError` for bytes that are not HTTP.
+    Bytes that no request asked for set `spent`: the connection cannot be
+    trusted again.
+    """
+
+    __slots__ = ("_is_head", "_on_complete", "_parser", "keep_alive", "response", "spent")
+
+    def __init__(self, on_complete: Callable[[ParsedResponse], None]) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._on_complete = on_complete
+        self._is_head = False
+        self.response: ParsedResponse | None = None
+        self.keep_alive = True
+        self.spent = False
+
+    def expect(self, *, is_head: bool) -> None:
+        """Start a new response: the one to the request being sent."""
+        self.response = ParsedResponse()
+        self._is_head = is_head
+
+    def feed(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            raise httpx.RemoteProtocolError("the server switched protocols unasked") from None
+        except httptools.HttpParserError as exc:
+            raise httpx.RemoteProtocolError(f"malformed HTTP response: {exc}") from None
+
+    def finish_at_close(self) -> ParsedResponse | None:
+        """The connection closed: the response in progress, if its body was
+        to end with the connection, else None."""
+        response = self.response
+        if response is None or not response.headers_complete:
+            return None
+        if not delimited_by_close(response.headers):
+            return None
+        self.keep_alive = False
+        self._complete(response)
+        return response
+
+    # --- httptools callbacks ---
+
+    # After a response is complete `response` is None, so bytes that follow
+    # it (a second response nobody asked for) only mark the connection spent.
+
+    def on_status(self, status: bytes) -> None:
+        if (response := self.response) is None:
+            self.spent = True
+            return
+        response.reason += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if (response := self.response) is None:
+            self.spent = True
+            return
+        response.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        if (response := self.response) is None:
+            self.spent = True
+            return
+        response.headers_complete = True
+        if self._is_head and self._parser.get_status_code() >= 200:
+            # llhttp would wait for the body a HEAD response announces but
+            # never sends; finish here, and do not reuse a connection whose
+            # parser is left mid-message.
+            self.keep_alive = False
+            self._complete(response)
+
+    def on_body(self, body: bytes) -> None:
+        if (response := self.response) is None:
+            self.spent = True
+            return
+        response.body.append(body)
+
+    def on_message_complete(self) -> None:
+        if (response := self.response) is None:
+            self.spent = True
+            return
+        if 100 <= self._parser.get_status_code() < 200:
+            # An interim response (100 Continue, 103 Early Hints): the real one follows.
+            response.reason = b""
+            response.headers = []
+            response.body = []
+            response.headers_complete = False
+            return
+        self.keep_alive = self._parser.should_keep_alive()
+        self._complete(response)
+
+    def _complete(self, response: ParsedResponse) -> None:
+        self.response = None
+        parser = self._parser
+        response.status = parser.get_status_code()
+        if parser.get_http_version() == "1.0":
+            response.http_version = b"HTTP/1.0"
+        self._on_complete(response)

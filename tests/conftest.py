@@ -1,0 +1,66 @@
+"""
+Fixtures shared by the test modules of the command line and of the emulator,
+and the event loops the integration tests run on: asyncio's own and uvloop,
+where async services run in production (uvicorn picks it whenever it is
+installed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Iterator, Mapping
+
+import pytest
+from cli_support import make_emulator as make_cli_emulator
+from emulator_support import Mode, make_emulator
+
+from journey_async.testing import EmulatorServer, JourneyEmulator, serve_emulator
+
+# The tests that talk to real sockets through the default transport.
+_ON_EVERY_LOOP = ("test_http_", "test_fanout", "test_retry_integration")
+
+
+def _loop_factories() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+        "asyncio": asyncio.new_event_loop
+    }
+    if sys.platform != "win32":
+        import uvloop
+
+        factories["uvloop"] = uvloop.new_event_loop
+    return factories
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    if item.path.name.startswith(_ON_EVERY_LOOP):
+        return _loop_factories()
+    return {"asyncio": asyncio.new_event_loop}
+
+
+@pytest.fixture
+def cli_emulator() -> JourneyEmulator:
+    """The command-line tests' emulator, in memory (see `cli_support.make_emulator`)."""
+    return make_cli_emulator()
+
+
+@pytest.fixture
+def cli_server(cli_emulator: JourneyEmulator) -> Iterator[EmulatorServer]:
+    """``cli_emulator`` served on 127.0.0.1."""
+    with serve_emulator(cli_emulator) as served:
+        yield served
+
+
+@pytest.fixture(params=["in_process", "served"])
+def mode(request: pytest.FixtureRequest) -> Mode:
+    """For the emulator's tests: run in-process, then served on 127.0.0.1."""
+    value: Mode = request.param
+    return value
+
+
+@pytest.fixture
+def emulator() -> JourneyEmulator:
+    """The emulator tests' two-journey emulator (see `emulator_support.make_emulator`)."""
+    return make_emulator()

@@ -1,0 +1,74 @@
+"""
+One connection (`journey_async._http._connection`): the read timeout,
+bodies ended by the close, a cancelled exchange.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import httpx
+import pytest
+from scripted import OK, ScriptedServer, constant, scripted, send
+
+from journey_async._http import HTTP11Transport
+
+
+async def test_a_cancelled_request_gives_its_connection_slot_back() -> None:
+    async def reply(head: bytes, number: int) -> bytes:
+        await asyncio.sleep(5.0 if b"/slow" in head else 0.0)
+        return OK
+
+    async with scripted(reply, max_connections=1) as (url, server, transport):
+        slow = asyncio.ensure_future(send(transport, url + "/slow"))
+        await asyncio.sleep(0.05)
+        slow.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await slow
+        async with asyncio.timeout(5):
+            assert (await send(transport, url + "/fast")).status_code == 200
+    assert server.connections == 2, "the cancelled connection was not reused"
+
+
+async def test_the_read_timeout_is_for_silence_not_for_the_whole_response() -> None:
+    async def reply(head: bytes, number: int) -> bytes:
+        if b"/slow" in head:
+            await asyncio.sleep(1.0)
+        return OK
+
+    class Dripping(ScriptedServer):
+        async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+            for byte in b"12345":
+                await asyncio.sleep(0.06)
+                writer.write(bytes([byte]))
+            await writer.drain()
+            writer.close()
+
+    async with scripted(reply) as (url, _, transport):
+        await send(transport, url, timeouts=httpx.Timeout(10.0))
+        # Same connection, a shorter timeout: it applies at once, not after
+        # the 10 s the connection's timer was armed for.
+        async with asyncio.timeout(0.9):
+            with pytest.raises(httpx.ReadTimeout):
+                await send(transport, url + "/slow", timeouts=httpx.Timeout(10.0, read=0.05))
+    dripping = Dripping(reply)
+    async with dripping.running() as url:
+        transport = HTTP11Transport(max_connections=1)
+        try:
+            response = await send(transport, url, timeouts=httpx.Timeout(10.0, read=0.2))
+        finally:
+            await transport.aclose()
+    assert response.content == b"12345", "0.3 s in all, never 0.2 s of silence"
+
+
+async def test_a_body_ended_by_the_close_and_an_http_1_0_response() -> None:
+    answer = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end"
+    async with scripted(constant(answer), close_after_answer=True) as (url, server, transport):
+        for _ in range(2):
+            response = await send(transport, url)
+            assert response.content == b"until the end"
+            assert response.http_version == "HTTP/1.0"
+    assert server.connections == 2, "not reused after a close-delimited body"

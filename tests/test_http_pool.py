@@ -1,0 +1,57 @@
+"""
+The pool (`journey_async._http._pool`): reuse, the bound on open
+connections, waiting for a slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import httpx
+import pytest
+from scripted import OK, constant, scripted, send
+
+
+async def test_connections_are_kept_alive_and_reused() -> None:
+    async with scripted(constant(OK)) as (url, server, transport):
+        for _ in range(10):
+            assert (await send(transport, url + "/a?b=1")).json() == {}
+    assert server.connections == 1
+    assert server.heads[0].startswith(b"GET /a?b=1 HTTP/1.1\r\nHost: 127.0.0.1:")
+
+
+async def test_the_pool_bounds_open_connections() -> None:
+    async with scripted(constant(OK, delay=0.01), max_connections=4) as (url, server, transport):
+        responses = await asyncio.gather(*(send(transport, url) for _ in range(20)))
+    assert {response.status_code for response in responses} == {200}
+    assert server.peak_open == 4
+    assert server.connections == 4
+
+
+async def test_waiting_for_a_connection_is_bounded_by_the_pool_timeout() -> None:
+    async with scripted(constant(OK, delay=1.0), max_connections=1) as (url, _, transport):
+        slow = asyncio.ensure_future(send(transport, url))
+        await asyncio.sleep(0.05)
+        with pytest.raises(httpx.PoolTimeout):
+            await send(transport, url, timeouts=httpx.Timeout(2.0, pool=0.05))
+        slow.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await slow
+
+
+async def test_a_request_cancelled_while_waiting_for_a_slot_takes_none() -> None:
+    async with scripted(constant(OK, delay=0.1), max_connections=1) as (url, server, transport):
+        holder = asyncio.ensure_future(send(transport, url))
+        await asyncio.sleep(0.02)
+        waiting = [asyncio.ensure_future(send(transport, url)) for _ in range(3)]
+        await asyncio.sleep(0.02)
+        waiting[1].cancel()
+        assert (await holder).status_code == 200
+        assert [(await task).status_code for task in (waiting[0], waiting[2])] == [200, 200]
+        with pytest.raises(asyncio.CancelledError):
+            await waiting[1]
+        async with asyncio.timeout(5):  # a lost slot would make this wait forever
+            assert (await send(transport, url)).status_code == 200
+    assert server.connections == 1
+    assert len(server.heads) == 4

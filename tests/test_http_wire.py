@@ -1,0 +1,104 @@
+"""
+The wire format (`journey_async._http._wire`): requests as they go out,
+responses as llhttp parses them, through the transport against scripted
+servers on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from scripted import OK, constant, scripted, send
+
+
+@pytest.mark.parametrize(
+    ("answer", "body"),
+    [
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b'3\r\n{"a\r\n5\r\n": 1}\r\n0\r\n\r\n',
+            b'{"a": 1}',
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(gzip.compress(b'{"z": 1}')), gzip.compress(b'{"z": 1}')),
+            b'{"z": 1}',
+        ),
+        (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+            b"{}",
+        ),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", b""),
+    ],
+    ids=["chunked", "gzip", "interim-100", "no-content"],
+)
+async def test_response_framings(answer: bytes, body: bytes) -> None:
+    async with scripted(constant(answer)) as (url, server, transport):
+        for _ in range(2):
+            assert (await send(transport, url)).content == body
+    assert server.connections == 1, "still reusable"
+
+
+async def test_a_head_response_has_no_body() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"
+    async with scripted(constant(answer)) as (url, _, transport):
+        response = await send(transport, url, method="HEAD")
+        assert (response.status_code, response.content) == (200, b"")
+        assert (await send(transport, url, method="HEAD")).status_code == 200
+
+
+async def test_reason_phrase_and_headers_are_kept_as_sent() -> None:
+    answer = (
+        b"HTTP/1.1 503 Try Later\r\nRetry-After: 7\r\n"
+        b"X-Dup: 1\r\nX-Dup: 2\r\nContent-Length: 0\r\n\r\n"
+    )
+    async with scripted(constant(answer)) as (url, _, transport):
+        response = await send(transport, url)
+    assert response.reason_phrase == "Try Later"
+    assert response.headers["retry-after"] == "7"
+    assert response.headers.get_list("x-dup") == ["1", "2"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "match"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345", "complete response"),
+        (b"NOT HTTP AT ALL\r\n\r\n", "malformed HTTP response"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", "malformed HTTP response"),
+        (
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
+            "switched",
+        ),
+    ],
+    ids=["truncated", "garbage", "bad-length", "upgrade"],
+)
+async def test_broken_responses_are_remote_protocol_errors(answer: bytes, match: str) -> None:
+    async with scripted(constant(answer), close_after_answer=True) as (url, _, transport):
+        with pytest.raises(httpx.RemoteProtocolError, match=match) as info:
+            await send(transport, url)
+        assert info.value.request.url == url
+
+
+async def test_header_injection_is_refused_before_sending() -> None:
+    async with scripted(constant(OK)) as (url, server, transport):
+        with pytest.raises(httpx.LocalProtocolError, match="invalid character"):
+            await send(transport, url, headers={"X-Evil": "a\r\nX-Injected: 1"})
+        with pytest.raises(httpx.LocalProtocolError, match="method"):
+            await send(transport, url, method="GET /x HTTP/1.1\r\n")
+    assert server.heads == []
+
+
+async def test_a_streamed_request_body_is_sent_chunked() -> None:
+    async def parts() -> AsyncIterator[bytes]:
+        yield b'{"user_ids": '
+        yield b'["u1"]}'
+
+    async def reply(head: bytes, number: int) -> bytes:
+        return OK
+
+    async with scripted(reply) as (url, server, transport):
+        await send(transport, url, method="POST", content=parts())
+    assert b"Transfer-Encoding: chunked" in server.heads[0]

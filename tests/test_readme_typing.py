@@ -1,0 +1,117 @@
+"""
+The README's Python samples pass mypy --strict and pyright strict, as users'
+code that uses the library as documented must.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from samples import ROOT, Sample, python_samples
+
+SAMPLES = python_samples(ROOT / "README.md")
+
+
+def write_samples(directory: Path) -> list[Path]:
+    # One module per sample, named after its line, so a message points at it.
+    files = []
+    for sample in SAMPLES:
+        file = directory / f"readme_line_{sample.line}.py"
+        file.write_text(sample.code, encoding="utf-8")
+        files.append(file)
+    return files
+
+
+def where(output: str, samples: list[Sample]) -> str:
+    for sample in samples:
+        output = output.replace(
+            f"readme_line_{sample.line}.py", f"README.md sample at {sample.line}"
+        )
+    return output
+
+
+def test_readme_has_samples() -> None:
+    assert len(SAMPLES) >= 5
+    assert any("StatsSuccess" in sample.code for sample in SAMPLES)
+
+
+def test_readme_samples_pass_mypy_strict(tmp_path: Path) -> None:
+    files = write_samples(tmp_path)
+    result = subprocess.run(  # noqa: S603 - our own interpreter
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--python-version=3.11",
+            f"--cache-dir={ROOT / '.mypy_cache' / 'readme'}",
+            *map(str, files),
+        ],
+        cwd=tmp_path,  # away from pyproject.toml's own mypy files
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, where(result.stdout + result.stderr, SAMPLES)
+
+
+def test_readme_samples_pass_pyright_strict(tmp_path: Path) -> None:
+    files = write_samples(tmp_path)
+    config = {"typeCheckingMode": "strict", "pythonVersion": "3.11"}
+    (tmp_path / "pyrightconfig.json").write_text(json.dumps(config), encoding="utf-8")
+    result = subprocess.run(  # noqa: S603 - our own interpreter
+        [
+            sys.executable,
+            "-m",
+            "pyright",
+            f"--pythonpath={sys.executable}",
+            "--project",
+            str(tmp_path),
+            *map(str, files),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, where(result.stdout + result.stderr, SAMPLES)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "if result.ok:\n        return result.stats.title",
+        "if result.stats is not None:\n        return result.stats.title",
+    ],
+)
+def test_ok_narrows_under_mypy(tmp_path: Path, pattern: str) -> None:
+    # The narrowing the README promises, and the ok-checking users write.
+    code = (
+        "import journey_async as ja\n\n\n"
+        "def title(result: ja.StatsResult) -> str:\n"
+        f"    {pattern}\n"
+        "    return type(result.error).__name__\n"
+    )
+    (tmp_path / "narrow.py").write_text(code, encoding="utf-8")
+    result = subprocess.run(  # noqa: S603 - our own interpreter
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            f"--cache-dir={ROOT / '.mypy_cache' / 'readme'}",
+            "narrow.py",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout
