@@ -36,6 +36,7 @@ from ._models import (
     StatsSuccess,
     UnknownStats,
 )
+from ._ratelimit import RateLimit, RateLimiter
 from ._retry import RetryEvent, RetryPolicy
 from ._version import __version__
 
@@ -54,7 +55,9 @@ __all__ = [
     "NotAttemptedError",
     "NotFoundError",
     "PointStats",
+    "RateLimit",
     "RateLimitError",
+    "RateLimiter",
     "RemovalBatcher",
     "RemovalError",
     "RemovalResult",

@@ -45,6 +45,7 @@ from ._fanout import AsCompleted, map_as_completed, map_ordered
 from ._guard import CallGuard
 from ._http import default_transport, send_and_read
 from ._models import JourneyStats, RemovalResult, StatsFailure, StatsResult, StatsSuccess
+from ._ratelimit import RateLimiter, adaptive_limiter, check_rate_limiter, paced
 from ._redaction import REDACTED, redact, redact_bytes
 from ._retry import RetryPolicy, SendRequest, parse_retry_after, retrying
 from ._validation import (
@@ -110,9 +111,7 @@ class _Settings:
     retry: RetryPolicy | None
     max_concurrency: int
     batch_size: int
-    # A RateLimiter (acquire / report_rate_limited) once _ratelimit.py has
-    # its protocol; typed loosely until then.
-    rate_limit: object | None
+    rate_limit: RateLimiter | None
 
 
 class _Shared:
@@ -121,10 +120,16 @@ class _Shared:
     the client-wide slots that bound attempts in flight to the pool's size.
     """
 
-    __slots__ = ("http", "owns_http", "pool_size", "send", "slots")
+    __slots__ = ("adaptive", "http", "owns_http", "pool_size", "send", "slots")
 
     def __init__(
-        self, http: httpx.AsyncClient, send: SendRequest, *, owns_http: bool, pool_size: int
+        self,
+        http: httpx.AsyncClient,
+        send: SendRequest,
+        *,
+        owns_http: bool,
+        pool_size: int,
+        retry: RetryPolicy | None,
     ) -> None:
         self.http = http
         self.send = send
@@ -133,6 +138,14 @@ class _Shared:
         # fast_acquire: a free slot is taken without a trip through the event
         # loop, which a fan-out would pay on every request.
         self.slots = anyio.Semaphore(pool_size, fast_acquire=True)
+        # The rate limiter of the client and its copies given no rate_limit:
+        # the shared cool-down after a 429, and the learned rate. It waits
+        # with the retry policy's sleep and clock, which tests swap.
+        self.adaptive = (
+            adaptive_limiter()
+            if retry is None
+            else adaptive_limiter(clock=retry.clock, sleep=retry.sleep)
+        )
 
 
 _SETTING_NAMES: Final = frozenset(attrs.fields_dict(_Settings))
@@ -169,7 +182,14 @@ class AsyncJourneyClient:
             in-process emulator of `journey_async.testing`.
         attempt_timeout: Seconds: a wall-clock bound on one attempt, whole
             response included; `None` for none.
-        rate_limit: A rate limiter every attempt goes through; `None` for none.
+        rate_limit: A `RateLimit` (a budget of requests a second) or any
+            `RateLimiter`: every attempt, retries included, asks it first,
+            and the client's `with_options` copies share it. `None`: no
+            budget, but a 429 still pauses every request of the client until
+            the server's ``Retry-After``, and the client goes on at a rate
+            learned from it (docs/ratelimits.md). A cool-down longer than
+            the retry policy's ``max_retry_after`` fails a call at once with
+            `RateLimitError`, without sending.
 
     The settings (``timeout``, ``attempt_timeout``, ``retry``,
     ``max_concurrency``, ``batch_size``, ``rate_limit``) are read-only
@@ -194,7 +214,7 @@ class AsyncJourneyClient:
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         attempt_timeout: float | None = None,
-        rate_limit: object | None = None,
+        rate_limit: RateLimiter | None = None,
     ) -> None:
         token = _resolve_token(api_token)
         self._secret = token
@@ -231,11 +251,21 @@ class AsyncJourneyClient:
             # configures, and costs a third of a request.
             owned = httpx.AsyncClient(transport=inner, trust_env=False)
             send: SendRequest = functools.partial(send_and_read, inner)
-            self._shared = _Shared(owned, send, owns_http=True, pool_size=settings.max_concurrency)
+            self._shared = _Shared(
+                owned,
+                send,
+                owns_http=True,
+                pool_size=settings.max_concurrency,
+                retry=settings.retry,
+            )
         else:
             # Their client, their auth, hooks and mounts: retry around its send.
             self._shared = _Shared(
-                http_client, http_client.send, owns_http=False, pool_size=settings.max_concurrency
+                http_client,
+                http_client.send,
+                owns_http=False,
+                pool_size=settings.max_concurrency,
+                retry=settings.retry,
             )
         self._is_copy = False
         self._http = self._shared.http
@@ -270,9 +300,13 @@ class AsyncJourneyClient:
             else anyio.Semaphore(settings.max_concurrency, fast_acquire=True)
         )
         retry = settings.retry
-        self._send_request: SendRequest = (
-            self._attempt if retry is None else retrying(self._attempt, retry)
+        # Every attempt asks the rate limiter first (docs/ratelimits.md).
+        attempt = paced(
+            self._attempt,
+            shared.adaptive if settings.rate_limit is None else settings.rate_limit,
+            max_cool_down=(DEFAULT_RETRY if retry is None else retry).max_retry_after,
         )
+        self._send_request: SendRequest = attempt if retry is None else retrying(attempt, retry)
 
     def with_options(
         self,
@@ -281,7 +315,7 @@ class AsyncJourneyClient:
         attempt_timeout: float | None = _UNSET,
         retry: RetryPolicy | None = _UNSET,
         max_concurrency: int = _UNSET,
-        rate_limit: object | None = _UNSET,
+        rate_limit: RateLimiter | None = _UNSET,
     ) -> Self:
         """
         A client with other settings, sharing this one's connections::
@@ -370,7 +404,7 @@ class AsyncJourneyClient:
         return self._settings.batch_size
 
     @property
-    def rate_limit(self) -> object | None:
+    def rate_limit(self) -> RateLimiter | None:
         """The rate limiter every attempt goes through, or `None`."""
         return self._settings.rate_limit
 
@@ -817,19 +851,14 @@ def _settings(
     retry: RetryPolicy | None,
     max_concurrency: int,
     batch_size: int,
-    rate_limit: object | None,
+    rate_limit: RateLimiter | None,
 ) -> _Settings:
     """The settings, each checked: the one path of the constructor and of
     `AsyncJourneyClient.with_options`."""
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise TypeError(f"retry must be a RetryPolicy or None, not {type(retry).__name__}")
-    if rate_limit is not None and not all(
-        callable(getattr(rate_limit, name, None)) for name in ("acquire", "report_rate_limited")
-    ):
-        raise TypeError(
-            "rate_limit must be a rate limiter (with acquire and report_rate_limited) or None, "
-            f"not {type(rate_limit).__name__}"
-        )
+    if rate_limit is not None:
+        check_rate_limiter(rate_limit)
     return _Settings(
         timeout=_validate_timeout(timeout),
         attempt_timeout=(

@@ -57,6 +57,10 @@ slowly, since each overshoot costs the whole client a cool-down."""
 MIN_RATE: Final = 0.1
 """Requests a second the learned rate never goes below."""
 
+_GRACE: Final = 0.001
+"""Seconds of a cool-down not waited on: a request's retry waits out the same
+``Retry-After`` read a moment apart, and the gap is no reason to sleep again."""
+
 _WINDOW_SLOTS: Final = 10
 """The window of recent requests: one second in slots of a tenth."""
 
@@ -179,7 +183,7 @@ class _Budget:
         elapsed = max(0.0, now - self._ramp_start)
         if target is None or base < target:
             doublings = elapsed / DOUBLING_PERIOD
-            grown = base * 2.0 ** min(doublings, 64.0)
+            grown: float = base * 2.0 ** min(doublings, 64.0)
             if target is None or grown <= target:
                 return grown if self.ceiling is None else min(grown, self.ceiling)
             elapsed -= DOUBLING_PERIOD * math.log2(target / base)
@@ -198,7 +202,7 @@ class _Budget:
         call `take`). Raises `_CoolingTooLong` when a cool-down outlasts
         *max_cool_down*.
         """
-        if now < self.cool_until:
+        if now < self.cool_until - _GRACE:
             left = self.cool_until - now
             if left > max_cool_down:
                 raise _CoolingTooLong(left)
@@ -291,8 +295,7 @@ class _Budget:
                 # The phase was paced: which server rate would its 429 fit?
                 step = length / _RATE_SAMPLES
                 rates = [
-                    self.rate(phase.start + (i + 0.5) * step) or 0.0
-                    for i in range(_RATE_SAMPLES)
+                    self.rate(phase.start + (i + 0.5) * step) or 0.0 for i in range(_RATE_SAMPLES)
                 ]
                 low = max(low, _rate_crossed(rates, step, self._first))
             # Climb fast back to what the last second took, which may be
@@ -475,9 +478,7 @@ class RateLimit(_LocalLimiter):
         return f"RateLimit(per_second={self.per_second:g}, burst={self.burst})"
 
 
-def adaptive_limiter(
-    *, clock: Clock = time.monotonic, sleep: Sleep = anyio.sleep
-) -> _LocalLimiter:
+def adaptive_limiter(*, clock: Clock = time.monotonic, sleep: Sleep = anyio.sleep) -> _LocalLimiter:
     """The limiter of a client given no ``rate_limit``: no pacing until a 429,
     then the shared cool-down and the learned rate."""
     return _LocalLimiter(_Budget(None, 1), clock, sleep)
@@ -501,16 +502,26 @@ def paced(send: SendRequest, limiter: RateLimiter, *, max_cool_down: float) -> S
     ``Retry-After`` says how long is left (so the retry loop and the client
     treat it as the server's: `RateLimitError`).
     """
-    within = getattr(limiter, "_acquire_within", None)
+    if isinstance(limiter, _LocalLimiter):
+        local = limiter
 
-    async def send_paced(request: httpx.Request) -> httpx.Response:
-        if within is not None:
+        async def send_paced_here(request: httpx.Request) -> httpx.Response:
             try:
-                await within(max_cool_down)
+                sent_at = await local._acquire_within(max_cool_down)
             except _CoolingTooLong as exc:
                 return _not_sent(request, exc.left)
-        else:
-            await limiter.acquire()
+            response = await send(request)
+            if response.status_code == 429:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                await local._report_sent_at(retry_after, sent_at)
+            return response
+
+        return send_paced_here
+
+    async def send_paced(request: httpx.Request) -> httpx.Response:
+        refused = await _acquire_or_refuse(limiter, max_cool_down)
+        if refused is not None:
+            return _not_sent(request, refused)
         response = await send(request)
         if response.status_code == 429:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -518,6 +529,20 @@ def paced(send: SendRequest, limiter: RateLimiter, *, max_cool_down: float) -> S
         return response
 
     return send_paced
+
+
+async def _acquire_or_refuse(limiter: RateLimiter, max_cool_down: float) -> float | None:
+    """Acquire from *limiter*; or, when it says its cool-down outlasts
+    *max_cool_down* (a limiter of this package can), the seconds left."""
+    within = getattr(limiter, "_acquire_within", None)
+    if within is None:
+        await limiter.acquire()
+        return None
+    try:
+        await within(max_cool_down)
+    except _CoolingTooLong as exc:
+        return exc.left
+    return None
 
 
 def _not_sent(request: httpx.Request, left: float) -> httpx.Response:
