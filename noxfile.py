@@ -1,6 +1,7 @@
 """
 The project's sessions: ``nox -s tests``, ``lint``, ``typing``, ``bench``
-(``nox -s bench -- fanout`` runs one benchmark).
+(``nox -s bench -- fanout`` runs one benchmark, ``nox -s bench -- peers --config A``
+one with its options).
 
 Python versions come from the trove classifiers in pyproject.toml, so adding a
 version there adds it here.
@@ -46,5 +47,9 @@ def typing(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     install(session, "bench")
-    for benchmark in session.posargs or ["fanout", "batching"]:
+    # ``nox -s bench -- peers --config A`` runs one benchmark with its options.
+    if session.posargs:
+        session.run("python", "-m", f"benchmarks.{session.posargs[0]}", *session.posargs[1:])
+        return
+    for benchmark in ["peers", "fanout", "batching"]:
         session.run("python", "-m", f"benchmarks.{benchmark}")

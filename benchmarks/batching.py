@@ -38,7 +38,7 @@ import journey_async as ja
 from journey_async._http import default_transport
 from journey_async.testing import spawn_emulator_process
 
-TOKEN = "bench-token"  # noqa: S105 - the emulator's, chosen here
+from ._common import TOKEN
 
 
 class CountingTransport(httpx.AsyncBaseTransport):

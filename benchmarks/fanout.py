@@ -26,8 +26,8 @@ Clients, each one fresh for every run (connections included in the time):
   ``httpx C``: the same with its pool limits raised to C.
 - ``httpx+aiohttp``: httpx over httpx-aiohttp's ``AiohttpTransport`` (when
   installed).
-- ``aiohttp``: ``aiohttp.ClientSession`` with a connector limit of C and a
-  semaphore of C; the body decoded with ``json.loads``.
+- ``aiohttp``: ``aiohttp.ClientSession`` with a connector limit of C and C
+  workers pulling from one iterator of ids; the body decoded with ``json.loads``.
 - ``ideal``: ``ceil(N / C) * latency``, the wall time of a client that costs
   nothing.
 
@@ -50,59 +50,36 @@ import asyncio
 import importlib
 import importlib.metadata
 import importlib.util
-import json
 import math
-import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
-import aiohttp
 import httpx
 
 import journey_async as ja
-from journey_async.testing import JourneyEmulator, spawn_emulator_process
+from journey_async.testing import spawn_emulator_process
 
-TOKEN = "bench-token"  # noqa: S105 - the emulator's, chosen here
-AUTH = {"Authorization": f"Api {TOKEN}"}
-STATS_PATH = "/api/journey/{}/statistics/external"
+from ._common import (
+    AUTH,
+    STATS_PATH,
+    TOKEN,
+    check_all_ok,
+    gather_bounded,
+    machine,
+    run_aiohttp,
+    run_journey_async,
+    sample_ids,
+)
+
 RUN_TIMEOUT = 180.0
 """Seconds one run may take before it counts as failed: plain httpx at C=10
 and 50 ms takes about 6 s; a run that hangs must not hang the benchmark."""
 
 Runner = Callable[[str, Sequence[str], int], Awaitable[None]]
-
-
-def sample_ids(count: int) -> list[str]:
-    """*count* ids cycling over the emulator's sample journeys (same seed)."""
-    journeys = JourneyEmulator.with_sample_data(300, seed=0).journey_ids
-    return [journeys[index % len(journeys)] for index in range(count)]
-
-
-async def gather_bounded(concurrency: int, calls: Iterator[Awaitable[None]]) -> None:
-    """The usual fan-out: one task per call, a semaphore for the bound."""
-    semaphore = asyncio.Semaphore(concurrency)
-
-    async def bounded(call: Awaitable[None]) -> None:
-        async with semaphore:
-            await call
-
-    await asyncio.gather(*(bounded(call) for call in calls))
-
-
-def check_all_ok(results: Sequence[ja.StatsResult], count: int) -> None:
-    failed = [result for result in results if not result.ok]
-    if len(results) != count or failed:
-        raise RuntimeError(f"{len(failed)} of {count} failed, e.g. {failed[:1]}")
-
-
-async def run_journey_async(url: str, ids: Sequence[str], concurrency: int) -> None:
-    async with ja.AsyncJourneyClient(TOKEN, base_url=url, max_concurrency=concurrency) as client:
-        check_all_ok(await client.get_stats_many(ids), len(ids))
 
 
 async def run_journey_async_httpcore(url: str, ids: Sequence[str], concurrency: int) -> None:
@@ -152,18 +129,6 @@ async def run_httpx_limits(url: str, ids: Sequence[str], concurrency: int) -> No
 async def run_httpx_aiohttp(url: str, ids: Sequence[str], concurrency: int) -> None:
     client = httpx.AsyncClient(base_url=url, headers=AUTH, transport=aiohttp_transport(concurrency))
     await run_httpx_client(client, ids, concurrency)
-
-
-async def run_aiohttp(url: str, ids: Sequence[str], concurrency: int) -> None:
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(url, connector=connector, headers=AUTH) as session:
-
-        async def one(journey_id: str) -> None:
-            async with session.get(STATS_PATH.format(journey_id)) as response:
-                response.raise_for_status()
-                json.loads(await response.read())
-
-        await gather_bounded(concurrency, (one(journey_id) for journey_id in ids))
 
 
 CLIENTS: dict[str, Runner] = {
@@ -249,21 +214,8 @@ def peak_rss_mib(url: str, mode: str, count: int, concurrency: int) -> float:
 # --- the run --------------------------------------------------------------------------------
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            cpu = next(line for line in cpuinfo if line.startswith("model name")).split(":")[1]
-    except (OSError, StopIteration):
-        pass
-    versions = ", ".join(
-        f"{name} {importlib.metadata.version(name)}"
-        for name in ("httpx", "httpcore", "httptools", "aiohttp", "anyio")
-    )
-    return (
-        f"{os.cpu_count()} CPUs ({cpu.strip()}), {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}, asyncio default loop; {versions}"
-    )
+def describe_machine() -> str:
+    return machine(("httpx", "httpcore", "httptools", "aiohttp", "anyio"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -298,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("httpx-aiohttp is not installed: its columns are left out", file=sys.stderr)
         clients = [name for name in clients if name not in ("ja+aiohttp", "httpx+aiohttp")]
     ids = sample_ids(args.n)
-    print(f"Machine: {machine()}")
+    print(f"Machine: {describe_machine()}")
     print(f"Command: python -m benchmarks.fanout {' '.join(argv or sys.argv[1:])}".rstrip())
     for latency_ms in args.latency_ms:
         latency = latency_ms / 1000

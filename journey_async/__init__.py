@@ -22,8 +22,10 @@ from ._exceptions import (
     RemovalError,
     RequestTooLargeError,
     ResponseFormatError,
+    ResponseTooLargeError,
     ServerError,
 )
+from ._logging import configure_from_environment as _configure_logging
 from ._models import (
     InAppStats,
     JourneyPoint,
@@ -39,6 +41,8 @@ from ._models import (
 from ._ratelimit import RateLimit, RateLimiter
 from ._retry import RetryEvent, RetryPolicy
 from ._version import __version__
+
+_configure_logging()
 
 __all__ = [
     "APIConnectionError",
@@ -63,6 +67,7 @@ __all__ = [
     "RemovalResult",
     "RequestTooLargeError",
     "ResponseFormatError",
+    "ResponseTooLargeError",
     "RetryEvent",
     "RetryPolicy",
     "ServerError",

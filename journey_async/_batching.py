@@ -16,8 +16,6 @@ failed, never neither and never both, and the outcome follows one rule:
 "Failed" means "not confirmed": a request that timed out or lost its
 connection may still have been carried out. Removal is a set operation, so
 trying the failed users again is always safe.
-
-.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations
@@ -164,6 +162,7 @@ async def remove_in_batches(
     concurrency: int,
     progress: Progress | None = None,
     on_removed: OnRemoved | None = None,
+    guard: CallGuard | None = None,
 ) -> RemovalResult:
     """
     Remove validated, duplicate-free *user_ids* in requests of *batch_size*,
@@ -177,12 +176,14 @@ async def remove_in_batches(
 
     The call stops at its first `AuthenticationError`, or when a request
     could not connect at all (see `CallGuard`): the chunks not sent by then
-    fail with `NotAttemptedError`, without a request.
+    fail with `NotAttemptedError`, without a request. A caller that passes
+    its own *guard* can stop the call the same way (the command line does,
+    on Ctrl-C): the requests in flight finish, the rest is not attempted.
 
     A failure that is not a `JourneyError` (a bug, a cancellation) is no
     removal outcome: it propagates and cancels the other batches.
     """
-    sender = _Sender(post, CallGuard(), on_removed)
+    sender = _Sender(post, CallGuard() if guard is None else guard, on_removed)
 
     async def send(chunk: Sequence[str]) -> Settled:
         settled = await sender.send(chunk, target)

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
@@ -39,11 +40,32 @@ from ._exceptions import (
     RateLimitError,
     RequestTooLargeError,
     ResponseFormatError,
+    ResponseTooLargeError,
     ServerError,
 )
 from ._fanout import AsCompleted, map_as_completed, map_ordered
 from ._guard import CallGuard
-from ._http import default_transport, send_and_read
+from ._http import (
+    ACCEPT_ENCODING,
+    ATTEMPT_TIMEOUT_EXTENSION,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    MAX_REMOVAL_ACK_BYTES,
+    MAX_RESPONSE_BYTES_EXTENSION,
+    CallDeadlineExceeded,
+    CertTypes,
+    HTTP11Transport,
+    ResponseTooLarge,
+    VerifyTypes,
+    attempt_timed_out,
+    build_ssl_context,
+    check_proxy,
+    default_transport,
+    proxy_for,
+    run_within,
+    send_and_read,
+    sender_for_client,
+)
+from ._logging import CallLog, call_log, logged_path, logger, request_extra
 from ._models import JourneyStats, RemovalResult, StatsFailure, StatsResult, StatsSuccess
 from ._ratelimit import RateLimiter, adaptive_limiter, check_rate_limiter, paced
 from ._redaction import REDACTED, redact, redact_bytes
@@ -60,7 +82,6 @@ from ._version import __version__
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncJourneyClient"]
 
-logger = logging.getLogger("journey_async")
 
 DEFAULT_BASE_URL: Final = "https://journey.pushwoosh.com"
 TOKEN_ENV_VAR: Final = "PUSHWOOSH_API_TOKEN"  # noqa: S105 - a variable name
@@ -68,6 +89,12 @@ TOKEN_ENV_VAR: Final = "PUSHWOOSH_API_TOKEN"  # noqa: S105 - a variable name
 DEFAULT_TIMEOUT: Final = httpx.Timeout(10.0, connect=5.0)
 """Ten seconds an attempt: the statistics endpoint answers in well under one;
 connecting gets five, since a slow connect usually means a route problem."""
+
+DEFAULT_ATTEMPT_TIMEOUT: Final = 30.0
+"""Seconds of wall clock for one attempt, whole response included: three read
+timeouts. The API answers in well under a second; an attempt still going
+after 30 s is a stuck or trickling connection, better retried while the
+call's deadline (60 s by default) leaves room for it."""
 
 DEFAULT_MAX_CONCURRENCY: Final = 32
 """Requests in flight in a fan-out. Pushwoosh publishes no limit; 32 keeps one
@@ -120,7 +147,18 @@ class _Shared:
     the client-wide slots that bound attempts in flight to the pool's size.
     """
 
-    __slots__ = ("adaptive", "http", "owns_http", "pool_size", "send", "slots")
+    __slots__ = (
+        "__weakref__",
+        "adaptive",
+        "bounds_attempts",
+        "forked",
+        "http",
+        "owns_http",
+        "pool_size",
+        "send",
+        "slots",
+        "used",
+    )
 
     def __init__(
         self,
@@ -130,11 +168,15 @@ class _Shared:
         owns_http: bool,
         pool_size: int,
         retry: RetryPolicy | None,
+        bounds_attempts: bool = False,
     ) -> None:
         self.http = http
         self.send = send
         self.owns_http = owns_http
         self.pool_size = pool_size
+        # Whether *send* ends at attempt_timeout by itself (our transport
+        # does, on the timer it has anyway), or needs a bound around it.
+        self.bounds_attempts = bounds_attempts
         # fast_acquire: a free slot is taken without a trip through the event
         # loop, which a fan-out would pay on every request.
         self.slots = anyio.Semaphore(pool_size, fast_acquire=True)
@@ -146,6 +188,29 @@ class _Shared:
             if retry is None
             else adaptive_limiter(clock=retry.clock, sleep=retry.sleep)
         )
+        self.used = False  # a request was sent
+        self.forked = False  # ...and then this process was forked from the one that sent it
+        _LIVE.add(self)
+
+
+_LIVE: Final[weakref.WeakSet[_Shared]] = weakref.WeakSet()
+
+
+def _mark_forked() -> None:
+    # In a forked child: connections opened by the parent are the parent's
+    # (the same sockets, TLS state and event loop), unusable and unclosable here.
+    for shared in list(_LIVE):
+        if shared.used:
+            shared.forked = True
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_mark_forked)
+
+_FORKED_MESSAGE: Final = (
+    "this client sent requests before the process was forked: its connections belong "
+    "to the parent process; create a new AsyncJourneyClient in this one"
+)
 
 
 _SETTING_NAMES: Final = frozenset(attrs.fields_dict(_Settings))
@@ -181,7 +246,12 @@ class AsyncJourneyClient:
             (under the retries). The one seam for custom I/O, such as the
             in-process emulator of `journey_async.testing`.
         attempt_timeout: Seconds: a wall-clock bound on one attempt, whole
-            response included; `None` for none.
+            response included, which httpx's per-phase *timeout* is not (a
+            server trickling a byte a second never trips a read timeout).
+            30 s by default; `None` for none. An attempt cut short is a
+            timeout like any other: retried, `APITimeoutError` when final.
+            The whole call is bounded by the retry policy's ``deadline``,
+            every attempt, backoff sleep and wait included.
         rate_limit: A `RateLimit` (a budget of requests a second) or any
             `RateLimiter`: every attempt, retries included, asks it first,
             and the client's `with_options` copies share it. `None`: no
@@ -190,6 +260,26 @@ class AsyncJourneyClient:
             learned from it (docs/ratelimits.md). A cool-down longer than
             the retry policy's ``max_retry_after`` fails a call at once with
             `RateLimitError`, without sending.
+        verify: TLS verification, as httpx means it: `True` (certifi's CAs,
+            or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when *trust_env*), a CA
+            bundle file or directory, an `ssl.SSLContext`, or `False`.
+        cert: A client certificate: a file with the certificate and its
+            key, or ``(cert, key)`` or ``(cert, key, password)``.
+        proxy: A proxy URL every request goes through (``http://``,
+            ``https://``, or ``socks5://`` with ``httpx[socks]``); its
+            credentials never appear in a message or a log.
+        trust_env: Read ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` /
+            ``NO_PROXY`` and ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` (default
+            `True`). A proxy that cannot be used is refused here, with
+            `ValueError`. *verify*, *cert*, *proxy* and *trust_env* are for
+            the client's own transport: with *http_client* or *transport*
+            they are a `ValueError`.
+        max_response_bytes: The largest response body accepted, counted
+            after decompression (4 MiB by default, eight times the largest
+            statistics a journey plausibly has); above it the response is
+            dropped as it arrives and the call fails with
+            `ResponseTooLargeError`. A removal's acknowledgement (a small
+            JSON object) is capped at 64 KiB, or at this if lower.
 
     The settings (``timeout``, ``attempt_timeout``, ``retry``,
     ``max_concurrency``, ``batch_size``, ``rate_limit``) are read-only
@@ -213,10 +303,16 @@ class AsyncJourneyClient:
         batch_size: int = DEFAULT_BATCH_SIZE,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        attempt_timeout: float | None = None,
+        attempt_timeout: float | None = DEFAULT_ATTEMPT_TIMEOUT,
         rate_limit: RateLimiter | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        verify: VerifyTypes = _UNSET,
+        cert: CertTypes | None = _UNSET,
+        proxy: str | httpx.URL | None = _UNSET,
+        trust_env: bool = _UNSET,
     ) -> None:
         token = _resolve_token(api_token)
+        max_response_bytes = positive_int(max_response_bytes, "max_response_bytes")
         self._secret = token
         self._base_url = _validate_base_url(base_url)
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
@@ -229,6 +325,14 @@ class AsyncJourneyClient:
             )
         if http_client is not None and transport is not None:
             raise ValueError("pass http_client or transport, not both")
+        network = _network_options(
+            verify=verify,
+            cert=cert,
+            proxy=proxy,
+            trust_env=trust_env,
+            base_url=self._base_url,
+            theirs=http_client is not None or transport is not None,
+        )
         if timeout is _UNSET:
             timeout = http_client.timeout if http_client is not None else DEFAULT_TIMEOUT
         settings = _settings(
@@ -241,7 +345,7 @@ class AsyncJourneyClient:
         )
 
         if http_client is None:
-            inner = transport or default_transport(settings.max_concurrency)
+            inner = transport or default_transport(settings.max_concurrency, **network)
             # trust_env=False: environment proxies are the inner transport's
             # job (under the retries), not mounts that would bypass them.
             # The AsyncClient is only the owner of the transport (aclose,
@@ -257,12 +361,14 @@ class AsyncJourneyClient:
                 owns_http=True,
                 pool_size=settings.max_concurrency,
                 retry=settings.retry,
+                bounds_attempts=isinstance(inner, HTTP11Transport),
             )
         else:
-            # Their client, their auth, hooks and mounts: retry around its send.
+            # Their client, their auth, hooks and mounts: retry around its
+            # send, the body read within its cap by us.
             self._shared = _Shared(
                 http_client,
-                http_client.send,
+                sender_for_client(http_client),
                 owns_http=False,
                 pool_size=settings.max_concurrency,
                 retry=settings.retry,
@@ -275,6 +381,8 @@ class AsyncJourneyClient:
                 "Authorization": f"Api {token}",
                 "User-Agent": f"journey-async/{__version__}",
                 "Accept": "application/json",
+                # Exactly the codings the client can decode (within the cap).
+                "Accept-Encoding": ACCEPT_ENCODING,
             }
         )
         # The headers as they go out, Host first as httpx orders them: built
@@ -286,13 +394,26 @@ class AsyncJourneyClient:
             [*host, *self._headers.raw, (b"Content-Type", b"application/json")]
         )
         self._url = _url_builder(self._base_url)
+        self._max_response_bytes = max_response_bytes
         self._configure(settings)
 
     def _configure(self, settings: _Settings) -> None:
         """Everything derived from *settings*, built once per client or copy."""
         self._settings = settings
-        self._extensions = {"timeout": settings.timeout.as_dict()}
+        timeouts = settings.timeout.as_dict()
+        limit = self._max_response_bytes
         shared = self._shared
+        attempt_timeout = settings.attempt_timeout
+        bounds: dict[str, Any] = {"timeout": timeouts}
+        if attempt_timeout is not None and shared.bounds_attempts:
+            bounds[ATTEMPT_TIMEOUT_EXTENSION] = attempt_timeout
+        self._extensions = {**bounds, MAX_RESPONSE_BYTES_EXTENSION: limit}
+        self._removal_extensions = {
+            **bounds,
+            MAX_RESPONSE_BYTES_EXTENSION: min(limit, MAX_REMOVAL_ACK_BYTES),
+        }
+        # The bound put around an attempt whose transport does not keep it.
+        self._attempt_bound = None if shared.bounds_attempts else attempt_timeout
         # A copy with a lower bound waits for its own slot, then the pool's.
         self._own_slots = (
             None
@@ -307,6 +428,8 @@ class AsyncJourneyClient:
             max_cool_down=(DEFAULT_RETRY if retry is None else retry).max_retry_after,
         )
         self._send_request: SendRequest = attempt if retry is None else retrying(attempt, retry)
+        # RetryPolicy.deadline, as a hard bound on the whole call.
+        self._deadline = None if retry is None else retry.deadline
 
     def with_options(
         self,
@@ -428,8 +551,10 @@ class AsyncJourneyClient:
         or this is a copy from `with_options` (whose connections are the
         original's to close).
         """
-        if self._shared.owns_http and not self._is_copy:
-            await self._shared.http.aclose()
+        shared = self._shared
+        # After a fork, closing would write to the parent's sockets (TLS close_notify).
+        if shared.owns_http and not self._is_copy and not shared.forked:
+            await shared.http.aclose()
 
     async def get_stats(self, journey_id: str) -> JourneyStats:
         """
@@ -444,7 +569,7 @@ class AsyncJourneyClient:
         .. versionadded:: 0.1.0
         """
         path = STATS_PATH.format(journey_id=validate_journey_id(journey_id))
-        response = await self._send("GET", path)
+        response = await self._send("GET", path, journey_id=journey_id)
         return self._parse(structure_stats, response)
 
     async def get_stats_many(
@@ -668,16 +793,21 @@ class AsyncJourneyClient:
             return
         self._parse(structure_removal_ack, response)
 
-    async def _send(self, method: str, path: str, body: bytes | None = None) -> httpx.Response:
+    async def _send(
+        self, method: str, path: str, body: bytes | None = None, *, journey_id: str | None = None
+    ) -> httpx.Response:
         """
         Send one request (with retries, per the transport) and map every
         failure to a `JourneyError`. Returns only 2xx responses, body read.
+        *journey_id* goes in the log records of the call.
         """
         if body is None:
             headers = self._get_headers
+            extensions = self._extensions
         else:
             headers = httpx.Headers(self._post_headers)
             headers["Content-Length"] = str(len(body))
+            extensions = self._removal_extensions
         # stream=, not content=: httpx then skips encoding the body and
         # re-deriving every header, a sixth of a request's CPU in a fan-out;
         # the headers above are what it would have derived.
@@ -686,13 +816,26 @@ class AsyncJourneyClient:
             self._url(path),
             headers=headers,
             stream=httpx.ByteStream(body or b""),
-            extensions=self._extensions,
+            extensions=extensions,
         )
         request.read()  # as httpx does for a body in memory: request.content works
+        deadline = self._deadline
+        log_token = call_log.set(CallLog(journey_id, self._secret))
         try:
-            response = await self._send_request(request)
+            if deadline is None:
+                response = await self._send_request(request)
+            else:
+                # The whole call: attempts, backoff sleeps, the waits for a
+                # slot or a rate-limit token, all inside this one bound.
+                response = await run_within(
+                    deadline, self._send_request, request, _deadline_error(deadline)
+                )
         except httpx.TimeoutException as exc:
             raise APITimeoutError(f"{method} {path} timed out: {_describe(exc)}") from exc
+        except ResponseTooLarge as exc:
+            raise ResponseTooLargeError(
+                f"{method} {path}: {exc}", cap=exc.cap, limit=exc.limit
+            ) from exc
         except httpx.TransportError as exc:
             raise APIConnectionError(f"{method} {path} failed: {_describe(exc)}") from exc
         except httpx.DecodingError as exc:
@@ -700,7 +843,8 @@ class AsyncJourneyClient:
             raise ResponseFormatError(
                 f"{method} {path}: the response body could not be decoded: {_describe(exc)}"
             ) from exc
-        logger.debug("%s %s -> %s", method, path, response.status_code)
+        finally:
+            call_log.reset(log_token)
         if response.is_success:
             return response
         raise status_error(response, secret=self._secret)
@@ -725,16 +869,41 @@ class AsyncJourneyClient:
     async def _attempt(self, request: httpx.Request) -> httpx.Response:
         """One attempt, once a slot is free: direct calls beyond the pool's
         size wait here, for as long as the call may, rather than in the
-        pool, whose timeout would fail them."""
+        pool, whose timeout would fail them. Each attempt is logged (DEBUG)."""
         shared = self._shared
         if shared.http.is_closed:
             raise RuntimeError("Cannot send a request, as the client has been closed.")
-        own = self._own_slots
-        if own is None:
-            async with shared.slots:
-                return await shared.send(request)
-        async with own, shared.slots:
-            return await shared.send(request)
+        if shared.forked:
+            raise RuntimeError(_FORKED_MESSAGE)
+        shared.used = True
+        log = call_log.get()
+        if log is not None:
+            log.attempt += 1
+        send = shared.send if self._attempt_bound is None else self._bounded_attempt
+        try:
+            own = self._own_slots
+            if own is None:
+                async with shared.slots:
+                    response = await send(request)
+            else:
+                async with own, shared.slots:
+                    response = await send(request)
+        except Exception as exc:
+            if logger.isEnabledFor(logging.DEBUG):
+                _log_attempt(request, type(exc).__name__, None)
+            raise
+        if logger.isEnabledFor(logging.DEBUG):
+            _log_attempt(request, str(response.status_code), response.status_code)
+        return response
+
+    async def _bounded_attempt(self, request: httpx.Request) -> httpx.Response:
+        """The attempt within attempt_timeout, for a transport or client of
+        the caller's, which does not keep it by itself."""
+        bound = self._attempt_bound
+        assert bound is not None
+        return await run_within(
+            bound, self._shared.send, request, functools.partial(attempt_timed_out, bound)
+        )
 
 
 # A path made only of these needs no percent-encoding (RFC 3986 pchar and "/").
@@ -786,14 +955,35 @@ def status_error(response: httpx.Response, *, secret: str | None = None) -> APIS
     status = response.status_code
     cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else APIStatusError)
     message = _server_message(response, secret)
+    request_id = _request_id(response, secret)
     if cls is RateLimitError:
         return RateLimitError(
             message,
             status_code=status,
             response=response,
+            request_id=request_id,
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )
-    return cls(message, status_code=status, response=response)
+    return cls(message, status_code=status, response=response, request_id=request_id)
+
+
+REQUEST_ID_HEADERS: Final = ("x-request-id", "request-id")
+"""Where servers put their id for a request, first found wins."""
+
+REQUEST_ID_CHARS: Final = 128
+"""Characters of a request id kept: ids are UUID-sized; a hostile one is cut."""
+
+_UNPRINTABLE: Final = re.compile(r"[^\x21-\x7e]+")
+
+
+def _request_id(response: httpx.Response, secret: str | None) -> str | None:
+    """The server's id for the request, printable ASCII only, or `None`."""
+    for name in REQUEST_ID_HEADERS:
+        value = response.headers.get(name)
+        if value is not None:
+            cleaned = _UNPRINTABLE.sub("?", redact(value.strip(), secret))
+            return _cut(cleaned, REQUEST_ID_CHARS) or None
+    return None
 
 
 BODY_PREVIEW_CHARS: Final = 80
@@ -823,6 +1013,70 @@ def _server_message(response: httpx.Response, secret: str | None) -> str:
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _network_options(
+    *,
+    verify: Any,
+    cert: Any,
+    proxy: Any,
+    trust_env: Any,
+    base_url: str,
+    theirs: bool,
+) -> dict[str, Any]:
+    """The TLS and proxy settings, checked, as `default_transport` takes them."""
+    given = [
+        name
+        for name, value in (
+            ("verify", verify),
+            ("cert", cert),
+            ("proxy", proxy),
+            ("trust_env", trust_env),
+        )
+        if value is not _UNSET
+    ]
+    if theirs:
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} with http_client= or transport=: configure TLS and "
+                "proxies on your own client or transport instead"
+            )
+        return {}
+    trust = True if trust_env is _UNSET else trust_env
+    if not isinstance(trust, bool):
+        raise TypeError(f"trust_env must be True or False, not {type(trust).__name__}")
+    verify = True if verify is _UNSET else verify
+    cert = None if cert is _UNSET else cert
+    # The default context is built by the transport on first use (loading
+    # the CAs is most of a client's start-up); any other is checked now.
+    context = None if verify is True and cert is None else build_ssl_context(verify, cert)
+    explicit = None if proxy is _UNSET or proxy is None else check_proxy(proxy)
+    # An environment proxy that cannot be used is refused here, not per call.
+    proxy_for(httpx.URL(base_url), explicit, trust_env=trust)
+    return {"ssl_context": context, "proxy": explicit, "trust_env": trust}
+
+
+def _deadline_error(deadline: float) -> Callable[[], httpx.TimeoutException]:
+    def error() -> httpx.TimeoutException:
+        return CallDeadlineExceeded(
+            f"the call's deadline of {deadline:g} s passed (RetryPolicy(deadline=...)), "
+            "every attempt and wait included"
+        )
+
+    return error
+
+
+def _log_attempt(request: httpx.Request, outcome: str, status_code: int | None) -> None:
+    extra = request_extra(request, status_code)
+    logger.debug(
+        "%s %s: attempt %s -> %s after %.3f s",
+        request.method,
+        logged_path(request),
+        extra["attempt"],
+        outcome,
+        extra["elapsed"] or 0.0,
+        extra=extra,
+    )
 
 
 def _describe(exc: Exception) -> str:

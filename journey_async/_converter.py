@@ -8,15 +8,22 @@ The one cattrs converter: every rule for reading the API's JSON lives here.
   shape are ignored.
 - Numbers and strings are checked, not coerced: ``"12"`` where a count belongs
   is a changed API, not a count.
+- Counts (every int field) are non-negative integers. A JSON number with a
+  zero fraction, such as ``3.0``, is the count 3 (some serializers write every
+  number as a float); ``1.5``, ``-1`` and a float above 2**53 (``1e308``),
+  which no longer holds an exact integer, are refused.
+- ``conversion`` (every float field) is a finite number of at least 0.
+  JavaScript's ``NaN``, ``Infinity`` and ``-Infinity``, which Python's json
+  module reads but JSON does not have, are refused wherever they appear,
+  unknown ``pointStat`` shapes included, naming the point and the field.
 - Any mismatch becomes one `ResponseFormatError` whose message names the JSON
   path of every field that did not fit.
-
-.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations
 
 import json
+import math
 import types
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
@@ -48,6 +55,7 @@ from ._models import (
 )
 
 __all__ = [
+    "POINT_KINDS",
     "decode_json",
     "error_from_dict",
     "error_to_dict",
@@ -55,6 +63,7 @@ __all__ = [
     "result_to_dict",
     "structure_removal_ack",
     "structure_stats",
+    "unstructure_point_stats",
 ]
 
 _T = TypeVar("_T")
@@ -84,21 +93,59 @@ _JSON_KEYS: Final[dict[type[Any], dict[str, str]]] = {
 _KNOWN_STATS: Final = (MessageStats, InAppStats)
 
 
+MAX_EXACT_FLOAT_COUNT: Final = 2**53
+"""The largest float read as a count: above it a float holds no exact integer."""
+
+
 def _strict_int(value: object, _: object) -> int:
-    # bool is an int subclass, and an integral float is still a count.
+    # bool is an int subclass; an integral float of exact size is still a count.
     if isinstance(value, bool):
         raise TypeError(f"expected an integer, got {value!r}")
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise TypeError(f"expected an integer, got {value!r}")
+        count = value
+    elif isinstance(value, float) and value.is_integer() and abs(value) <= MAX_EXACT_FLOAT_COUNT:
+        count = int(value)
+    else:
+        raise TypeError(f"expected an integer, got {_preview(value)}")
+    if count < 0:
+        raise ValueError(f"expected a count of at least 0, got {count}")
+    return count
 
 
 def _strict_float(value: object, _: object) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    raise TypeError(f"expected a number, got {value!r}")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"expected a number, got {_preview(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an int of hundreds of digits
+        raise ValueError(
+            f"expected a finite number, got an integer of {len(str(value))} digits"
+        ) from None
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    if number < 0:
+        raise ValueError(f"expected a number of at least 0, got {value!r}")
+    return number
+
+
+class _NotFinite(ValueError):
+    """A NaN or infinity at *subpath* inside an unknown shape."""
+
+    def __init__(self, value: float, subpath: str) -> None:
+        super().__init__(f"expected a finite number, got {value!r}")
+        self.subpath = subpath
+
+
+def _check_finite(value: object, path: str = "") -> None:
+    """Refuse NaN and infinities anywhere inside *value* (an unknown shape)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _NotFinite(value, path)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_finite(item, f"{path}[{index}]")
 
 
 def _strict_str(value: object, _: object) -> str:
@@ -139,13 +186,17 @@ def _make_converter(*, detailed_validation: bool) -> cattrs.Converter:
         for cls, required in shapes:
             if required <= value.keys():
                 return converter.structure(value, cls)
+        _check_finite(value)
         return UnknownStats(raw=types.MappingProxyType(dict(value)))
 
     converter.register_structure_hook(PointStats, structure_point_stats)
+    # Plain data again: known shapes by attrs' defaults (their field names are
+    # the API's keys), an unknown shape as the fields it arrived with.
+    converter.register_unstructure_hook(UnknownStats, lambda stat: dict(stat.raw))
 
     # Without these checks a string would be iterated as an array of characters
     # and indexed as an object, giving baffling messages. JSON objects decode
-    # to dicts: checking for dict, not the Mapping ABC, is several times cheaper.
+    # to dicts: checking for dict, not the Mapping ABC, skips the ABC machinery.
     def object_hook(cls: type[Any]) -> Callable[[object, type[Any]], Any]:
         renames = {name: override(rename=key) for name, key in _JSON_KEYS.get(cls, {}).items()}
         structure = make_dict_structure_fn(cls, converter, **renames)  # type: ignore[arg-type]
@@ -203,7 +254,7 @@ def _describe(exc: BaseException, path: str) -> list[str]:
     elif isinstance(exc, KeyError):
         return [f"required field missing @ {path}"]
     else:
-        return [f"{exc} @ {path}"]
+        return [f"{exc} @ {path}{getattr(exc, 'subpath', '')}"]
     return lines + [line for inner in others for line in _describe(inner, path)]
 
 
@@ -212,7 +263,10 @@ def _structure(data: object, cls: type[_T], what: str) -> _T:
         raise ResponseFormatError(f"{what}: expected a JSON object, got {_preview(data)}")
     try:
         return _fast_converter.structure(data, cls)
-    except Exception:  # noqa: S110 - the detailed pass below says what was wrong
+    except (TypeError, ValueError, KeyError):
+        # What the hooks raise for a body that does not fit (KeyError: a
+        # required field missing); the detailed pass below says where. Any
+        # other exception is a bug, and is not hidden.
         pass
     try:
         return _detailed_converter.structure(data, cls)
@@ -238,12 +292,80 @@ def decode_json(content: bytes, what: str) -> object:
         ) from None
 
 
+class _DirectStats:
+    """
+    `JourneyStats` from a decoded statistics body by direct calls to the fast
+    converter's own hooks for the leaf types (so every rule about a number or
+    a string stays written once, in those hooks), without cattrs' generated
+    dispatch around them, which costs several times more than the checks.
+
+    It reads only bodies made of the known shapes, each field of its JSON
+    type; for anything else (a missing or mistyped field, an unknown shape,
+    a hook refusing a value) `read` returns None, and the converters decide
+    and word the error as before. A property test checks that whatever
+    `read` returns equals what the converters return. A rule on a number or
+    a string goes in its hook and holds here too; a rule on a whole object
+    (a point, the payload) must be written here as well.
+    """
+
+    def __init__(self, converter: cattrs.Converter) -> None:
+        self._str = converter.get_structure_hook(str)
+        self._shapes: list[tuple[type[MessageStats | InAppStats], frozenset[str], Any]] = []
+        for cls in _KNOWN_STATS:
+            fields = attrs.fields(attrs.resolve_types(cls))
+            hooks = tuple((a.name, converter.get_structure_hook(a.type), a.type) for a in fields)
+            self._shapes.append((cls, _required_fields(cls), hooks))
+
+    def read(self, data: dict[str, Any]) -> JourneyStats | None:
+        try:
+            payload = data["payload"]
+            if type(payload) is not dict:
+                return None
+            points = payload["points"]
+            if type(points) is not list:
+                return None
+            title = self._str(payload["title"], str)
+            return JourneyStats(title, tuple([self._point(point) for point in points]))
+        except Exception:
+            return None
+
+    def _point(self, point: object) -> JourneyPoint:
+        if type(point) is not dict:
+            raise TypeError("not an object")
+        stat = point["pointStat"]
+        if type(stat) is not dict:
+            raise TypeError("not an object")
+        to_str = self._str
+        campaign_code = point.get("campaignCode")
+        preset_code = point.get("presetCode")
+        return JourneyPoint(
+            title=to_str(point["pointTitle"], str),
+            stat=self._stat(stat),
+            campaign_code=None if campaign_code is None else to_str(campaign_code, str),
+            preset_code=None if preset_code is None else to_str(preset_code, str),
+        )
+
+    def _stat(self, stat: dict[str, Any]) -> MessageStats | InAppStats:
+        # The first shape whose required fields are all there, as the converters pick.
+        keys = stat.keys()
+        for cls, required, hooks in self._shapes:
+            if keys >= required:
+                return cls(*[hook(stat[name], type_) for name, hook, type_ in hooks])
+        raise TypeError("an unknown shape: the converters keep it raw")
+
+
+_direct_stats: Final = _DirectStats(_fast_converter)
+
+
 def structure_stats(content: bytes) -> JourneyStats:
     """
     Read a statistics response body into `JourneyStats`.
     """
     what = "journey statistics response"
-    return _structure(decode_json(content, what), _StatsEnvelope, what).payload
+    data = decode_json(content, what)
+    if type(data) is dict and (stats := _direct_stats.read(data)) is not None:
+        return stats
+    return _structure(data, _StatsEnvelope, what).payload
 
 
 def structure_removal_ack(content: bytes) -> None:
@@ -256,23 +378,32 @@ def structure_removal_ack(content: bytes) -> None:
         raise ResponseFormatError(f"{what} did not confirm the removal: {_preview(data)}")
 
 
+# The name of each pointStat shape in plain data: the command line's JSON and
+# CSV, and the dicts of result_to_dict.
+_KINDS: Final[Mapping[str, type[MessageStats | InAppStats]]] = types.MappingProxyType(
+    {"message": MessageStats, "in_app": InAppStats}
+)
+POINT_KINDS: Final[Mapping[type[PointStats], str]] = types.MappingProxyType(
+    {**{cls: kind for kind, cls in _KINDS.items()}, UnknownStats: "unknown"}
+)
+
+
+def unstructure_point_stats(stat: PointStats) -> tuple[str, dict[str, Any]]:
+    """
+    The kind of *stat* (a `POINT_KINDS` value) and its fields as plain JSON
+    values: the one place that switches on the shape of a point's statistics,
+    so that JSON, CSV and tables cannot disagree.
+    """
+    return POINT_KINDS[type(stat)], _fast_converter.unstructure(stat)
+
+
 # Plain dicts: results and errors to and from JSON-safe dicts, for task queues
 # (taskiq) and processes. Python names, not the API's; a point's shape is told
 # by its "kind", as the command line's JSON tells it.
 
-_KINDS: Final[dict[str, type[MessageStats | InAppStats]]] = {
-    "message": MessageStats,
-    "in_app": InAppStats,
-}
-
 
 def _point_to_dict(point: JourneyPoint) -> dict[str, Any]:
-    stat = point.stat
-    if isinstance(stat, UnknownStats):
-        kind, fields = "unknown", dict(stat.raw)
-    else:
-        kind = "message" if isinstance(stat, MessageStats) else "in_app"
-        fields = attrs.asdict(stat)
+    kind, fields = unstructure_point_stats(point.stat)
     return {
         "title": point.title,
         "campaign_code": point.campaign_code,

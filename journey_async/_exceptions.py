@@ -3,7 +3,7 @@ The errors journey_async raises: every failure a caller can meet is a `JourneyEr
 
 ```
 JourneyError
-├── APIStatusError (status_code, message, response)
+├── APIStatusError (status_code, message, response, request_id)
 │   ├── BadRequestError        400
 │   ├── AuthenticationError    401, 403
 │   ├── NotFoundError          404
@@ -14,6 +14,7 @@ JourneyError
 │   └── APITimeoutError
 ├── NotAttemptedError          never sent: an earlier failure ended the call (cause)
 ├── ResponseFormatError        body is not what the API documents
+│   └── ResponseTooLargeError  over a size cap (cap, limit)
 └── RemovalError               removed, failed
 ```
 
@@ -26,8 +27,6 @@ the path and what the server said, never a request header.
 Every error survives `pickle` (for multiprocessing and task queues): a pickled
 `APIStatusError` carries its response and request without the
 ``Authorization`` header. `journey_async.error_to_dict` gives a plain dict.
-
-.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations
@@ -50,6 +49,7 @@ __all__ = [
     "RemovalError",
     "RequestTooLargeError",
     "ResponseFormatError",
+    "ResponseTooLargeError",
     "ServerError",
     "rebuild_error",
     "response_from_summary",
@@ -87,20 +87,35 @@ class APIStatusError(JourneyError):
         message: What the server said (its JSON ``message``), or a summary of
             the body when it said nothing readable.
         response: The `httpx.Response`, body already read.
+        request_id: The server's id for the request (its ``x-request-id`` or
+            ``request-id`` header), to quote to its support; `None` when it
+            sent none. Shown in the message.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+       ``request_id``.
     """
 
     status_code: int
     message: str
     response: httpx.Response
+    request_id: str | None
 
-    def __init__(self, message: str, *, status_code: int, response: httpx.Response) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        response: httpx.Response,
+        request_id: str | None = None,
+    ) -> None:
         self.status_code = status_code
         self.message = message
         self.response = response
+        self.request_id = request_id
         request = response.request
-        super().__init__(f"{request.method} {request.url.path} -> {status_code}: {message}")
+        shown = f" (request id {request_id})" if request_id else ""
+        super().__init__(f"{request.method} {request.url.path} -> {status_code}: {message}{shown}")
 
 
 class BadRequestError(APIStatusError):
@@ -159,9 +174,10 @@ class RateLimitError(APIStatusError):
         *,
         status_code: int,
         response: httpx.Response,
+        request_id: str | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message, status_code=status_code, response=response)
+        super().__init__(message, status_code=status_code, response=response, request_id=request_id)
         self.retry_after = retry_after
 
 
@@ -231,6 +247,31 @@ class ResponseFormatError(JourneyError):
 
     .. versionadded:: 0.1.0
     """
+
+
+class ResponseTooLargeError(ResponseFormatError):
+    """
+    The response went over a size cap, and was dropped as it arrived (the
+    connection closed, memory never past the cap). Not retried.
+
+    Attributes:
+        cap: Which cap: ``"max_response_bytes"`` (the body, counted after
+            decompression: raise it with
+            ``AsyncJourneyClient(max_response_bytes=...)``), ``"head line"``
+            or ``"head"`` (fixed caps on the status line and headers, far
+            above what the API sends).
+        limit: The cap, in bytes.
+
+    .. versionadded:: 0.2.0
+    """
+
+    cap: str
+    limit: int
+
+    def __init__(self, message: str, *, cap: str, limit: int) -> None:
+        super().__init__(message)
+        self.cap = cap
+        self.limit = limit
 
 
 class RemovalError(JourneyError):

@@ -14,13 +14,13 @@ function, by the iterable or by the progress callback cancels the calls in
 flight and is raised as itself (not wrapped in an exception group). Callers
 that want one item's failure to be that item's result catch it inside the
 function, as `AsyncJourneyClient.get_stats_many` does.
-
-.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import functools
+import threading
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from types import TracebackType
@@ -29,6 +29,7 @@ from typing import Any, Final, Generic, Self, TypeVar
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._tasks import CallSoon, current_task, spawn, unwatch_task, watch_task
 from ._validation import positive_int
 
 __all__ = ["AsCompleted", "Progress", "map_as_completed", "map_ordered"]
@@ -97,8 +98,6 @@ async def map_ordered(
     when given, is called with ``1`` as each call returns. The first
     exception (from *func*, *items* or *progress*) cancels the calls in
     flight and is raised; cancelling the caller cancels them too.
-
-    .. versionadded:: 0.1.0
     """
     positive_int(concurrency, "concurrency")
     results: list[R] = []
@@ -136,8 +135,6 @@ def map_as_completed(
     *concurrency* whatever the length of *items*. The first exception (from
     *func*, *items* or *progress*) cancels the calls in flight and is raised
     from the iteration.
-
-    .. versionadded:: 0.1.0
     """
     positive_int(concurrency, "concurrency")
     return AsCompleted(func, items, concurrency=concurrency, progress=progress)
@@ -152,9 +149,11 @@ class AsCompleted(Generic[R]):
     suspended at ``yield`` inside a task group leaves a cancel scope open in
     the consumer's task, so a failure or a ``break`` tears the scope down
     from the wrong task (the pitfall PEP 789 is about). Here the workers run
-    in a task of their own with their own task group, and only results cross
-    over, through a memory stream. Stopping the iteration cancels that task,
-    so nothing further is sent:
+    in a task of their own with their own task group (`_tasks.spawn`: an
+    asyncio task, or a trio system task), and only results cross over,
+    through a memory stream. That task holds nothing of the iterator, so
+    dropping the iterator is seen. Stopping the iteration cancels the
+    workers, so nothing further is sent:
 
     - ``aclose()``, or leaving ``async with``: at once, and waits for it;
     - ``break``: when the iterator is dropped (at once in CPython, unless
@@ -170,10 +169,7 @@ class AsCompleted(Generic[R]):
     or ``contextlib.aclosing`` make the end explicit.
 
     Results are consumed once: iterating a second time continues where the
-    first left off. The workers' task is an asyncio task, so this runs on
-    asyncio (as journey_async does); `map_ordered` needs only anyio.
-
-    .. versionadded:: 0.1.0
+    first left off. Runs on asyncio and on trio, directly or under anyio.
     """
 
     def __init__(
@@ -188,22 +184,22 @@ class AsCompleted(Generic[R]):
         self._items = items
         self._concurrency = concurrency
         self._progress = progress
-        self._runner: asyncio.Task[None] | None = None
+        self._run: _Run | None = None
         self._receive: MemoryObjectReceiveStream[R] | None = None
         self._closed = False
-        self._consumer: asyncio.Task[Any] | None = None
+        self._consumer: object = None
         # A weak reference: a callback on the consumer's task must not keep
         # a dropped iterator alive (its __del__ is what ends a `break`).
         this = weakref.ref(self)
 
-        def consumer_done(_: asyncio.Task[Any]) -> None:
+        def consumer_done() -> None:
             if (iterator := this()) is not None:
                 iterator._stop()
 
         self._consumer_done = consumer_done
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "running" if self._runner else "not started"
+        state = "closed" if self._closed else "running" if self._run else "not started"
         return f"<{type(self).__name__} concurrency={self._concurrency} {state}>"
 
     def __aiter__(self) -> Self:
@@ -213,7 +209,7 @@ class AsCompleted(Generic[R]):
         if self._closed:
             raise StopAsyncIteration
         receive = self._receive or self._start()
-        consumer = asyncio.current_task()
+        consumer = current_task()
         if consumer is not self._consumer:
             self._watch(consumer)
         try:
@@ -238,64 +234,51 @@ class AsCompleted(Generic[R]):
 
     async def _end(self) -> R:
         # The workers are done; their failure, if any, is raised here.
-        runner = self._stop()
-        assert runner is not None
-        await asyncio.wait([runner])
-        if not runner.cancelled() and (exc := runner.exception()) is not None:
-            raise exc
+        run = self._stop()
+        assert run is not None
+        await run.done.wait()
+        if run.failure is not None:
+            failure, run.failure = run.failure, None
+            raise failure
         raise StopAsyncIteration
 
-    def _watch(self, consumer: asyncio.Task[Any] | None) -> None:
+    def _watch(self, consumer: object) -> None:
         if self._consumer is not None:
-            self._consumer.remove_done_callback(self._consumer_done)
+            unwatch_task(self._consumer, self._consumer_done)
         self._consumer = consumer
         if consumer is not None:
-            consumer.add_done_callback(self._consumer_done)
+            watch_task(consumer, self._consumer_done)
 
     def _start(self) -> MemoryObjectReceiveStream[R]:
         # A buffer of `concurrency`: the workers never wait on a consumer
         # that is briefly busy, and results held stay bounded.
         send, receive = anyio.create_memory_object_stream[R](self._concurrency)
         self._receive = receive
-        self._runner = asyncio.get_running_loop().create_task(self._run(send))
+        run = self._run = _Run(receive)
+        work = functools.partial(
+            _deliver, self._func, self._items, self._concurrency, self._progress, send, run
+        )
+        run.call_soon = spawn(work)
         return receive
-
-    async def _run(self, send: MemoryObjectSendStream[R]) -> None:
-        func, progress = self._func, self._progress
-
-        async def work(item: Any) -> None:
-            result = await func(item)
-            if progress is not None:
-                progress(1)
-            # No checkpoint when there is room: a result in hand is delivered
-            # even if a failure elsewhere cancels the workers next.
-            try:
-                send.send_nowait(result)
-            except anyio.WouldBlock:
-                await send.send(result)
-
-        async with send:
-            await _run_workers(work, iter(self._items), self._concurrency)
 
     async def aclose(self) -> None:
         """
         Stop: cancel the calls in flight and start no more. Waits until they
         are cancelled. Safe to call more than once.
         """
-        runner = self._stop()
-        if runner is not None:
-            await asyncio.wait([runner])
-            _consume_outcome(runner)
+        run = self._stop()
+        if run is not None:
+            await run.done.wait()
 
-    def _stop(self) -> asyncio.Task[None] | None:
+    def _stop(self) -> _Run | None:
         self._closed = True
         self._watch(None)
         if self._receive is not None:
             self._receive.close()
-        runner = self._runner
-        if runner is not None:
-            runner.cancel()  # a no-op once it is done
-        return runner
+        run = self._run
+        if run is not None:
+            run.scope.cancel()  # a no-op once it is done
+        return run
 
     async def __aenter__(self) -> Self:
         return self
@@ -310,23 +293,78 @@ class AsCompleted(Generic[R]):
 
     def __del__(self) -> None:
         # A `break` out of ``async for`` drops the iterator without closing
-        # it; cancelling here is what stops the work then. call_soon_threadsafe
-        # because a garbage collection may run in any thread.
-        if self._receive is not None:
-            self._receive.close()
-        runner = self._runner
-        if runner is None:
+        # it: this stops the work then. A garbage collection may run in any
+        # thread: from another one, through the loop's call_soon.
+        run = self._run
+        if run is None:
             return
-        if runner.done():
-            _consume_outcome(runner)
-        else:
-            loop = runner.get_loop()
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(runner.cancel)
+        if run.done.is_set() or run.call_soon is None:
+            run.receive.close()  # no sender left to wake: safe in any thread
+            return
+        if threading.get_ident() == run.thread:
+            # Here and now, before the workers take another turn of the loop:
+            # one turn is enough for them to start new requests.
+            with contextlib.suppress(RuntimeError):  # no loop running any more
+                run.stop()
+            return
+        try:
+            run.call_soon(run.stop)
+        except RuntimeError:  # the loop or the run is over, and the workers with it
+            run.receive.close()
 
 
-def _consume_outcome(runner: asyncio.Task[None]) -> None:
-    # A failure after the consumer stopped listening is moot; reading it
-    # keeps asyncio from logging "Task exception was never retrieved".
-    if runner.done() and not runner.cancelled():
-        runner.exception()
+class _Run:
+    """The workers' side of an `AsCompleted`: all their task holds of it."""
+
+    __slots__ = ("call_soon", "done", "failure", "receive", "scope", "thread")
+
+    def __init__(self, receive: MemoryObjectReceiveStream[Any]) -> None:
+        # Kept here for `stop`: an iterator dropped by a `break` leaves the
+        # closing of its stream to the loop's thread.
+        self.receive = receive
+        self.scope = anyio.CancelScope()
+        self.done = anyio.Event()
+        self.failure: Exception | None = None
+        self.call_soon: CallSoon | None = None
+        self.thread = threading.get_ident()  # the event loop's
+
+    def stop(self) -> None:
+        """Stop the workers: the consumer is gone. In the loop's thread."""
+        self.receive.close()
+        self.scope.cancel()
+
+
+async def _deliver(
+    func: Callable[[Any], Awaitable[Any]],
+    items: Iterable[Any],
+    concurrency: int,
+    progress: Progress | None,
+    send: MemoryObjectSendStream[Any],
+    run: _Run,
+) -> None:
+    """The workers' task: results into *send* until *items* run out or *run*
+    is cancelled. Raises nothing (a trio system task must not): a failure is
+    kept in *run* for the consumer."""
+
+    async def work(item: Any) -> None:
+        result = await func(item)
+        if progress is not None:
+            progress(1)
+        # No checkpoint when there is room: a result in hand is delivered
+        # even if a failure elsewhere cancels the workers next.
+        try:
+            send.send_nowait(result)
+        except anyio.WouldBlock:
+            await send.send(result)
+
+    try:
+        with run.scope, send:
+            await _run_workers(work, iter(items), concurrency)
+    except anyio.BrokenResourceError:
+        pass  # the consumer stopped listening: nothing to tell it
+    except Exception as exc:
+        run.failure = exc
+    except anyio.get_cancelled_exc_class():
+        pass  # the event loop or trio run is ending: so is the consumer
+    finally:
+        run.done.set()

@@ -35,7 +35,7 @@ import httpx
 
 from ._exceptions import APIConnectionError, AuthenticationError, JourneyError, NotAttemptedError
 
-__all__ = ["CallGuard", "call_stopped", "sleep_unless_stopped"]
+__all__ = ["CallGuard", "call_stopped", "sleep_unless_stopped", "stops_call"]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -88,11 +88,8 @@ class CallGuard:
         token = _current.set(self)
         try:
             return await func(*args, **kwargs)
-        except AuthenticationError as exc:
-            self.stop(exc)
-            raise
-        except APIConnectionError as exc:
-            if self._circuit and isinstance(exc.__cause__, _UNREACHABLE):
+        except (AuthenticationError, APIConnectionError) as exc:
+            if stops_call(exc, circuit=self._circuit):
                 self.stop(exc)
             raise
         finally:
@@ -107,6 +104,18 @@ class CallGuard:
         waiting, self._waiting = self._waiting, set()
         for scope in waiting:
             scope.cancel()
+
+
+def stops_call(error: BaseException, *, circuit: bool = True) -> bool:
+    """Whether *error* ends the call it happened in: a 401/403, or (with
+    *circuit*) an API that could not be reached at all."""
+    if isinstance(error, AuthenticationError):
+        return True
+    return (
+        circuit
+        and isinstance(error, APIConnectionError)
+        and isinstance(error.__cause__, _UNREACHABLE)
+    )
 
 
 def call_stopped() -> str | None:

@@ -3,8 +3,6 @@ What the API returns and what calls return: frozen attrs classes, nothing else.
 
 How these are read from JSON lives in `_converter`, not here, so the models
 stay plain values with Python names.
-
-.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations

@@ -10,8 +10,6 @@ A test asks for ``journey_emulator`` (ten sample journeys, in memory) or
 
 Every pytest run of a project with journey-async installed imports this
 module, so it imports nothing heavy until a fixture is used.
-
-.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations

@@ -10,8 +10,6 @@ more (real Pushwoosh tokens are far longer) wherever it appears; a shorter one
 (``test-token`` in users' tests, a one-letter token in a fuzzer) only where it
 is not part of a longer run of letters and digits, so that the token ``t``
 does not turn "Not Found" into "No[secret] Found".
-
-.. versionadded:: 0.2.0
 """
 
 from __future__ import annotations

@@ -8,8 +8,6 @@ Retries with backoff, as an httpx transport wrapper.
 response (the last 503, or a 429 whose ``Retry-After`` is too long) and
 raises the last `httpx.TransportError`; the client maps both to the
 `JourneyError` tree.
-
-.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations
@@ -17,8 +15,8 @@ from __future__ import annotations
 import datetime
 import email.utils
 import functools
-import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypeAlias
@@ -29,6 +27,7 @@ import httpx
 
 from ._guard import call_stopped, sleep_unless_stopped
 from ._http import send_and_read
+from ._logging import logged_path, logger, request_extra
 from ._validation import number, positive_int
 
 __all__ = [
@@ -41,7 +40,6 @@ __all__ = [
     "retrying",
 ]
 
-logger = logging.getLogger("journey_async")
 
 SendRequest: TypeAlias = Callable[[httpx.Request], Awaitable[httpx.Response]]
 
@@ -55,23 +53,29 @@ gateway. Other 4xx would fail the same way again; 501 and 505 are permanent."""
 _RETRYABLE_ERRORS: Final = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
+_DELAY_SECONDS: Final = re.compile(r"[0-9]+")  # ASCII only: "²".isdigit() is True
+
+
 def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
     """
-    Seconds to wait from a ``Retry-After`` header: whole seconds or an HTTP
-    date; `None` when absent or unreadable. A date in the past means no wait.
+    Seconds to wait from a ``Retry-After`` header: whole seconds in ASCII
+    digits, or an HTTP date; `None` when absent or anything else, so the
+    caller falls back to its backoff. A date in the past means no wait.
     """
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if _DELAY_SECONDS.fullmatch(value):
+        return float(value)  # digits past float's range: inf, above any cap
+    if not value.isascii():
+        return None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:  # "-0000" parses naive; RFC 9110 dates are all GMT.
+            when = when.replace(tzinfo=datetime.UTC)
+        return max(0.0, when.timestamp() - now())
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:  # "-0000" parses naive; RFC 9110 dates are all GMT.
-        when = when.replace(tzinfo=datetime.UTC)
-    return max(0.0, when.timestamp() - now())
 
 
 @attrs.frozen(kw_only=True)
@@ -261,10 +265,11 @@ class _RetryLoop:
                 logger.debug(
                     "%s %s: giving up after attempt %d (%s): %s",
                     request.method,
-                    request.url.path,
+                    logged_path(request),
                     attempt,
                     reason,
                     give_up,
+                    extra=request_extra(request, None if failure else response.status_code),
                 )
                 if failure is None:
                     return response
@@ -282,11 +287,12 @@ class _RetryLoop:
             logger.info(
                 "%s %s: attempt %d of %d failed (%s); retrying in %.2f s",
                 request.method,
-                request.url.path,
+                logged_path(request),
                 attempt,
                 policy.max_attempts,
                 reason,
                 wait,
+                extra=request_extra(request, None if failure else response.status_code),
             )
             if policy.on_retry is not None:
                 policy.on_retry(
@@ -386,8 +392,6 @@ class RetryTransport(httpx.AsyncBaseTransport):
     dropped mid-body is retried like any other; the client above finds the
     body already read. Discarded responses are closed, so no connection is
     held by a failed attempt while the loop waits.
-
-    .. versionadded:: 0.1.0
     """
 
     def __init__(self, transport: httpx.AsyncBaseTransport, policy: RetryPolicy) -> None:

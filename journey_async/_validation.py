@@ -2,8 +2,6 @@
 Checks of the caller's input, shared by the client, the batcher and the
 command line: bad input is refused with `TypeError` or `ValueError` before
 any request is sent.
-
-.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations

@@ -6,9 +6,14 @@ of every shape, one with a title that is rich markup), and running
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
+import re
+import struct
 import subprocess
 import sys
+import termios
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -90,3 +95,44 @@ def assert_one_error_line(stderr: str, *fragments: str) -> None:
     assert lines[0].startswith("journey-async: error: "), stderr
     for fragment in fragments:
         assert fragment in lines[0]
+
+
+# Colours, cursor moves and hyperlinks: what a terminal draws but does not show as text.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+
+
+def run_in_terminal(
+    *args: str, columns: int, cwd: Path, env: Mapping[str, str], python_code: str | None = None
+) -> tuple[int, list[str]]:
+    """
+    Run the command with stdout and stderr on a pseudo-terminal *columns*
+    wide (the window size set on it, and ``COLUMNS``); return the exit code
+    and the lines the terminal received, escape sequences removed.
+    """
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    command = [sys.executable, "-m", "journey_async", *args]
+    if python_code is not None:
+        command = [sys.executable, "-c", python_code, *args]
+    with subprocess.Popen(  # noqa: S603 - this interpreter, our own module
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=terminal,
+        cwd=cwd,
+        env={**env, "COLUMNS": str(columns)},
+    ) as process:
+        os.close(terminal)
+        received = bytearray()
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the last writer closed the terminal
+                break
+            if not chunk:
+                break
+            received += chunk
+        code = process.wait(timeout=60)
+    os.close(controller)
+    text = _ESCAPES.sub("", received.decode("utf-8", "replace"))
+    return code, re.split(r"\r\n|\r|\n", text)

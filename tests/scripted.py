@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from journey_async._http import HTTP11Transport
+from journey_async._http import MAX_RESPONSE_BYTES_EXTENSION, HTTP11Transport
 
 
 def free_port() -> int:
@@ -112,9 +112,13 @@ async def send(
     url: str,
     method: str = "GET",
     timeouts: httpx.Timeout = TIMEOUTS,
+    max_body: int | None = None,
     **kwargs: Any,
 ) -> httpx.Response:
-    request = httpx.Request(method, url, extensions={"timeout": timeouts.as_dict()}, **kwargs)
+    extensions: dict[str, Any] = {"timeout": timeouts.as_dict()}
+    if max_body is not None:
+        extensions[MAX_RESPONSE_BYTES_EXTENSION] = max_body
+    request = httpx.Request(method, url, extensions=extensions, **kwargs)
     response = await transport.handle_async_request(request)
     await response.aread()
     return response

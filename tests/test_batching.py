@@ -937,3 +937,30 @@ async def test_a_batcher_splits_a_batch_refused_as_too_large() -> None:
         "a": ja.RemovalResult(user_ids=("a", "b", "c"), requests=2),
         "d": ja.RemovalResult(user_ids=("d", "e"), requests=1),
     }
+
+
+async def test_413_halving_against_the_served_emulators_body_limit(
+    served: EmulatorServer, emulator: JourneyEmulator
+) -> None:
+    users = new_ids(40, prefix="big")
+    journey = emulator.add_journey(users=[*users, "stays"])
+    one_user = len(json.dumps({"user_ids": [users[0]], "journey_uuids": [journey]}))
+    emulator.max_body_bytes = 3 * one_user  # about two users' worth a request
+    emulator.add_users(journey, ["x" * (3 * one_user)])
+    try:
+        async with served_client(served, max_concurrency=4) as client:
+            with pytest.raises(ja.RemovalError) as info:
+                await client.remove_users(
+                    [*users, "x" * (3 * one_user)], journey_ids=[journey], batch_size=16
+                )
+    finally:
+        emulator.max_body_bytes = None
+    error = info.value
+    assert error.removed == tuple(users)
+    assert error.failed == ("x" * (3 * one_user),)
+    assert [type(e) for e in error.errors] == [ja.RequestTooLargeError]
+    assert emulator.users_in(journey) == {"stays", "x" * (3 * one_user)}
+    refused = [r for r in emulator.requests if r.status == 413]
+    accepted = [r for r in emulator.requests if r.status == 200]
+    assert refused
+    assert sorted(u for r in accepted for u in r.json["user_ids"]) == sorted(users)  # each once

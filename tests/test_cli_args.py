@@ -21,6 +21,7 @@ from journey_async._cli import main
         pytest.param(["stats", "--ids-file", "/nonexistent/ids"], "cannot read", id="no-file"),
         pytest.param(["stats", "a/b"], "would change the request's URL path", id="bad-id"),
         pytest.param(["stats", "j1"], "no API token: pass --token or set", id="no-token"),
+        pytest.param(["stats", "--token", "", "j1"], "--token is empty", id="empty-token"),
         pytest.param(
             ["stats", "--token", "t", "--base-url", "http://example.com", "j1"],
             "plain http",

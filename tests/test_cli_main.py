@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from cli_support import SECRET, WELCOME, api, assert_one_error_line, cli_env, run_cli
 
+import journey_async._cli._main
 from journey_async._cli import main
 from journey_async.testing import EmulatorServer, Fault, JourneyEmulator
 
@@ -58,3 +59,18 @@ def test_help_and_version_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert "remove-users" in capsys.readouterr().out
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("journey-async ")
+
+
+def test_a_bug_is_one_line_without_the_token(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(args: object) -> int:
+        raise RuntimeError(f"a bug that got hold of {SECRET}")
+
+    monkeypatch.setattr(journey_async._cli._main, "_dispatch", broken)
+
+    assert main(["stats", "--token", SECRET, "j1"]) == 1
+
+    assert_one_error_line(
+        capsys.readouterr().err, "unexpected RuntimeError: a bug that got hold of [secret]"
+    )

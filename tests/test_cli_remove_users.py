@@ -1,15 +1,29 @@
 """
 ``journey-async remove-users`` end to end: a subprocess against the emulator
-served by this process; the failed-users file and its re-run.
+served by this process; the remaining-users file, its re-run, and Ctrl-C.
 """
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from cli_support import SECRET, USERS, WELCOME, WINBACK, api, assert_one_error_line, run_cli
+from cli_support import (
+    SECRET,
+    USERS,
+    WELCOME,
+    WINBACK,
+    api,
+    assert_one_error_line,
+    cli_env,
+    run_cli,
+)
 
-from journey_async.testing import EmulatorServer, Fault, JourneyEmulator
+from journey_async.testing import EmulatorServer, Fault, JourneyEmulator, RecordedRequest
 
 
 def test_remove_users_from_stdin(
@@ -30,7 +44,7 @@ def test_remove_users_from_stdin(
     assert result.stderr == ""
     assert cli_emulator.users_in(WELCOME) == set(USERS) - {"user-1", "user-2"}
     assert cli_emulator.users_in(WINBACK) == set(USERS[:3])  # not a target
-    assert not (tmp_path / "failed-users.txt").exists()
+    assert not (tmp_path / "remaining-users.txt").exists()
 
 
 def test_failed_users_are_written_to_a_file_that_retries_them(
@@ -58,13 +72,13 @@ def test_failed_users_are_written_to_a_file_that_retries_them(
     assert cli_emulator.users_in(WELCOME) == set(USERS[:2])
     assert len(result.stdout.splitlines()) == 1
     assert result.stdout.startswith(
-        "removed 4 users from all journeys; failed for 2 (written to retry.txt), in "
+        "removed 4 users from all journeys; not confirmed for 2 users (written to retry.txt), in "
     )
     assert_one_error_line(
         result.stderr,
         "1 removal request failed; first: ServerError: ",
         "-> 503",
-        "retry them with: journey-async remove-users --all-journeys --users-file retry.txt",
+        "finish with: journey-async remove-users --all-journeys --users-file retry.txt",
     )
 
     # Fed back in, as the message says.
@@ -93,12 +107,132 @@ def test_a_removal_nobody_got_through_lists_every_user_and_hides_the_token(
     )
 
     assert result.returncode == 1
-    assert (tmp_path / "failed-users.txt").read_text() == "user-1\nuser-2\n"
+    assert (tmp_path / "remaining-users.txt").read_text() == "user-1\nuser-2\n"
     assert cli_emulator.users_in(WELCOME) == set(USERS)
     assert_one_error_line(
         result.stderr,
-        "no removal was confirmed: AuthenticationError: ",
-        "-> 401",
-        f"remove-users --journey={WELCOME} --journey={WINBACK} --users-file failed-users.txt",
+        "the API refused the token (401",
+        "check --token; nothing was removed",
+        f"remove-users --journey={WELCOME} --journey={WINBACK} --users-file remaining-users.txt",
     )
     assert SECRET not in result.stdout + result.stderr
+
+
+# --- Ctrl-C -----------------------------------------------------------------------------------
+
+
+MANY = [f"many-{n:03d}" for n in range(60)]
+
+
+def start_removal(server: EmulatorServer, tmp_path: Path) -> subprocess.Popen[str]:
+    """``remove-users`` of `MANY` in batches of 5, two at a time, in a subprocess."""
+    (tmp_path / "users.txt").write_text("\n".join(MANY) + "\n")
+    command = [
+        sys.executable,
+        "-m",
+        "journey_async",
+        "remove-users",
+        *api(server),
+        "--journey",
+        WELCOME,
+        "--users-file",
+        "users.txt",
+        "--batch-size=5",
+        "--concurrency=2",
+    ]
+    return subprocess.Popen(  # noqa: S603 - this interpreter, our own module
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=cli_env(),
+    )
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, "the removal did not get that far"
+        time.sleep(0.005)
+
+
+def removed_by(requests: Sequence[RecordedRequest]) -> list[str]:
+    """Every user id the removals applied in *requests* carried, repeats kept."""
+    return [
+        user
+        for r in requests
+        if r.endpoint == "remove" and r.status == 200
+        for user in r.json["user_ids"]
+    ]
+
+
+def finish(server: EmulatorServer, emulator: JourneyEmulator, tmp_path: Path) -> list[str]:
+    """Re-run with the remaining file, as the error line says; the users it sent."""
+    emulator.reset_counters()
+    emulator.clear_faults()
+    again = run_cli(
+        "remove-users",
+        *api(server),
+        f"--journey={WELCOME}",
+        "--users-file",
+        "remaining-users.txt",
+        cwd=tmp_path,
+    )
+    assert again.returncode == 0, again.stderr
+    assert emulator.users_in(WELCOME) == set(USERS)
+    return removed_by(emulator.requests)
+
+
+def test_ctrl_c_waits_for_the_batches_in_flight_and_a_rerun_finishes_the_job(
+    cli_server: EmulatorServer, cli_emulator: JourneyEmulator, tmp_path: Path
+) -> None:
+    cli_emulator.add_users(WELCOME, MANY)
+    # Each removal is applied on arrival and answered later: a run that left
+    # without waiting for its answers would not know who was removed.
+    cli_emulator.inject(*[Fault.delay(0.2, after_apply=True)] * 12, endpoint="remove")
+
+    with start_removal(cli_server, tmp_path) as process:
+        wait_for(lambda: cli_emulator.removals_applied >= 2)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 130, stderr
+    left = cli_emulator.users_in(WELCOME) - set(USERS)
+    remaining = (tmp_path / "remaining-users.txt").read_text().splitlines()
+    # The batches in flight were waited for: the file holds exactly who is left.
+    assert set(remaining) == left
+    assert remaining == [user for user in MANY if user in left]  # input order
+    assert 0 < len(left) < len(MANY)
+    assert "interrupted: no new batch is sent" in stderr
+    assert "finish with: journey-async remove-users --journey=j-welcome" in stderr
+    assert f"not confirmed for {len(left)} users (written to remaining-users.txt)" in stdout
+    # Removed at most once each, and the re-run sends exactly the others, once.
+    assert sorted(removed_by(cli_emulator.requests)) == sorted(set(MANY) - left)
+    assert sorted(finish(cli_server, cli_emulator, tmp_path)) == sorted(left)
+
+
+def test_a_second_ctrl_c_stops_at_once_counting_batches_in_flight_as_not_confirmed(
+    cli_server: EmulatorServer, cli_emulator: JourneyEmulator, tmp_path: Path
+) -> None:
+    cli_emulator.add_users(WELCOME, MANY)
+    # Every removal is held long past the grace period: only a second Ctrl-C ends the run.
+    cli_emulator.inject(*[Fault.delay(60)] * 2, endpoint="remove")
+
+    with start_removal(cli_server, tmp_path) as process:
+        wait_for(lambda: cli_emulator.in_flight == 2)
+        process.send_signal(signal.SIGINT)
+        assert process.stderr is not None
+        # The first Ctrl-C is handled (its note is out) before the second one.
+        first_note = process.stderr.readline()
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 130, stderr
+    assert "interrupted: no new batch is sent" in first_note
+    remaining = (tmp_path / "remaining-users.txt").read_text().splitlines()
+    # Nothing was confirmed: the two batches in flight count as not removed.
+    assert remaining == MANY
+    assert "removed 0 users from 1 journey; not confirmed for 60 users" in stdout
+    assert sorted(finish(cli_server, cli_emulator, tmp_path)) == sorted(MANY)

@@ -189,7 +189,7 @@ async def test_with_options_changes_the_copy_only(recorder: Recorder) -> None:
         assert (client.timeout, client.retry, client.attempt_timeout) == (
             httpx.Timeout(10.0, connect=5.0),
             FAST_RETRY,
-            None,
+            30.0,
         )
         assert (copy.max_concurrency, copy.batch_size) == (client.max_concurrency, 1000)
 

@@ -19,7 +19,7 @@ from journey_async import (
     ResponseFormatError,
     UnknownStats,
 )
-from journey_async._converter import structure_removal_ack, structure_stats
+from journey_async._converter import structure_removal_ack, structure_stats, unstructure_point_stats
 
 
 def encode(body: object) -> bytes:
@@ -208,3 +208,19 @@ def test_junk_yields_stats_or_response_format_error_only(body: bytes) -> None:
 def test_absurdly_deep_json_is_response_format_error() -> None:
     with pytest.raises(ResponseFormatError, match="is not JSON"):
         structure_stats(b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_point_stats_unstructure_to_their_kind_and_api_fields() -> None:
+    # One place for the command line's JSON, CSV and tables.
+    assert unstructure_point_stats(MessageStats(sent=10, opened=5, conversion=50.0)) == (
+        "message",
+        {"sent": 10, "opened": 5, "conversion": 50.0},
+    )
+    assert unstructure_point_stats(InAppStats(shows=3, interactions=2, skipped=1)) == (
+        "in_app",
+        {"shows": 3, "interactions": 2, "skipped": 1},
+    )
+    raw = MappingProxyType({"delivered": 10, "failed": 1})
+    kind, fields = unstructure_point_stats(UnknownStats(raw=raw))
+    assert (kind, fields) == ("unknown", {"delivered": 10, "failed": 1})
+    assert type(fields) is dict  # plain data, for json.dumps

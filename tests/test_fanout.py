@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 import journey_async as ja
 from journey_async._client import _url_builder
 from journey_async._fanout import map_as_completed, map_ordered
+from journey_async._http import ACCEPT_ENCODING
 from journey_async._validation import validate_journey_id
 from journey_async.testing import EmulatorServer, Fault, JourneyEmulator, serve_emulator
 
@@ -535,6 +536,7 @@ async def test_requests_are_the_ones_httpx_would_build(base_url: str) -> None:
                 "Authorization": f"Api {TOKEN}",
                 "User-Agent": f"journey-async/{ja.__version__}",
                 "Accept": "application/json",
+                "Accept-Encoding": ACCEPT_ENCODING,
                 **({"Content-Type": "application/json"} if request.method == "POST" else {}),
             },
             content=request.content or None,

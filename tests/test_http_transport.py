@@ -19,7 +19,7 @@ import respx
 from scripted import OK, ScriptedServer, constant, free_port, scripted, send
 
 import journey_async as ja
-from journey_async._http import HTTP11Transport, default_transport
+from journey_async._http import CertificateVerifyFailed, HTTP11Transport, default_transport
 from journey_async.testing import EmulatorServer, JourneyEmulator, serve_emulator
 
 TOKEN = "test-token"  # the emulator's default
@@ -133,7 +133,7 @@ async def test_https_with_a_verified_certificate(certificate: tuple[str, str]) -
         # The default context does not know this certificate: refused.
         transport = HTTP11Transport(max_connections=2)
         try:
-            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            with pytest.raises(CertificateVerifyFailed, match="certificate was refused"):
                 await send(transport, url)
         finally:
             await transport.aclose()

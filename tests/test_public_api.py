@@ -38,5 +38,6 @@ def test_error_tree_matches_design() -> None:
     assert ja.RateLimitError.__bases__ == (ja.APIStatusError,)
     assert ja.ServerError.__bases__ == (ja.APIStatusError,)
     assert ja.APITimeoutError.__bases__ == (ja.APIConnectionError,)
+    assert ja.ResponseTooLargeError.__bases__ == (ja.ResponseFormatError,)
     for base in (ja.APIConnectionError, ja.ResponseFormatError, ja.RemovalError):
         assert base.__bases__ == (ja.JourneyError,)

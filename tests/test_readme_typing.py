@@ -1,6 +1,6 @@
 """
-The README's Python samples pass mypy --strict and pyright strict, as users'
-code that uses the library as documented must.
+The Python samples of README.md and docs/ pass mypy --strict and pyright
+strict, as users' code that uses the library as documented must.
 """
 
 from __future__ import annotations
@@ -11,31 +11,35 @@ import sys
 from pathlib import Path
 
 import pytest
-from samples import ROOT, Sample, python_samples
+from samples import ROOT, Sample, markdown_files, python_samples
 
-SAMPLES = python_samples(ROOT / "README.md")
+SAMPLES = [sample for path in markdown_files() for sample in python_samples(path)]
 
 
 def write_samples(directory: Path) -> list[Path]:
     # One module per sample, named after its line, so a message points at it.
     files = []
     for sample in SAMPLES:
-        file = directory / f"readme_line_{sample.line}.py"
+        file = directory / module_name(sample)
         file.write_text(sample.code, encoding="utf-8")
         files.append(file)
     return files
 
 
+def module_name(sample: Sample) -> str:
+    stem = sample.path.stem.lower().replace("-", "_")
+    return f"sample_{stem}_line_{sample.line}.py"
+
+
 def where(output: str, samples: list[Sample]) -> str:
     for sample in samples:
-        output = output.replace(
-            f"readme_line_{sample.line}.py", f"README.md sample at {sample.line}"
-        )
+        output = output.replace(module_name(sample), f"the sample at {sample.name}")
     return output
 
 
 def test_readme_has_samples() -> None:
     assert len(SAMPLES) >= 5
+    assert {sample.path.name for sample in SAMPLES} >= {"README.md", "retries.md"}
     assert any("StatsSuccess" in sample.code for sample in SAMPLES)
 
 

@@ -62,6 +62,7 @@ def sample_errors() -> list[ja.JourneyError]:
         ja.APIConnectionError("GET /x failed: refused"),
         ja.APITimeoutError("GET /x timed out"),
         ja.ResponseFormatError("not JSON"),
+        ja.ResponseTooLargeError("GET /x: too big", cap="max_response_bytes", limit=10),
         ja.RemovalError(removed=["u1"], failed=["u2", "u3"], errors=[not_found]),
         status_error(ja.RequestTooLargeError, 413),
         ja.NotAttemptedError(status_error(ja.AuthenticationError, 401)),

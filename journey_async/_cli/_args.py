@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Final, NoReturn, TypeVar
@@ -38,7 +39,7 @@ _T = TypeVar("_T", int, float)
 PROG: Final = "journey-async"
 BASE_URL_ENV_VAR: Final = "PUSHWOOSH_JOURNEY_BASE_URL"
 INSTALL_CLI: Final = "pip install 'journey-async[cli]'"
-DEFAULT_FAILED_FILE: Final = "failed-users.txt"
+DEFAULT_REMAINING_FILE: Final = "remaining-users.txt"
 EMULATOR_DEFAULT_TOKEN: Final = "test-token"  # noqa: S105 - the emulator's public default
 
 EXIT_OK: Final = 0
@@ -118,19 +119,39 @@ def _user_ids(args: argparse.Namespace) -> tuple[str, ...]:
 # --- the client -----------------------------------------------------------------------------
 
 
+# The client's complaints name its arguments; a command-line user knows the flags.
+_FLAG_OF: Final = {
+    "api_token=": "--token",
+    "api_token": "--token",
+    "base_url": "--base-url",
+    "max_concurrency": "--concurrency",
+    "timeout": "--timeout",
+}
+_ARGUMENT_NAMES: Final = re.compile(
+    r"\b(api_token=|(?:api_token|base_url|max_concurrency|timeout)\b)"
+)
+
+
 def _client(args: argparse.Namespace) -> AsyncJourneyClient:
-    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV_VAR)
-    if not token:
-        raise UsageError(f"no API token: pass --token or set {TOKEN_ENV_VAR}")
-    base_url = args.base_url or os.environ.get(BASE_URL_ENV_VAR) or DEFAULT_BASE_URL
+    """
+    The client the flags describe. The token, when no ``--token`` is given,
+    is the client's to find (``$PUSHWOOSH_API_TOKEN``), as in a program.
+    """
     options: dict[str, Any] = {}
+    base_url = args.base_url or os.environ.get(BASE_URL_ENV_VAR)
+    if base_url:
+        options["base_url"] = base_url
     if args.concurrency is not None:
         options["max_concurrency"] = args.concurrency
     if args.timeout is not None:
         options["timeout"] = args.timeout
     if args.no_retry:
         options["retry"] = None
-    return AsyncJourneyClient(token, base_url=base_url, **options)
+    try:
+        return AsyncJourneyClient(args.token, **options)
+    except (TypeError, ValueError) as exc:
+        message = _ARGUMENT_NAMES.sub(lambda match: _FLAG_OF[match[1]], str(exc))
+        raise UsageError(message) from None
 
 
 def _require_uvicorn(command: str) -> None:
@@ -245,7 +266,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "remove-users",
         help="remove users from journeys, in batches",
         description="Remove users from some journeys or from all of them, in batches. "
-        "Users whose removal failed are written to a file that --users-file reads back.",
+        "When some fail, or on Ctrl-C, the users not confirmed removed are written to a "
+        "file that --users-file reads back. The first Ctrl-C sends no new batch and waits "
+        "briefly for those in flight; a second one stops at once.",
     )
     target = remove.add_mutually_exclusive_group(required=True)
     target.add_argument(
@@ -267,11 +290,14 @@ def _build_parser() -> argparse.ArgumentParser:
         help=f"user ids per request (default: {DEFAULT_BATCH_SIZE})",
     )
     remove.add_argument(
-        "--failed-file",
-        default=DEFAULT_FAILED_FILE,
+        "--remaining-file",
+        default=DEFAULT_REMAINING_FILE,
         metavar="F",
-        help=f"where the users whose removal failed go (default: {DEFAULT_FAILED_FILE})",
+        help="where the users not confirmed removed go when the run fails or is "
+        f"interrupted, for --users-file to finish the job (default: {DEFAULT_REMAINING_FILE})",
     )
+    # Its 0.1.0 name, kept working.
+    remove.add_argument("--failed-file", dest="remaining_file", help=argparse.SUPPRESS)
     _add_client_options(remove, on_subcommand=True)
 
     emulator = commands.add_parser(

@@ -10,17 +10,18 @@ import argparse
 import math
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
 from journey_async._client import AsyncJourneyClient
-from journey_async._models import InAppStats, MessageStats, PointStats, StatsResult
+from journey_async._converter import unstructure_point_stats
+from journey_async._models import StatsResult
 
 from ._args import EXIT_FAILED, EXIT_OK, PROG, _require_uvicorn
-from ._output import _Column, _count, _Output, _percent, _plural, _rate, _seconds, _short_error
-from ._stats import _STAT_COLUMNS, _stats_summary
+from ._output import _Column, _count, _Output, _plural, _rate, _seconds, _short_error
+from ._stats import _STAT_FIELDS, _counts_table, _stats_summary
 
 if TYPE_CHECKING:
     from journey_async._emulator._app import JourneyEmulator
@@ -53,103 +54,86 @@ def _memberships(emulator: JourneyEmulator) -> Counter[str]:
 
 @attrs.define
 class _Totals:
-    """Sums over message points and in-app points."""
+    """How many points, and the sum of each count over them."""
 
-    message_points: int = 0
-    sent: int = 0
-    opened: int = 0
-    in_app_points: int = 0
-    shows: int = 0
-    interactions: int = 0
-    skipped: int = 0
-    unknown_points: int = 0
+    points: int = 0
+    sums: Counter[str] = attrs.Factory(Counter)
 
-    def add(self, stat: PointStats) -> None:
-        if isinstance(stat, MessageStats):
-            self.message_points += 1
-            self.sent += stat.sent
-            self.opened += stat.opened
-        elif isinstance(stat, InAppStats):
-            self.in_app_points += 1
-            self.shows += stat.shows
-            self.interactions += stat.interactions
-            self.skipped += stat.skipped
-        else:
-            self.unknown_points += 1
+    def add(self, fields: Mapping[str, Any]) -> None:
+        self.points += 1
+        # A rate does not add up: it is worked out again from the sums.
+        self.sums.update({name: value for name, value in fields.items() if name != "conversion"})
 
-    @property
-    def conversion(self) -> float:
-        return self.opened / self.sent * 100 if self.sent else 0.0
+    def fields(self) -> dict[str, float]:
+        """The sums, and the conversion worked out from them when messages were sent."""
+        fields: dict[str, float] = dict(self.sums)
+        if "sent" in fields:
+            sent, opened = self.sums["sent"], self.sums["opened"]
+            fields["conversion"] = opened / sent * 100 if sent else 0.0
+        return fields
+
+
+_CHANNELS: Final = {
+    "message": "message (push, email, SMS...)",
+    "in_app": "in-app",
+    "unknown": "other (unknown shape)",
+}
 
 
 def _demo_tables(results: Sequence[StatsResult], output: _Output, top: int) -> None:
     per_journey: list[tuple[_Totals, StatsResult]] = []
-    overall = _Totals()
+    channels = {kind: _Totals() for kind in _CHANNELS}
     for result in results:
         if result.stats is None:
             continue
         totals = _Totals()
         for point in result.stats.points:
-            totals.add(point.stat)
-            overall.add(point.stat)
+            kind, fields = unstructure_point_stats(point.stat)
+            if kind == "unknown":
+                channels[kind].points += 1
+                continue
+            totals.add(fields)
+            channels[kind].add(fields)
         per_journey.append((totals, result))
-    per_journey.sort(key=lambda item: item[0].sent, reverse=True)
+    per_journey.sort(key=lambda item: item[0].sums["sent"], reverse=True)
 
-    rows = []
-    for rank, (totals, result) in enumerate(per_journey[:top], start=1):
-        assert result.stats is not None
-        rows.append(
-            [
-                str(rank),
-                result.stats.title,
-                result.journey_id,
-                _count(totals.sent),
-                _count(totals.opened),
-                _percent(totals.conversion),
-                _count(totals.shows),
-                _count(totals.interactions),
-            ]
-        )
-    output.line()
-    output.table(
-        [
-            _Column("#", numeric=True),
-            _Column("Journey"),
-            _Column("ID"),
-            *_STAT_COLUMNS[:5],
-        ],
-        rows,
-        title=f"Top {len(rows)} journeys by messages sent",
-    )
-    channel_rows = [
-        [
-            "message (push, email, SMS...)",
-            _count(overall.message_points),
-            _count(overall.sent),
-            _count(overall.opened),
-            _percent(overall.conversion),
-            "",
-            "",
-            "",
-        ],
-        [
-            "in-app",
-            _count(overall.in_app_points),
-            "",
-            "",
-            "",
-            _count(overall.shows),
-            _count(overall.interactions),
-            _count(overall.skipped),
-        ],
+    ranked = [
+        (str(rank), result.stats.title, result.journey_id, totals.fields())
+        for rank, (totals, result) in enumerate(per_journey[:top], start=1)
+        if result.stats is not None
     ]
-    if overall.unknown_points:
-        channel_rows.append(["other (unknown shape)", _count(overall.unknown_points)] + [""] * 6)
+    number = _Column("#", numeric=True)
     output.line()
-    output.table(
-        [_Column("Channel"), _Column("Points", numeric=True), *_STAT_COLUMNS],
-        channel_rows,
+    _counts_table(
+        output,
+        title=f"Top {len(ranked)} journeys by messages sent",
+        wide=(
+            [number, _Column("Journey"), _Column("ID", whole=True)],
+            [[rank, title, journey_id] for rank, title, journey_id, _ in ranked],
+        ),
+        narrow=(
+            [number, _Column("Journey", whole=True)],
+            [[rank, f"{title}\n{journey_id}"] for rank, title, journey_id, _ in ranked],
+        ),
+        counts=[fields for *_, fields in ranked],
+        shown=_STAT_FIELDS[:5],
+    )
+    shown_channels = [
+        (label, channels[kind])
+        for kind, label in _CHANNELS.items()
+        if kind != "unknown" or channels[kind].points
+    ]
+    labels = (
+        [_Column("Channel"), _Column("Points", numeric=True)],
+        [[label, _count(totals.points)] for label, totals in shown_channels],
+    )
+    output.line()
+    _counts_table(
+        output,
         title="Totals per channel",
+        wide=labels,
+        narrow=labels,
+        counts=[totals.fields() for _, totals in shown_channels],
     )
 
 
@@ -182,7 +166,7 @@ async def _demo(args: argparse.Namespace, output: _Output) -> int:
     with serve_emulator(emulator) as server:
         output.line(
             f"An emulated Journey API on {server.url} (in this process): "
-            f"{_count(len(ids))} journeys, {args.latency_ms:g} ms latency, "
+            f"{_plural(len(ids), 'journey')}, {args.latency_ms:g} ms latency, "
             f"{args.fault_rate:.0%} of requests failing transiently"
         )
         client_options: dict[str, Any] = {}
@@ -193,7 +177,7 @@ async def _demo(args: argparse.Namespace, output: _Output) -> int:
         ) as client:
             output.line()
             output.line(
-                f"1. Statistics of all {_count(len(ids))} journeys, "
+                f"1. Statistics of all {_plural(len(ids), 'journey')}, "
                 f"up to {client.max_concurrency} requests at a time"
             )
             emulator.reset_counters()
@@ -224,7 +208,7 @@ async def _demo(args: argparse.Namespace, output: _Output) -> int:
             batches = math.ceil(len(demo_users) / batch_size)
             output.line()
             output.line(
-                f"2. Removal of {_count(len(demo_users))} users from all journeys, "
+                f"2. Removal of {_plural(len(demo_users), 'user')} from all journeys, "
                 f"in {_plural(batches, 'batch')} of up to {_count(batch_size)}"
             )
             emulator.reset_counters()
@@ -250,12 +234,12 @@ async def _demo(args: argparse.Namespace, output: _Output) -> int:
     if verified:
         output.line(
             f"   verified in the emulator: none of them is in any journey any more; "
-            f"the other {_count(others_after)} memberships are untouched"
+            f"the other {_plural(others_after, 'membership')} are untouched"
         )
     else:
         output.note(
-            f"{PROG}: error: the emulator still holds {_count(left)} memberships of removed "
-            f"users, and {_count(others_before - others_after)} other memberships changed"
+            f"{PROG}: error: the emulator still holds {_plural(left, 'membership')} of removed "
+            f"users, and {_plural(others_before - others_after, 'other membership')} changed"
         )
     output.line()
     output.line(f"Done in {_seconds(time.perf_counter() - started)}.")

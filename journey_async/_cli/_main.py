@@ -101,5 +101,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(str(exc) or type(exc).__name__, secrets)
         return EXIT_USAGE
     except Exception as exc:
+        # A bug: still one line, not a traceback, whose locals could show the token.
         _fail(f"unexpected {_describe_error(exc)} (please report it)", secrets)
         return EXIT_FAILED

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
+import shutil
 import sys
+import textwrap
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 import attrs
 
@@ -24,34 +27,49 @@ if TYPE_CHECKING:
 class _Column:
     header: str
     numeric: bool = False
+    # Ids: folded only when the other text columns cannot give way enough.
+    whole: bool = False
 
 
 ProgressCallback: TypeAlias = Callable[[int], None]
+
+# Below this a column's cells would fold into more lines than words.
+_MIN_COLUMN_WIDTH: Final = 6
+_GAP: Final = "  "
 
 
 class _Output:
     """
     Where a command writes: rich on a terminal when it is installed, plain
     text otherwise. Results go to stdout, progress and notes to stderr.
+
+    On a terminal, results fit its width (`width`): tables fold their cells,
+    lines wrap at words. Pipes and files get every line whole.
     """
 
     def __init__(self) -> None:
         self._out: Console | None = None
         self._err: Console | None = None
+        self.width: int | None = _terminal_width()
+        """The width results must fit, or None when stdout is not a terminal."""
         if not _installed("rich"):
             return
         from rich.console import Console
 
         # rich decides what a terminal is (isatty, FORCE_COLOR, TTY_COMPATIBLE).
-        out = Console(highlight=False)
-        err = Console(stderr=True, highlight=False)
+        out = Console(highlight=False, emoji=False)
+        err = Console(stderr=True, highlight=False, emoji=False)
         self._out = out if out.is_terminal else None
         self._err = err if err.is_interactive else None
+        if self._out is not None:
+            self.width = self._out.width
 
     def line(self, text: str = "") -> None:
-        """A line of results on stdout."""
+        """A line of results on stdout, wrapped at words to fit a terminal."""
         if self._out is not None:
-            self._out.print(text, markup=False, soft_wrap=True)
+            self._out.print(text, markup=False)
+        elif self.width is not None:
+            print(_wrap(text, self.width), flush=True)
         else:
             print(text, flush=True)
 
@@ -64,22 +82,36 @@ class _Output:
     ) -> None:
         """A table on stdout: rich's on a terminal, aligned plain text elsewhere."""
         if self._out is None:
-            print(_plain_table(columns, rows, title=title), flush=True)
+            print(_plain_table(columns, rows, title=title, width=self.width), flush=True)
             return
         from rich.table import Table
         from rich.text import Text
 
         table = Table(title=title or None, title_justify="left", header_style="bold")
-        for column in columns:
+        # Widths chosen as for plain text (rich alone would fold ids and numbers
+        # as readily as prose); rich then folds each cell to its column.
+        widths = _fit(
+            columns, _natural_widths(columns, rows), self._out.width - _rich_frame(columns)
+        )
+        for column, width in zip(columns, widths, strict=True):
             table.add_column(
                 column.header,
                 justify="right" if column.numeric else "left",
                 overflow="fold",
+                width=width,
             )
         for row in rows:
             # Text, not str: a journey title like "[b]ig sale" is not markup.
             table.add_row(*map(Text, row))
         self._out.print(table)
+
+    def fits(self, columns: Sequence[_Column], rows: Sequence[Sequence[str]]) -> bool:
+        """Whether the table fits the terminal without folding a cell (always, off one)."""
+        if self.width is None:
+            return True
+        widths = _natural_widths(columns, rows)
+        frame = _rich_frame(columns) if self._out is not None else len(_GAP) * (len(columns) - 1)
+        return sum(widths) + frame <= self.width
 
     @contextlib.contextmanager
     def progress(self, description: str, total: int) -> Iterator[ProgressCallback | None]:
@@ -110,22 +142,102 @@ class _Output:
             yield lambda settled: bar.advance(task, settled)
 
 
-def _plain_table(columns: Sequence[_Column], rows: Sequence[Sequence[str]], *, title: str) -> str:
+def _terminal_width() -> int | None:
+    try:
+        if not os.isatty(sys.stdout.fileno()):
+            return None
+    except (AttributeError, OSError, ValueError):  # replaced or closed stdout: not a terminal
+        return None
+    return shutil.get_terminal_size().columns
+
+
+def _rich_frame(columns: Sequence[_Column]) -> int:
+    # rich's box: a bar and a space either side of every cell.
+    return 3 * len(columns) + 1
+
+
+def _wrap(text: str, width: int) -> str:
+    """*text* wrapped at words to *width*, continuation lines keeping its indent."""
+    if len(text) <= width:
+        return text
+    indent = text[: len(text) - len(text.lstrip())]
+    return textwrap.fill(
+        text,
+        width,
+        subsequent_indent=indent,
+        break_long_words=True,
+        break_on_hyphens=False,
+    )
+
+
+def _natural_widths(columns: Sequence[_Column], rows: Sequence[Sequence[str]]) -> list[int]:
     widths = [len(column.header) for column in columns]
     for row in rows:
-        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
-
-    def render(cells: Sequence[str]) -> str:
-        parts = [
-            cell.rjust(width) if column.numeric else cell.ljust(width)
-            for column, cell, width in zip(columns, cells, widths, strict=True)
+        widths = [
+            max(width, *map(len, cell.split("\n"))) for width, cell in zip(widths, row, strict=True)
         ]
-        return "  ".join(parts).rstrip()
+    return widths
 
-    lines = [title] if title else []
-    lines.append(render([column.header for column in columns]))
-    lines.append(render(["-" * width for width in widths]))
-    lines.extend(render(row) for row in rows)
+
+def _fit(columns: Sequence[_Column], widths: Sequence[int], budget: int) -> list[int]:
+    """
+    Narrow the widest text columns, one character at a time, until they fit
+    *budget*: ids only once the other text is at its least; numbers never.
+    """
+    fitted = list(widths)
+    for foldable in (
+        [index for index, column in enumerate(columns) if not column.numeric and not column.whole],
+        [index for index, column in enumerate(columns) if column.whole],
+    ):
+        while foldable and sum(fitted) > budget:
+            widest = max(foldable, key=fitted.__getitem__)
+            if fitted[widest] <= _MIN_COLUMN_WIDTH:
+                break
+            fitted[widest] -= 1
+    # Still too wide when every column is at its least: aligned, wider than the terminal.
+    return fitted
+
+
+def _fold(cell: str, width: int) -> list[str]:
+    lines: list[str] = []
+    for part in cell.split("\n"):
+        lines.extend(
+            textwrap.wrap(part, width, break_long_words=True, break_on_hyphens=False) or [""]
+        )
+    return lines
+
+
+def _plain_table(
+    columns: Sequence[_Column],
+    rows: Sequence[Sequence[str]],
+    *,
+    title: str,
+    width: int | None = None,
+) -> str:
+    """
+    Aligned plain text; given a *width*, the cells fold onto more lines so
+    that no line is wider (as long as every column keeps a few characters).
+    """
+    widths = _natural_widths(columns, rows)
+    if width is not None:
+        widths = _fit(columns, widths, width - len(_GAP) * (len(columns) - 1))
+
+    def render(cells: Sequence[str]) -> list[str]:
+        folded = [_fold(cell, w) for cell, w in zip(cells, widths, strict=True)]
+        out = []
+        for index in range(max(map(len, folded))):
+            parts = []
+            for column, cell_lines, w in zip(columns, folded, widths, strict=True):
+                text = cell_lines[index] if index < len(cell_lines) else ""
+                parts.append(text.rjust(w) if column.numeric else text.ljust(w))
+            out.append(_GAP.join(parts).rstrip())
+        return out
+
+    lines = [_wrap(title, width) if width else title] if title else []
+    lines.extend(render([column.header for column in columns]))
+    lines.append(_GAP.join("-" * w for w in widths).rstrip())
+    for row in rows:
+        lines.extend(render(row))
     return "\n".join(lines)
 
 

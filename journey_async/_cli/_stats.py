@@ -11,31 +11,51 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, TextIO
 
-from journey_async._exceptions import APIStatusError, JourneyError
-from journey_async._models import InAppStats, MessageStats, PointStats, StatsResult, UnknownStats
+import attrs
 
-from ._args import EXIT_FAILED, EXIT_OK, _client, _journey_ids
+from journey_async._converter import unstructure_point_stats
+from journey_async._exceptions import APIStatusError, JourneyError
+from journey_async._models import StatsResult
+
+from ._args import EXIT_FAILED, EXIT_OK, PROG, _client, _journey_ids
 from ._output import (
     _Column,
     _count,
     _describe_error,
     _Output,
     _percent,
+    _plural,
     _seconds,
     _short_error,
 )
+from ._stopped import call_stopper, stopped_message
 
-_STAT_COLUMNS: Final = (
-    _Column("Sent", numeric=True),
-    _Column("Opened", numeric=True),
-    _Column("Conv. %", numeric=True),
-    _Column("Shows", numeric=True),
-    _Column("Interactions", numeric=True),
-    _Column("Skipped", numeric=True),
+
+@attrs.frozen
+class _StatField:
+    """A count or rate a known point shape carries, as tables show it."""
+
+    name: str  # the API's key, as `unstructure_point_stats` gives it
+    header: str
+    short: str  # in the one-cell layout: "sent 22,648", "conv. 0.26%"
+    unit: str = ""
+
+    def format(self, value: float) -> str:
+        return _percent(value) if self.unit == "%" else _count(int(value))
+
+
+_STAT_FIELDS: Final = (
+    _StatField("sent", "Sent", "sent"),
+    _StatField("opened", "Opened", "opened"),
+    _StatField("conversion", "Conv. %", "conv.", unit="%"),
+    _StatField("shows", "Shows", "shows"),
+    _StatField("interactions", "Interactions", "interactions"),
+    _StatField("skipped", "Skipped", "skipped"),
 )
+_STAT_COLUMNS: Final = tuple(_Column(field.header, numeric=True) for field in _STAT_FIELDS)
 _CSV_HEADER: Final = (
     "journey_id",
     "journey_title",
@@ -43,42 +63,10 @@ _CSV_HEADER: Final = (
     "campaign_code",
     "preset_code",
     "kind",
-    "sent",
-    "opened",
-    "conversion",
-    "shows",
-    "interactions",
-    "skipped",
+    *(field.name for field in _STAT_FIELDS),
     "other",
     "error",
 )
-
-
-def _kind(stat: PointStats) -> str:
-    if isinstance(stat, MessageStats):
-        return "message"
-    if isinstance(stat, InAppStats):
-        return "in_app"
-    return "unknown"
-
-
-def _stat_json(stat: PointStats) -> dict[str, Any]:
-    if isinstance(stat, MessageStats):
-        return {"sent": stat.sent, "opened": stat.opened, "conversion": stat.conversion}
-    if isinstance(stat, InAppStats):
-        return {"shows": stat.shows, "interactions": stat.interactions, "skipped": stat.skipped}
-    return dict(stat.raw)
-
-
-def _stat_cells(stat: PointStats) -> tuple[list[str], str]:
-    """The six numeric cells (blank where they do not apply) and the unknown fields."""
-    if isinstance(stat, MessageStats):
-        cells = [_count(stat.sent), _count(stat.opened), _percent(stat.conversion), "", "", ""]
-        return cells, ""
-    if isinstance(stat, InAppStats):
-        cells = ["", "", "", _count(stat.shows), _count(stat.interactions), _count(stat.skipped)]
-        return cells, ""
-    return [""] * 6, " ".join(f"{key}={value}" for key, value in stat.raw.items())
 
 
 def _error_json(error: JourneyError) -> dict[str, Any]:
@@ -93,26 +81,25 @@ def _result_json(result: StatsResult) -> dict[str, Any]:
     if result.stats is None:
         assert result.error is not None
         return {"id": result.journey_id, "error": _error_json(result.error)}
-    return {
-        "id": result.journey_id,
-        "title": result.stats.title,
-        "points": [
+    points = []
+    for point in result.stats.points:
+        kind, fields = unstructure_point_stats(point.stat)
+        points.append(
             {
                 "title": point.title,
                 "campaign_code": point.campaign_code,
                 "preset_code": point.preset_code,
-                "kind": _kind(point.stat),
-                "stat": _stat_json(point.stat),
+                "kind": kind,
+                "stat": fields,
             }
-            for point in result.stats.points
-        ],
-    }
+        )
+    return {"id": result.journey_id, "title": result.stats.title, "points": points}
 
 
 def _write_csv(results: Sequence[StatsResult], file: TextIO) -> None:
     writer = csv.writer(file, lineterminator="\n")
     writer.writerow(_CSV_HEADER)
-    blank_point = [""] * 10
+    blank_point = [""] * (len(_CSV_HEADER) - 4)
     for result in results:
         if result.stats is None:
             assert result.error is not None
@@ -124,13 +111,12 @@ def _write_csv(results: Sequence[StatsResult], file: TextIO) -> None:
             # Still one row: every journey asked for is in the output.
             writer.writerow([result.journey_id, result.stats.title, *blank_point, "", ""])
         for point in result.stats.points:
-            stat = point.stat
-            fields = _stat_json(stat)
-            if isinstance(stat, UnknownStats):
-                numbers = [""] * 6
+            kind, fields = unstructure_point_stats(point.stat)
+            if kind == "unknown":
+                numbers = [""] * len(_STAT_FIELDS)
                 other = json.dumps(fields, separators=(",", ":"))
             else:
-                numbers = [fields.get(name, "") for name in _CSV_HEADER[6:12]]
+                numbers = [fields.get(field.name, "") for field in _STAT_FIELDS]
                 other = ""
             writer.writerow(
                 [
@@ -139,7 +125,7 @@ def _write_csv(results: Sequence[StatsResult], file: TextIO) -> None:
                     point.title,
                     point.campaign_code or "",
                     point.preset_code or "",
-                    _kind(stat),
+                    kind,
                     *numbers,
                     other,
                     "",
@@ -147,51 +133,123 @@ def _write_csv(results: Sequence[StatsResult], file: TextIO) -> None:
             )
 
 
-def _stats_table(results: Sequence[StatsResult], output: _Output) -> None:
-    has_unknown = any(
-        isinstance(point.stat, UnknownStats)
-        for result in results
-        if result.stats is not None
-        for point in result.stats.points
+def _unknown_fields(fields: Mapping[str, Any]) -> str:
+    return " ".join(f"{key}={value}" for key, value in fields.items())
+
+
+def _stat_cells(fields: Mapping[str, Any], shown: Sequence[_StatField] = _STAT_FIELDS) -> list[str]:
+    """A cell per *shown* count, blank where *fields* has no such count."""
+    return [field.format(fields[field.name]) if field.name in fields else "" for field in shown]
+
+
+def _stat_text(fields: Mapping[str, Any], shown: Sequence[_StatField] = _STAT_FIELDS) -> str:
+    """The *shown* counts in *fields*, named, in one cell: "sent 22,648, opened 60"."""
+    return ", ".join(
+        f"{field.short} {field.format(fields[field.name])}{field.unit}"
+        for field in shown
+        if field.name in fields
     )
+
+
+def _counts_table(
+    output: _Output,
+    *,
+    title: str,
+    wide: tuple[Sequence[_Column], Sequence[Sequence[str]]],
+    narrow: tuple[Sequence[_Column], Sequence[Sequence[str]]],
+    counts: Sequence[Mapping[str, Any]],
+    shown: Sequence[_StatField] = _STAT_FIELDS,
+) -> None:
+    """
+    Rows of labels and counts: a column per *shown* count (after the *wide*
+    labels) when that fits the terminal, else the *narrow* labels and the
+    counts named in one cell. *counts* has the fields of each row.
+    """
+    columns = [*wide[0], *(_Column(field.header, numeric=True) for field in shown)]
+    rows = [
+        [*labels, *_stat_cells(row, shown)] for labels, row in zip(wide[1], counts, strict=True)
+    ]
+    if output.fits(columns, rows):
+        output.table(columns, rows, title=title)
+        return
+    output.table(
+        [*narrow[0], _Column("Statistics")],
+        [[*labels, _stat_text(row, shown)] for labels, row in zip(narrow[1], counts, strict=True)],
+        title=title,
+    )
+
+
+def _stats_table(results: Sequence[StatsResult], output: _Output) -> None:
+    """
+    One row per point with a column per count when the terminal is wide
+    enough for it (pipes always are); else three columns, the counts of a
+    point in one cell, so that 80 columns stay readable.
+    """
+    wide = _wide_table(results)
+    if output.fits(*wide):
+        output.table(*wide)
+    else:
+        output.table(*_narrow_table(results))
+
+
+def _wide_table(results: Sequence[StatsResult]) -> tuple[list[_Column], list[list[str]]]:
+    rows: list[list[str]] = []
+    has_unknown = False
+    for result in results:
+        if result.stats is None:
+            assert result.error is not None
+            rows.append(["", result.journey_id, f"error: {_short_error(result.error)}"])
+            continue
+        if not result.stats.points:
+            rows.append([result.stats.title, result.journey_id, "(no points)"])
+        for index, point in enumerate(result.stats.points):
+            kind, fields = unstructure_point_stats(point.stat)
+            first = index == 0
+            row = [
+                result.stats.title if first else "",
+                result.journey_id if first else "",
+                point.title,
+                kind,
+            ]
+            if kind == "unknown":
+                has_unknown = True
+                row += [""] * len(_STAT_FIELDS) + [_unknown_fields(fields)]
+            else:
+                row += _stat_cells(fields)
+            rows.append(row)
     columns = [
         _Column("Journey"),
-        _Column("ID"),
+        _Column("ID", whole=True),
         _Column("Point"),
         _Column("Kind"),
         *_STAT_COLUMNS,
         *([_Column("Other fields")] if has_unknown else []),
     ]
-    width = len(columns)
+    return columns, [(row + [""] * len(columns))[: len(columns)] for row in rows]
+
+
+def _narrow_table(results: Sequence[StatsResult]) -> tuple[list[_Column], list[list[str]]]:
     rows: list[list[str]] = []
     for result in results:
         if result.stats is None:
             assert result.error is not None
-            rows.append(["", result.journey_id, f"error: {_short_error(result.error)}"])
-        elif not result.stats.points:
-            rows.append([result.stats.title, result.journey_id, "(no points)"])
-        else:
-            for index, point in enumerate(result.stats.points):
-                cells, other = _stat_cells(point.stat)
-                first = index == 0
-                rows.append(
-                    [
-                        result.stats.title if first else "",
-                        result.journey_id if first else "",
-                        point.title,
-                        _kind(point.stat),
-                        *cells,
-                        other,
-                    ]
-                )
-    output.table(columns, [(row + [""] * width)[:width] for row in rows])
+            rows.append([result.journey_id, "", f"error: {_short_error(result.error)}"])
+            continue
+        journey = f"{result.stats.title}\n{result.journey_id}"
+        if not result.stats.points:
+            rows.append([journey, "(no points)", ""])
+        for index, point in enumerate(result.stats.points):
+            kind, fields = unstructure_point_stats(point.stat)
+            numbers = _unknown_fields(fields) if kind == "unknown" else _stat_text(fields)
+            rows.append([journey if index == 0 else "", point.title, numbers])
+    return [_Column("Journey", whole=True), _Column("Point"), _Column("Statistics")], rows
 
 
 def _stats_summary(results: Sequence[StatsResult], elapsed: float) -> str:
     failures = Counter(type(r.error).__name__ for r in results if r.error is not None)
     failed = sum(failures.values())
     summary = (
-        f"{_count(len(results))} journeys: {_count(len(results) - failed)} ok, "
+        f"{_plural(len(results), 'journey')}: {_count(len(results) - failed)} ok, "
         f"{_count(failed)} failed, in {_seconds(elapsed)}"
     )
     if failures:
@@ -208,6 +266,17 @@ async def _stats(args: argparse.Namespace, output: _Output) -> int:
         elapsed = time.perf_counter() - started
 
     summary = _stats_summary(results, elapsed)
+    stopper = call_stopper(r.error for r in results)
+    if stopper is not None and not any(r.ok for r in results):
+        # A wrong token or URL: the same error for every journey. One line
+        # says what to check; JSON and CSV still account for every journey.
+        summary = (
+            f"{PROG}: error: {stopped_message(stopper, args, client.base_url)}; "
+            f"{_plural(len(results), 'journey')} not fetched"
+        )
+        if args.format == "table":
+            output.note(summary)
+            return EXIT_FAILED
     if args.format == "json":
         json.dump([_result_json(r) for r in results], sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")

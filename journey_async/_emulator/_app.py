@@ -74,6 +74,7 @@ class _EmulatorOptions(TypedDict, total=False):
     fault_rate: float
     record_requests: bool
     max_user_ids_per_request: int | None
+    max_body_bytes: int | None
 
 
 # --- the app ------------------------------------------------------------------------------
@@ -96,6 +97,8 @@ class JourneyEmulator(_EmulatorState):
             long benchmarks.
         max_user_ids_per_request: When set, a removal with more ``user_ids``
             gets 400, for testing batching against a limit.
+        max_body_bytes: When set, a removal whose body is longer gets 413, as
+            from a gateway's body size limit (nginx's ``client_max_body_size``).
 
     Served by `serve_emulator`, the app runs in the server's thread while the
     test reads it from its own: every state change is one GIL-atomic
@@ -217,6 +220,8 @@ class JourneyEmulator(_EmulatorState):
                 return _POST_ONLY
             ex.endpoint = "remove"
             body = await _read_body(receive)
+            if self.max_body_bytes is not None and len(body) > self.max_body_bytes:
+                return _error(413, "request body too large")
             with contextlib.suppress(ValueError):  # not JSON: _remove answers 400
                 payload = ex.json = json.loads(body)
         elif (

@@ -9,8 +9,6 @@ GIL.
 
 uvicorn is imported only here and only when serving starts: it is the
 optional extra ``journey-async[emulator]``.
-
-.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations

@@ -48,11 +48,14 @@ class _EmulatorState:
         seed: int | None = None,
         record_requests: bool = True,
         max_user_ids_per_request: int | None = None,
+        max_body_bytes: int | None = None,
     ) -> None:
         if not isinstance(token, str) or not token:
             raise ValueError("token must be a non-empty string")
         if max_user_ids_per_request is not None:
             positive_int(max_user_ids_per_request, "max_user_ids_per_request")
+        if max_body_bytes is not None:
+            positive_int(max_body_bytes, "max_body_bytes")
         self._token = token
         self._authorization = f"Api {token}".encode()
         self.latency = latency
@@ -60,6 +63,7 @@ class _EmulatorState:
         self._rng = random.Random(seed)  # noqa: S311 - fault draws, not secrets
         self.record_requests = record_requests
         self.max_user_ids_per_request = max_user_ids_per_request
+        self.max_body_bytes = max_body_bytes
         self._journeys: dict[str, _Journey] = {}
         self._scripted: list[_ScriptedFault] = []
         self.requests = []

@@ -76,7 +76,7 @@ class EmulatorTransport(httpx.AsyncBaseTransport):
         timeouts = request.extensions.get("timeout") or {}
         read_timeout: float | None = timeouts.get("read")
         try:
-            # A cancel scope costs as much as the rest of this method; skip it
+            # A cancel scope is a large share of this hot path's work; skip it
             # when the emulator cannot sleep, so no timeout could fire anyway.
             if read_timeout is None or not self.emulator._may_sleep():
                 await self.emulator(scope, receive, send)

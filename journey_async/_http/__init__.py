@@ -1,15 +1,60 @@
 """
 The default transport: HTTP/1.1 on asyncio, one job per module.
 
+- `_limits`: every size cap on a response, and `ResponseTooLarge`.
+- `_decoding`: Content-Encoding undone as the body arrives, within the cap.
 - `_wire`: a request's bytes, and responses parsed from bytes (llhttp).
 - `_connection`: one connection, an `asyncio.Protocol`.
 - `_pool`: the bound on open connections and the idle ones per origin.
 - `_transport`: `HTTP11Transport`, the `httpx.AsyncBaseTransport` face, and
-  the handovers to httpx's own transport; `send_and_read`.
-
-.. versionadded:: 0.2.0
+  the handovers to httpx's own transport.
+- `_tls`: the client's `ssl.SSLContext`, and refused certificates.
+- `_proxy`: which proxy a request goes through, checked up front.
+- `_timeouts`: the wall-clock bounds on an attempt and on a whole call.
+- `_body`: a response read whole within its cap, from any transport or
+  client (`send_and_read`, `sender_for_client`).
 """
 
-from ._transport import DEFAULT_KEEPALIVE_EXPIRY, HTTP11Transport, default_transport, send_and_read
+from ._body import send_and_read, sender_for_client
+from ._decoding import ACCEPT_ENCODING
+from ._limits import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    MAX_REMOVAL_ACK_BYTES,
+    MAX_RESPONSE_BYTES_EXTENSION,
+    ResponseTooLarge,
+)
+from ._proxy import check_proxy, proxy_for, redacted
+from ._timeouts import (
+    ATTEMPT_TIMEOUT_EXTENSION,
+    AttemptTimeout,
+    CallDeadlineExceeded,
+    attempt_timed_out,
+    run_within,
+)
+from ._tls import CertificateVerifyFailed, CertTypes, VerifyTypes, build_ssl_context
+from ._transport import DEFAULT_KEEPALIVE_EXPIRY, HTTP11Transport, default_transport
 
-__all__ = ["DEFAULT_KEEPALIVE_EXPIRY", "HTTP11Transport", "default_transport", "send_and_read"]
+__all__ = [
+    "ACCEPT_ENCODING",
+    "ATTEMPT_TIMEOUT_EXTENSION",
+    "DEFAULT_KEEPALIVE_EXPIRY",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "MAX_REMOVAL_ACK_BYTES",
+    "MAX_RESPONSE_BYTES_EXTENSION",
+    "AttemptTimeout",
+    "CallDeadlineExceeded",
+    "CertTypes",
+    "CertificateVerifyFailed",
+    "HTTP11Transport",
+    "ResponseTooLarge",
+    "VerifyTypes",
+    "attempt_timed_out",
+    "build_ssl_context",
+    "check_proxy",
+    "default_transport",
+    "proxy_for",
+    "redacted",
+    "run_within",
+    "send_and_read",
+    "sender_for_client",
+]

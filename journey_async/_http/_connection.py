@@ -5,18 +5,19 @@ wakes the request's task once its response is whole, failed or timed out.
 It relies on nothing but the `asyncio.Protocol` / `asyncio.Transport`
 interface, so it runs the same on asyncio's own loop, in its debug mode and
 on uvloop, whose transports are of other classes.
-
-.. versionadded:: 0.2.0
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 from typing import Any, Final, cast
 
 import httpx
 
+from ._timeouts import attempt_timed_out
+from ._tls import tls_failure
 from ._wire import ParsedResponse, ResponseParser
 
 __all__ = ["HAPPY_EYEBALLS_DELAY", "Connection", "connect"]
@@ -47,6 +48,8 @@ class Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[ParsedResponse] | None = None
         self._last_read = 0.0
         self._read_timeout: float | None = None
+        self._deadline: float | None = None
+        self._attempt_timeout = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
     @property
@@ -77,7 +80,7 @@ class Connection(asyncio.Protocol):
             self._last_read = self._loop.time()
         try:
             self._parser.feed(data)
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:  # not HTTP, over a cap, not decodable
             self._fail(exc)
 
     def eof_received(self) -> bool:
@@ -87,8 +90,13 @@ class Connection(asyncio.Protocol):
         self.closed = True
         if self._waiter is None:
             return
-        if exc is None and self._parser.finish_at_close() is not None:
-            return  # a body delimited by the close: complete now
+        if exc is None:
+            try:
+                if self._parser.finish_at_close() is not None:
+                    return  # a body delimited by the close: complete now
+            except httpx.RequestError as error:  # its coding cut short
+                self._fail(error)
+                return
         if exc is None:
             self._fail(
                 httpx.RemoteProtocolError(
@@ -103,27 +111,49 @@ class Connection(asyncio.Protocol):
     # --- the request side ---
 
     async def exchange(
-        self, data: bytes, *, is_head: bool, read_timeout: float | None
+        self,
+        data: bytes,
+        *,
+        is_head: bool,
+        read_timeout: float | None,
+        max_body: int,
+        deadline: float | None = None,
+        attempt_timeout: float = 0.0,
     ) -> ParsedResponse:
-        """Write *data* (a whole request) and wait for the whole response."""
+        """
+        Write *data* (a whole request) and wait for the whole response, its
+        body (decoded) at most *max_body* bytes: `httpx.ReadTimeout` after
+        *read_timeout* seconds without a byte, `AttemptTimeout` at the loop
+        time *deadline* (the attempt's, of *attempt_timeout* seconds).
+        """
         assert self.transport is not None
         loop = self._loop
         waiter: asyncio.Future[ParsedResponse] = loop.create_future()
         self._waiter = waiter
-        self._parser.expect(is_head=is_head)
+        self._parser.expect(is_head=is_head, max_body=max_body)
         self.received = False
-        self.transport.write(data)
+        # Handed to the socket at the loop's next pass rather than now: the
+        # requests a fan-out makes in one pass (as answers arrive together)
+        # then go out together instead of one between each answer's parsing,
+        # which costs the client less CPU per request (docs/performance.md),
+        # for at most one pass of the loop of latency.
+        loop.call_soon(self._send, data)
         self._read_timeout = read_timeout
-        if read_timeout is not None:
+        self._deadline = deadline
+        self._attempt_timeout = attempt_timeout
+        if read_timeout is not None or deadline is not None:
             # One timer per connection, not per request: it is re-armed only
             # when this request must time out sooner than it would fire, and
             # otherwise checks, when it fires, whatever request is current.
             self._last_read = now = loop.time()
+            fire = now + read_timeout if read_timeout is not None else math.inf
+            if deadline is not None and deadline < fire:
+                fire = deadline
             timer = self._timer
-            if timer is None or timer.when() > now + read_timeout:
+            if timer is None or timer.when() > fire:
                 if timer is not None:
                     timer.cancel()
-                self._timer = loop.call_at(now + read_timeout, self._check_read_timeout)
+                self._timer = loop.call_at(fire, self._check_timeouts)
         try:
             return await waiter
         except BaseException:
@@ -133,23 +163,40 @@ class Connection(asyncio.Protocol):
             raise
         finally:
             self._waiter = None
-            self._read_timeout = None  # a pending timer finds nothing to time
+            # A pending timer finds nothing to time.
+            self._read_timeout = self._deadline = None
+
+    def _send(self, data: bytes) -> None:
+        transport = self.transport
+        # Not if the exchange ended meanwhile (cancelled, failed: the
+        # connection is then closed) or the server closed it first.
+        if self._waiter is not None and transport is not None and not transport.is_closing():
+            transport.write(data)
 
     def _response_complete(self, response: ParsedResponse) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():  # not cancelled meanwhile
             waiter.set_result(response)
 
-    def _check_read_timeout(self) -> None:
+    def _check_timeouts(self) -> None:
         self._timer = None
-        read_timeout = self._read_timeout
-        if read_timeout is None or self._waiter is None:
+        if self._waiter is None:
             return
-        deadline = self._last_read + read_timeout
-        if self._loop.time() >= deadline:
-            self._fail(httpx.ReadTimeout(f"no data from the server for {read_timeout:g} s"))
-        else:
-            self._timer = self._loop.call_at(deadline, self._check_read_timeout)
+        now = self._loop.time()
+        deadline = self._deadline
+        if deadline is not None and now >= deadline:
+            self._fail(attempt_timed_out(self._attempt_timeout))
+            return
+        fire = math.inf if deadline is None else deadline
+        read_timeout = self._read_timeout
+        if read_timeout is not None:
+            silent_until = self._last_read + read_timeout
+            if now >= silent_until:
+                self._fail(httpx.ReadTimeout(f"no data from the server for {read_timeout:g} s"))
+                return
+            fire = min(fire, silent_until)
+        if fire != math.inf:
+            self._timer = self._loop.call_at(fire, self._check_timeouts)
 
     def _fail(self, exc: Exception) -> None:
         waiter = self._waiter
@@ -204,6 +251,10 @@ async def connect(
             f"connecting to {host}:{port} took longer than {connect_timeout} s", request=request
         ) from None
     except OSError as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError)
+        refused = tls_failure(exc, f"{host}:{port}")
+        if refused is not None:
+            refused.request = request
+            raise refused from exc
         raise httpx.ConnectError(
             f"cannot connect to {host}:{port}: {exc}", request=request
         ) from exc

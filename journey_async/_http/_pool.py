@@ -1,8 +1,6 @@
 """
 The connections of one event loop: slots that bound them, and the idle ones
 kept per origin for reuse.
-
-.. versionadded:: 0.2.0
 """
 
 from __future__ import annotations

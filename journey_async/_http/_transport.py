@@ -26,25 +26,27 @@ silence of the server once the request is written (`httpx.ReadTimeout`).
 write, and a server that does not read it does not answer either, which
 ``read`` bounds. Failures are httpx's exceptions, so callers map them as
 they would httpcore's.
-
-.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
-import urllib.request
 from typing import Final
 
 import httpcore
 import httpx
 
+from ._body import max_body, read_bounded
 from ._connection import Connection, connect
 from ._pool import Origin, Pool
+from ._proxy import proxy_for
+from ._timeouts import ATTEMPT_TIMEOUT_EXTENSION, attempt_timed_out, run_within
+from ._tls import build_ssl_context, tls_failure
 from ._wire import ParsedResponse, serialize_request
 
-__all__ = ["DEFAULT_KEEPALIVE_EXPIRY", "HTTP11Transport", "default_transport", "send_and_read"]
+__all__ = ["DEFAULT_KEEPALIVE_EXPIRY", "HTTP11Transport", "default_transport"]
 
 DEFAULT_KEEPALIVE_EXPIRY: Final = 5.0
 """Seconds an idle connection is kept, as httpx does: shorter than the idle
@@ -55,29 +57,19 @@ _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRAC
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 
-def default_transport(max_connections: int) -> httpx.AsyncBaseTransport:
+def default_transport(
+    max_connections: int,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    proxy: httpx.URL | None = None,
+    trust_env: bool = True,
+) -> httpx.AsyncBaseTransport:
     """
     The default inner transport, its pool sized to *max_connections*.
     """
-    return HTTP11Transport(max_connections=max_connections)
-
-
-async def send_and_read(
-    transport: httpx.AsyncBaseTransport, request: httpx.Request
-) -> httpx.Response:
-    """
-    What `httpx.AsyncClient.send` does that we need, and no more: send
-    *request* through *transport* and read the body, releasing the connection
-    when reading fails.
-    """
-    response = await transport.handle_async_request(request)
-    response.request = request
-    try:
-        await response.aread()
-    except BaseException:
-        await response.aclose()
-        raise
-    return response
+    return HTTP11Transport(
+        max_connections=max_connections, ssl_context=ssl_context, proxy=proxy, trust_env=trust_env
+    )
 
 
 def _httpcore_patched() -> bool:
@@ -96,10 +88,13 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
         max_connections: Connections open at most, across origins; requests
             beyond it wait for one (up to the ``pool`` timeout).
         keepalive_expiry: Seconds an idle connection is kept for reuse.
-        ssl_context: For https; by default `httpx.create_ssl_context`'s, which
-            verifies certificates as httpx does.
-
-    .. versionadded:: 0.1.0
+        ssl_context: For https; by default `build_ssl_context`'s, which
+            verifies certificates as httpx does (certifi's CAs, or
+            ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when *trust_env*).
+        proxy: Every request through this proxy (handed over to httpcore).
+        trust_env: Without *proxy*, the environment's proxies are used
+            (``HTTPS_PROXY``, ``ALL_PROXY``, minus ``NO_PROXY``), and its
+            CA settings.
     """
 
     def __init__(
@@ -108,10 +103,14 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
         max_connections: int,
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
         ssl_context: ssl.SSLContext | None = None,
+        proxy: httpx.URL | None = None,
+        trust_env: bool = True,
     ) -> None:
         self._max_connections = max_connections
         self._keepalive_expiry = keepalive_expiry
         self._ssl_context = ssl_context
+        self._proxy = proxy
+        self._trust_env = trust_env
         self._pool: Pool | None = None
         # Per origin, the httpcore transport that serves it instead, or None.
         self._handovers: dict[Origin, httpx.AsyncBaseTransport | None] = {}
@@ -131,14 +130,15 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
             handover = self._handovers[origin]
         except KeyError:
             handover = self._handovers[origin] = self._handover_for(url)
+        attempt_timeout: float | None = request.extensions.get(ATTEMPT_TIMEOUT_EXTENSION)
         if handover is not None:
-            return await handover.handle_async_request(request)
+            return await _whole(handover, request, attempt_timeout)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # trio, or another non-asyncio loop
-            return await self._handover_fallback().handle_async_request(request)
+            return await _whole(self._handover_fallback(), request, attempt_timeout)
         if _httpcore_patched():
-            return await self._handover_fallback().handle_async_request(request)
+            return await _whole(self._handover_fallback(), request, attempt_timeout)
 
         pool = self._pool
         if pool is None or pool.loop is not loop:
@@ -148,15 +148,22 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
 
         data = serialize_request(request, await request.aread())
         timeouts: dict[str, float | None] = request.extensions.get("timeout") or {}
+        deadline = None if attempt_timeout is None else loop.time() + attempt_timeout
         if not pool.try_acquire():
+            pool_timeout = timeouts.get("pool")
+            wait, by_attempt = _sooner(pool_timeout, deadline, loop)
             try:
-                await pool.acquire(timeouts.get("pool"))
+                await pool.acquire(wait)
             except TimeoutError:
+                if by_attempt:
+                    raise _attempt_timeout(attempt_timeout, request) from None
                 raise httpx.PoolTimeout(
-                    f"no free connection within {timeouts.get('pool')} s", request=request
+                    f"no free connection within {pool_timeout} s", request=request
                 ) from None
         try:
-            parsed = await self._exchange(loop, pool, origin, request, data, timeouts)
+            parsed = await self._exchange(
+                loop, pool, origin, request, data, timeouts, deadline, attempt_timeout
+            )
         finally:
             pool.release()
         return _response(parsed)
@@ -169,20 +176,36 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
         request: httpx.Request,
         data: bytes,
         timeouts: dict[str, float | None],
+        deadline: float | None,
+        attempt_timeout: float | None,
     ) -> ParsedResponse:
         """Send *data* (*request* serialized) on a connection to *origin*,
         holding a slot of *pool*; hand the connection back idle when it may
-        be reused."""
+        be reused. *deadline*: the loop time the attempt ends at, if bounded."""
         method = request.method
         is_head = method == "HEAD"
         read_timeout = timeouts.get("read")
+        limit = max_body(request)
         connection = pool.take_idle(origin)
         reused = connection is not None
         while True:
             if connection is None:
-                connection = await self._connect(loop, origin, timeouts.get("connect"), request)
+                wait, by_attempt = _sooner(timeouts.get("connect"), deadline, loop)
+                try:
+                    connection = await self._connect(loop, origin, wait, request)
+                except httpx.ConnectTimeout:
+                    if by_attempt:
+                        raise _attempt_timeout(attempt_timeout, request) from None
+                    raise
             try:
-                parsed = await connection.exchange(data, is_head=is_head, read_timeout=read_timeout)
+                parsed = await connection.exchange(
+                    data,
+                    is_head=is_head,
+                    read_timeout=read_timeout,
+                    max_body=limit,
+                    deadline=deadline,
+                    attempt_timeout=attempt_timeout or 0.0,
+                )
             except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
                 # A kept-alive connection the server closed as we wrote:
                 # nothing was answered, so an idempotent request is sent
@@ -192,7 +215,7 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
                     continue
                 exc.request = request
                 raise
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 exc.request = request
                 raise
             break
@@ -212,9 +235,7 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
         scheme, raw_host, port = origin
         tls = None
         if scheme == "https":
-            if self._ssl_context is None:
-                self._ssl_context = httpx.create_ssl_context()
-            tls = self._ssl_context
+            tls = self._tls()
         return await connect(
             loop,
             raw_host.decode("ascii"),
@@ -224,12 +245,17 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
             request=request,
         )
 
+    def _tls(self) -> ssl.SSLContext:
+        # Built on first use: loading the CAs is most of a client's start-up.
+        if self._ssl_context is None:
+            self._ssl_context = build_ssl_context(trust_env=self._trust_env)
+        return self._ssl_context
+
     def _handover_for(self, url: httpx.URL) -> httpx.AsyncBaseTransport | None:
         if url.scheme not in _DEFAULT_PORTS:
             return self._handover_fallback()
-        proxies = urllib.request.getproxies()
-        proxy = proxies.get(url.scheme) or proxies.get("all")
-        if not proxy or urllib.request.proxy_bypass(url.host):
+        proxy = proxy_for(url, self._proxy, trust_env=self._trust_env)
+        if proxy is None:
             return None
         return self._httpcore(proxy)
 
@@ -238,12 +264,13 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
             self._fallback = self._httpcore()
         return self._fallback
 
-    def _httpcore(self, proxy: str | None = None) -> httpx.AsyncBaseTransport:
+    def _httpcore(self, proxy: httpx.URL | None = None) -> httpx.AsyncBaseTransport:
         # Handed-over requests keep this transport's bound and TLS settings.
         return httpx.AsyncHTTPTransport(
-            proxy=proxy,
+            proxy=None if proxy is None else httpx.Proxy(proxy),
             limits=httpx.Limits(max_connections=self._max_connections),
-            verify=self._ssl_context or True,
+            verify=self._tls(),
+            trust_env=self._trust_env,
         )
 
     async def aclose(self) -> None:
@@ -257,21 +284,67 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
             await transport.aclose()
 
 
+async def _whole(
+    transport: httpx.AsyncBaseTransport, request: httpx.Request, attempt_timeout: float | None
+) -> httpx.Response:
+    """A handed-over request's response, read whole within its cap and
+    *attempt_timeout*, as the fast path returns them."""
+    if attempt_timeout is None:
+        return await _read_whole(transport, request)
+    return await run_within(
+        attempt_timeout,
+        functools.partial(_read_whole, transport),
+        request,
+        functools.partial(attempt_timed_out, attempt_timeout),
+    )
+
+
+async def _read_whole(
+    transport: httpx.AsyncBaseTransport, request: httpx.Request
+) -> httpx.Response:
+    try:
+        response = await transport.handle_async_request(request)
+    except httpx.ConnectError as exc:
+        refused = tls_failure(exc, request.url.netloc.decode("ascii"))
+        if refused is None:
+            raise
+        refused.request = request
+        raise refused from exc
+    await read_bounded(response, max_body(request))
+    return response
+
+
+def _sooner(
+    timeout: float | None, deadline: float | None, loop: asyncio.AbstractEventLoop
+) -> tuple[float | None, bool]:
+    """The wait *timeout* allows, lowered to what is left before *deadline*;
+    and whether the deadline is what bounds it."""
+    if deadline is None:
+        return timeout, False
+    left = max(deadline - loop.time(), 0.0)
+    if timeout is None or left < timeout:
+        return left, True
+    return timeout, False
+
+
+def _attempt_timeout(seconds: float | None, request: httpx.Request) -> httpx.TimeoutException:
+    exc = attempt_timed_out(seconds or 0.0)
+    exc.request = request
+    return exc
+
+
 def _response(parsed: ParsedResponse) -> httpx.Response:
-    headers = parsed.headers
+    """The httpx face of a response received whole (body decoded)."""
     body = b"".join(parsed.body)
     response = httpx.Response(
         parsed.status,
-        headers=headers,
+        headers=parsed.headers,
         stream=httpx.ByteStream(body),
         extensions={"http_version": parsed.http_version, "reason_phrase": parsed.reason},
     )
-    for name, _ in headers:
-        if len(name) == 16 and name.lower() == b"content-encoding":
-            break
-    else:
-        # Already whole and nothing to decode: what aread() would store,
-        # without its decoder machinery (a tenth of a request's cost).
-        # Should httpx rename the attribute, aread() just does the work.
-        response._content = body
+    # Whole, decoded and closed: what aread() and aclose() would leave,
+    # without their machinery (a tenth of a request's cost).
+    response._content = body
+    response.is_stream_consumed = True
+    response.is_closed = True
     return response

@@ -4,10 +4,9 @@ parsed by llhttp (the C parser of Node.js, through httptools) from the bytes
 that come in.
 
 Nothing here does I/O: `serialize_request` returns bytes, and a
-`ResponseParser` is fed bytes and hands each complete response to a callback.
-That keeps the rules of the format in one place, testable without a socket.
-
-.. versionadded:: 0.2.0
+`ResponseParser` is fed bytes and hands each complete response to a callback,
+its body decoded and every part of it within the caps of `_limits`. That
+keeps the rules of the format in one place, testable without a socket.
 """
 
 from __future__ import annotations
@@ -17,6 +16,9 @@ from typing import TypeAlias
 
 import httptools
 import httpx
+
+from ._decoding import Decoder, Overflow, decoder_for
+from ._limits import MAX_HEAD_BYTES, MAX_HEAD_LINE_BYTES, body_too_large, head_too_large
 
 __all__ = [
     "Headers",
@@ -78,7 +80,7 @@ def delimited_by_close(headers: Headers) -> bool:
 
 
 class ParsedResponse:
-    """One response as received: status line, headers, body."""
+    """One response as received: status line, headers, body (decoded)."""
 
     __slots__ = ("body", "headers", "headers_complete", "http_version", "reason", "status")
 
@@ -93,37 +95,82 @@ class ParsedResponse:
 
 class ResponseParser:
     """
-    The responses of one connection, parsed one at a time.
+    The responses of one connection, parsed one at a time, within the caps.
 
-    `expect` announces a response (the request is being sent); `feed` gives
-    it bytes; *on_complete* is called with each response once it is whole.
-    `feed` raises `httpx.RemoteProtocolError` for bytes that are not HTTP.
-    Bytes that no request asked for set `spent`: the connection cannot be
-    trusted again.
+    `expect` announces a response (the request is being sent) and the cap on
+    its body; `feed` gives it bytes; *on_complete* is called with each
+    response once it is whole, its body decoded (`_decoding`). `feed` raises
+    `httpx.RemoteProtocolError` for bytes that are not HTTP, `ResponseTooLarge`
+    past a cap (`_limits`), `httpx.DecodingError` for a body that is not in
+    its coding. Bytes that no request asked for set `spent`: the connection
+    cannot be trusted again.
     """
 
-    __slots__ = ("_is_head", "_on_complete", "_parser", "keep_alive", "response", "spent")
+    __slots__ = (
+        "_decoder",
+        "_encoding",
+        "_field_bytes",
+        "_head_bytes",
+        "_is_head",
+        "_limit",
+        "_line_bytes",
+        "_on_complete",
+        "_parser",
+        "_room",
+        "keep_alive",
+        "response",
+        "spent",
+    )
 
     def __init__(self, on_complete: Callable[[ParsedResponse], None]) -> None:
         self._parser = httptools.HttpResponseParser(self)
         self._on_complete = on_complete
         self._is_head = False
+        self._limit = self._room = 0
+        self._head_bytes = self._line_bytes = self._field_bytes = 0
+        self._encoding: bytes | None = None
+        self._decoder: Decoder | None = None
         self.response: ParsedResponse | None = None
         self.keep_alive = True
         self.spent = False
 
-    def expect(self, *, is_head: bool) -> None:
-        """Start a new response: the one to the request being sent."""
+    def expect(self, *, is_head: bool, max_body: int) -> None:
+        """Start a new response: the one to the request being sent, its body
+        (decoded) at most *max_body* bytes."""
         self.response = ParsedResponse()
         self._is_head = is_head
+        self._limit = self._room = max_body
+        self._head_bytes = self._line_bytes = self._field_bytes = 0
+        self._encoding = self._decoder = None
 
     def feed(self, data: bytes) -> None:
+        response = self.response
+        in_head = response is not None and not response.headers_complete
+        if in_head:
+            self._head_bytes += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             raise httpx.RemoteProtocolError("the server switched protocols unasked") from None
         except httptools.HttpParserError as exc:
+            # What a callback raised (a cap, a decoder) comes as the context.
+            cause = exc.__context__
+            if isinstance(cause, Overflow):
+                raise body_too_large(self._limit) from None
+            if isinstance(cause, httpx.RequestError):
+                raise cause from None
             raise httpx.RemoteProtocolError(f"malformed HTTP response: {exc}") from None
+        if in_head and response is not None and not response.headers_complete:
+            # Still in the head: llhttp keeps the line it is in, so bound it
+            # and the head here, as it grows, not only once it is whole.
+            newline = data.rfind(b"\n")
+            self._line_bytes = (
+                len(data) - newline - 1 if newline >= 0 else self._line_bytes + len(data)
+            )
+            if self._line_bytes > MAX_HEAD_LINE_BYTES:
+                raise head_too_large("head line", MAX_HEAD_LINE_BYTES)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                raise head_too_large("head", MAX_HEAD_BYTES)
 
     def finish_at_close(self) -> ParsedResponse | None:
         """The connection closed: the response in progress, if its body was
@@ -134,6 +181,8 @@ class ResponseParser:
         if not delimited_by_close(response.headers):
             return None
         self.keep_alive = False
+        if self._decoder is not None:
+            self._decoder.flush()
         self._complete(response)
         return response
 
@@ -147,29 +196,48 @@ class ResponseParser:
             self.spent = True
             return
         response.reason += status
+        if len(response.reason) > MAX_HEAD_LINE_BYTES:
+            raise head_too_large("head line", MAX_HEAD_LINE_BYTES)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if (response := self.response) is None:
             self.spent = True
             return
+        size = len(name) + len(value)
+        if size > MAX_HEAD_LINE_BYTES:
+            raise head_too_large("head line", MAX_HEAD_LINE_BYTES)
+        self._field_bytes += size
         response.headers.append((name, value))
+        if len(name) == 16 and name.lower() == b"content-encoding":
+            self._encoding = value if self._encoding is None else self._encoding + b"," + value
 
     def on_headers_complete(self) -> None:
         if (response := self.response) is None:
             self.spent = True
             return
         response.headers_complete = True
+        if self._field_bytes > MAX_HEAD_BYTES:
+            raise head_too_large("head", MAX_HEAD_BYTES)
         if self._is_head and self._parser.get_status_code() >= 200:
             # llhttp would wait for the body a HEAD response announces but
             # never sends; finish here, and do not reuse a connection whose
             # parser is left mid-message.
             self.keep_alive = False
             self._complete(response)
+            return
+        if self._encoding is not None:
+            self._decoder = decoder_for(self._encoding)
 
     def on_body(self, body: bytes) -> None:
         if (response := self.response) is None:
             self.spent = True
             return
+        decoder = self._decoder
+        if decoder is not None:
+            body = decoder.decode(body, self._room)
+        elif len(body) > self._room:
+            raise Overflow
+        self._room -= len(body)
         response.body.append(body)
 
     def on_message_complete(self) -> None:
@@ -182,7 +250,11 @@ class ResponseParser:
             response.headers = []
             response.body = []
             response.headers_complete = False
+            self._head_bytes = self._line_bytes = self._field_bytes = 0
+            self._encoding = None
             return
+        if self._decoder is not None:
+            self._decoder.flush()
         self.keep_alive = self._parser.should_keep_alive()
         self._complete(response)
 

@@ -1,0 +1,103 @@
+"""
+Reading a response's body whole, decoded and within its cap, whatever
+transport or client it came from: what `httpx.AsyncClient.send` does that
+journey_async needs, and the bound httpx does not have.
+
+`HTTP11Transport` returns responses already whole (read as they arrived);
+any other transport's (httpcore's, a mock's, the caller's) are read here,
+raw bytes through the bounded decoders of `_decoding`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from ._decoding import Overflow, decoder_for
+from ._limits import DEFAULT_MAX_RESPONSE_BYTES, MAX_RESPONSE_BYTES_EXTENSION, body_too_large
+
+__all__ = ["max_body", "read_bounded", "send_and_read", "sender_for_client"]
+
+
+def max_body(request: httpx.Request) -> int:
+    """The cap on *request*'s response body: its extension, else the default."""
+    limit: int = request.extensions.get(MAX_RESPONSE_BYTES_EXTENSION, DEFAULT_MAX_RESPONSE_BYTES)
+    return limit
+
+
+async def read_bounded(response: httpx.Response, limit: int) -> None:
+    """
+    Read *response*'s body whole, decoded, into ``response.content``, and
+    close it; `ResponseTooLarge` (the response closed) as soon as the decoded
+    body is over *limit* bytes.
+    """
+    try:
+        if hasattr(response, "_content"):
+            # Already in memory (a mock's response, built with content=).
+            if len(response.content) > limit:
+                raise body_too_large(limit)
+        else:
+            coding = b",".join(
+                value for name, value in response.headers.raw if name.lower() == b"content-encoding"
+            )
+            decoder = decoder_for(coding) if coding else None
+            parts: list[bytes] = []
+            room = limit
+            async for chunk in response.aiter_raw():
+                if decoder is not None:
+                    chunk = decoder.decode(chunk, room)
+                elif len(chunk) > room:
+                    raise Overflow
+                room -= len(chunk)
+                parts.append(chunk)
+            if decoder is not None:
+                decoder.flush()
+            # What aread() stores, decoded here within the cap rather than
+            # by httpx's decoders, which have no output limit.
+            response._content = b"".join(parts)
+    except Overflow:
+        await response.aclose()
+        raise body_too_large(limit) from None
+    except BaseException:
+        await response.aclose()
+        raise
+    await response.aclose()
+
+
+async def send_and_read(
+    transport: httpx.AsyncBaseTransport, request: httpx.Request
+) -> httpx.Response:
+    """
+    Send *request* through *transport* and return the response whole:
+    body read (within its cap) and closed, ``request`` and ``elapsed`` set,
+    as `httpx.AsyncClient.send` returns them.
+    """
+    started = time.perf_counter()
+    response = await transport.handle_async_request(request)
+    response.request = request
+    if not response.is_closed:
+        await read_bounded(response, max_body(request))
+    elif len(response.content) > (limit := max_body(request)):
+        # Built whole (a mock's content=): in memory already, still refused.
+        raise body_too_large(limit)
+    response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
+    return response
+
+
+def sender_for_client(
+    client: httpx.AsyncClient,
+) -> Callable[[httpx.Request], Awaitable[httpx.Response]]:
+    """
+    ``client.send`` (the caller's client: its hooks, auth, mounts), with the
+    body read here, within its cap, rather than by httpx without one.
+    """
+
+    async def send(request: httpx.Request) -> httpx.Response:
+        response = await client.send(request, stream=True)
+        await read_bounded(response, max_body(request))
+        return response
+
+    return send

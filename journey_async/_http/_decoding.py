@@ -1,0 +1,218 @@
+"""
+Content-Encoding decoded as the body arrives, bounded: no decoder ever
+produces more than the room the body has left under its cap, so a small
+compressed body that inflates to gigabytes (a "zip bomb") costs no more
+memory than the cap.
+
+httpx's own decoders have no output limit (zstd's none at all); these use
+zlib's ``max_length``, brotli's ``output_buffer_limit`` and a zstandard
+stream writer whose output chunks are counted as they come.
+
+gzip and deflate are always decoded; br when the ``brotli`` package (1.2 or
+later) is installed, zstd when ``zstandard`` is: ``pip install
+'journey-async[compression]'``. `ACCEPT_ENCODING` names exactly those.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import IO, Any, Final, Protocol, cast
+
+import httpx
+
+__all__ = ["ACCEPT_ENCODING", "CODINGS", "Decoder", "Overflow", "decoder_for"]
+
+ZSTD_MAX_WINDOW_BYTES: Final[int] = 8 * 1024 * 1024
+"""The largest zstd window accepted, so the decoder's own memory is bounded
+too: RFC 8878 (section 3.1.1.1.2) asks HTTP senders to stay within 8 MiB."""
+
+_ZSTD_CHUNK_BYTES: Final[int] = 64 * 1024  # each piece the zstd writer hands over
+
+
+class Overflow(Exception):
+    """A decoder's output would be over the room it was given."""
+
+
+class Decoder(Protocol):
+    """One coding's decoder, for one body."""
+
+    def decode(self, data: bytes, room: int) -> bytes:
+        """The output for *data*; `Overflow` if it is over *room* bytes,
+        `httpx.DecodingError` if *data* is not of the coding."""
+
+    def flush(self) -> None:
+        """The body ended: `httpx.DecodingError` if the coding says it is cut short."""
+
+
+class _Zlib:
+    """gzip, and deflate (zlib-wrapped as RFC 9110 says, or raw as some servers send)."""
+
+    __slots__ = ("_gzip", "_obj", "_started")
+
+    def __init__(self, gzip: bool) -> None:
+        self._gzip = gzip
+        self._started = False
+        self._obj = zlib.decompressobj(zlib.MAX_WBITS | 16 if gzip else zlib.MAX_WBITS)
+
+    def decode(self, data: bytes, room: int) -> bytes:
+        try:
+            output = self._obj.decompress(data, room + 1)
+        except zlib.error as exc:
+            if self._gzip or self._started:
+                raise httpx.DecodingError(f"invalid {self._name()} body: {exc}") from None
+            self._obj = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate
+            self._started = True
+            return self.decode(data, room)
+        self._started = True
+        if len(output) > room:
+            raise Overflow
+        return output
+
+    def flush(self) -> None:
+        if self._gzip and self._started and not self._obj.eof:
+            raise httpx.DecodingError("the gzip body ended before its end marker")
+
+    def _name(self) -> str:
+        return "gzip" if self._gzip else "deflate"
+
+
+class _Brotli:
+    __slots__ = ("_obj",)
+
+    def __init__(self) -> None:
+        self._obj = _brotli.Decompressor()
+
+    def decode(self, data: bytes, room: int) -> bytes:
+        obj = self._obj
+        try:
+            output = obj.process(data, output_buffer_limit=room + 1)
+            parts = [output]
+            total = len(output)
+            # Output held back by the limit comes out on calls without input.
+            while total <= room and not obj.can_accept_more_data():
+                more = obj.process(b"", output_buffer_limit=room + 1 - total)
+                if not more:
+                    break
+                parts.append(more)
+                total += len(more)
+        except _brotli.error as exc:
+            raise httpx.DecodingError(f"invalid br body: {exc}") from None
+        if total > room:
+            raise Overflow
+        return output if len(parts) == 1 else b"".join(parts)
+
+    def flush(self) -> None:
+        pass
+
+
+class _Counted:
+    """Where the zstd writer puts its output: kept while under the room."""
+
+    __slots__ = ("parts", "room")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.room = 0
+
+    def write(self, data: Any) -> int:
+        size = len(data)
+        if size > self.room:
+            raise Overflow
+        self.room -= size
+        self.parts.append(bytes(data))
+        return size
+
+
+class _Zstd:
+    __slots__ = ("_sink", "_writer")
+
+    def __init__(self) -> None:
+        self._sink = _Counted()
+        decompressor = _zstd.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW_BYTES)
+        self._writer = decompressor.stream_writer(
+            cast("IO[bytes]", self._sink), write_size=_ZSTD_CHUNK_BYTES, closefd=False
+        )
+
+    def decode(self, data: bytes, room: int) -> bytes:
+        sink = self._sink
+        sink.room = room
+        try:
+            self._writer.write(data)
+        except _zstd.ZstdError as exc:
+            raise httpx.DecodingError(f"invalid zstd body: {exc}") from None
+        output = b"".join(sink.parts)
+        sink.parts.clear()
+        return output
+
+    def flush(self) -> None:
+        pass
+
+
+try:
+    import brotli as _brotli
+
+    _HAS_BROTLI = hasattr(_brotli.Decompressor, "can_accept_more_data")  # 1.2: output limits
+except ImportError:  # pragma: no cover - the compression extra is not installed
+    _HAS_BROTLI = False
+
+try:
+    import zstandard as _zstd
+
+    _HAS_ZSTD = True
+except ImportError:  # pragma: no cover - the compression extra is not installed
+    _HAS_ZSTD = False
+
+CODINGS: Final[tuple[str, ...]] = (
+    "gzip",
+    "deflate",
+    *(("br",) if _HAS_BROTLI else ()),
+    *(("zstd",) if _HAS_ZSTD else ()),
+)
+"""The content codings decoded here, in the order of preference sent."""
+
+ACCEPT_ENCODING: Final = ", ".join(CODINGS)
+"""The ``Accept-Encoding`` header's value: exactly what can be decoded."""
+
+
+def _one(coding: bytes) -> Decoder | None:
+    if coding == b"gzip" or coding == b"x-gzip":
+        return _Zlib(gzip=True)
+    if coding == b"deflate":
+        return _Zlib(gzip=False)
+    if coding == b"br" and _HAS_BROTLI:
+        return _Brotli()
+    if coding == b"zstd" and _HAS_ZSTD:
+        return _Zstd()
+    # identity, or a coding we did not ask for: the bytes are kept as they
+    # are, as httpx does (a body that is not JSON then says so).
+    return None
+
+
+class _Chain:
+    """Codings applied one after the other (``gzip, br``): undone in reverse."""
+
+    __slots__ = ("_decoders",)
+
+    def __init__(self, decoders: list[Decoder]) -> None:
+        self._decoders = decoders
+
+    def decode(self, data: bytes, room: int) -> bytes:
+        for decoder in self._decoders:
+            data = decoder.decode(data, room)
+        return data
+
+    def flush(self) -> None:
+        for decoder in self._decoders:
+            decoder.flush()
+
+
+def decoder_for(content_encoding: bytes) -> Decoder | None:
+    """
+    The decoder for a ``Content-Encoding`` value, or None when there is
+    nothing to undo.
+    """
+    codings = [c.strip().lower() for c in content_encoding.split(b",")]
+    decoders = [d for d in map(_one, reversed(codings)) if d is not None]
+    if not decoders:
+        return None
+    return decoders[0] if len(decoders) == 1 else _Chain(decoders)

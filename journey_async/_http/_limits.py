@@ -1,0 +1,81 @@
+"""
+The size caps on a response, and the error a response over one of them ends
+with. Every cap is here, named, so that what a hostile or broken server can
+make the client hold is read in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import httpx
+
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "MAX_HEAD_BYTES",
+    "MAX_HEAD_LINE_BYTES",
+    "MAX_REMOVAL_ACK_BYTES",
+    "MAX_RESPONSE_BYTES_EXTENSION",
+    "ResponseTooLarge",
+]
+
+MAX_HEAD_LINE_BYTES: Final[int] = 8190
+"""The longest status line or header line of a response, in bytes: aiohttp's
+``max_line_size`` and ``max_field_size``. An API's lines are a few dozen bytes;
+a cookie or a long CSP header from a gateway fits easily."""
+
+MAX_HEAD_BYTES: Final[int] = 65536
+"""The whole response head (status line and every header), in bytes: h11's
+16 KiB four times over, for gateways that add headers of their own."""
+
+DEFAULT_MAX_RESPONSE_BYTES: Final[int] = 4 * 1024 * 1024
+"""A response body, after decompression, in bytes. The largest statistics
+response a journey plausibly has (a thousand points at a few hundred bytes
+each) is under half a MiB; 4 MiB leaves it eight times over, while a runaway
+or hostile body costs at most this much memory per request in flight."""
+
+MAX_REMOVAL_ACK_BYTES: Final[int] = 64 * 1024
+"""A removal's response body, in bytes. The API acknowledges with
+``{"success": true}`` (or a 400 with a one-line message); 64 KiB still takes
+the error page a gateway might answer with, and nothing bigger is an ack."""
+
+MAX_RESPONSE_BYTES_EXTENSION: Final = "journey_async.max_response_bytes"
+"""The request extension that carries a request's own body cap (an `int`),
+when it is not the transport's: a removal's acknowledgement gets a smaller one."""
+
+
+class ResponseTooLarge(httpx.TransportError):
+    """
+    A response went over one of the caps above; the connection it came on is
+    closed. Not retried: the same request would get the same response.
+
+    Attributes:
+        cap: Which cap: ``"max_response_bytes"``, ``"head line"`` or ``"head"``.
+        limit: The cap, in bytes.
+    """
+
+    def __init__(self, message: str, *, cap: str, limit: int) -> None:
+        super().__init__(message)
+        self.cap = cap
+        self.limit = limit
+
+
+def body_too_large(limit: int) -> ResponseTooLarge:
+    """The error for a body over *limit* bytes after decompression."""
+    return ResponseTooLarge(
+        f"the response body is over max_response_bytes ({limit} bytes, counted after "
+        "decompression); raise it with AsyncJourneyClient(max_response_bytes=...)",
+        cap="max_response_bytes",
+        limit=limit,
+    )
+
+
+def head_too_large(cap: str, limit: int) -> ResponseTooLarge:
+    """The error for a response head over a fixed cap."""
+    what = "a line of the response head" if cap == "head line" else "the response head"
+    return ResponseTooLarge(
+        f"{what} is over {limit} bytes, a fixed cap: the Journey API's heads are far "
+        "smaller, so this is not the API answering (a proxy or a wrong base_url?)",
+        cap=cap,
+        limit=limit,
+    )

@@ -1,0 +1,272 @@
+"""
+Response bodies decoded as they arrive, within the cap
+(`journey_async._http._decoding`): every coding advertised, against a real
+compressing server, and bombs that would inflate far past the cap.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import subprocess
+import tracemalloc
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import brotli
+import httpx
+import pytest
+import zstandard
+from asgi_servers import serve_app
+from scripted import OK, constant, free_port, scripted, send
+from starlette.middleware.gzip import GZipMiddleware
+
+import journey_async as ja
+from journey_async._http import ResponseTooLarge
+from journey_async._http._decoding import ACCEPT_ENCODING, Overflow, decoder_for
+from journey_async.testing import JourneyEmulator
+
+TOKEN = "test-token"  # the emulator's default
+BODY = b'{"payload": {"title": "t", "points": []}}' * 50
+
+ENCODED = {
+    "gzip": gzip.compress(BODY),
+    "deflate": zlib.compress(BODY),
+    "br": brotli.compress(BODY),
+    "zstd": zstandard.ZstdCompressor().compress(BODY),
+}
+
+
+def test_accept_encoding_names_exactly_what_is_decoded() -> None:
+    assert ACCEPT_ENCODING == "gzip, deflate, br, zstd"
+    for coding in ENCODED:
+        assert decoder_for(coding.encode()) is not None
+    assert decoder_for(b"identity") is None
+    assert decoder_for(b"compress") is None, "unasked: kept as is, as httpx does"
+
+
+@pytest.mark.parametrize("coding", sorted(ENCODED))
+def test_each_coding_decodes_in_pieces(coding: str) -> None:
+    decoder = decoder_for(coding.encode())
+    assert decoder is not None
+    data = ENCODED[coding]
+    out = b"".join(decoder.decode(data[i : i + 7], len(BODY)) for i in range(0, len(data), 7))
+    decoder.flush()
+    assert out == BODY
+
+
+def test_raw_deflate_and_stacked_codings() -> None:
+    raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    decoder = decoder_for(b"deflate")
+    assert decoder is not None
+    assert decoder.decode(raw.compress(BODY) + raw.flush(), len(BODY)) == BODY
+    stacked = decoder_for(b"gzip, br")  # br applied last, undone first
+    assert stacked is not None
+    assert stacked.decode(brotli.compress(gzip.compress(BODY)), len(BODY)) == BODY
+
+
+def test_a_body_not_in_its_coding_is_a_decoding_error() -> None:
+    for coding in ENCODED:
+        decoder = decoder_for(coding.encode())
+        assert decoder is not None
+        with pytest.raises(httpx.DecodingError, match=coding):
+            decoder.decode(b"\xff not compressed at all \xff" * 4, 1000)
+    truncated = decoder_for(b"gzip")
+    assert truncated is not None
+    truncated.decode(ENCODED["gzip"][:-8], len(BODY))
+    with pytest.raises(httpx.DecodingError, match="end marker"):
+        truncated.flush()
+
+
+BOMB_BYTES = 64 * 1024 * 1024  # what the bombs inflate to
+CAP = 1024 * 1024
+
+
+def bombs() -> dict[str, bytes]:
+    zeros = b"\0" * (8 * 1024 * 1024)
+    gz = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    br = brotli.Compressor()
+    zs = zstandard.ZstdCompressor().compressobj()
+    parts: dict[str, list[bytes]] = {"gzip": [], "br": [], "zstd": []}
+    for _ in range(BOMB_BYTES // len(zeros)):
+        parts["gzip"].append(gz.compress(zeros))
+        parts["br"].append(br.process(zeros))
+        parts["zstd"].append(zs.compress(zeros))
+    parts["gzip"].append(gz.flush())
+    parts["br"].append(br.finish())
+    parts["zstd"].append(zs.flush())
+    return {coding: b"".join(chunks) for coding, chunks in parts.items()}
+
+
+@pytest.fixture(scope="module")
+def bomb() -> dict[str, bytes]:
+    return bombs()
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "zstd"])
+def test_a_bomb_stops_at_the_cap_without_inflating(bomb: dict[str, bytes], coding: str) -> None:
+    decoder = decoder_for(coding.encode())
+    assert decoder is not None
+    data = bomb[coding]
+    assert len(data) < CAP, "small on the wire"
+
+    def decode_all() -> None:
+        room = CAP
+        for i in range(0, len(data), 65536):
+            room -= len(decoder.decode(data[i : i + 65536], room))
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(Overflow):
+            decode_all()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * CAP, f"{coding}: {peak} bytes held for a {CAP}-byte cap"
+
+
+async def test_a_gzip_bomb_over_the_transport_is_response_too_large(
+    bomb: dict[str, bytes],
+) -> None:
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+        % len(bomb["gzip"])
+        + bomb["gzip"]
+    )
+
+    async def reply(head: bytes, number: int) -> bytes:
+        return answer
+
+    async with scripted(reply) as (url, _, transport):
+        tracemalloc.start()
+        try:
+            with pytest.raises(ResponseTooLarge) as info:
+                await send(transport, url, max_body=CAP)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert (info.value.cap, info.value.limit) == ("max_response_bytes", CAP)
+        assert "max_response_bytes" in str(info.value)
+        assert peak < 4 * CAP + 2 * len(answer)
+
+
+# --- against real compressing servers -----------------------------------------------------
+
+
+def copied_headers(app: Any) -> Any:
+    """Starlette's GZipMiddleware rewrites a response's header list in place,
+    and the emulator may hand the same list out again: a copy each time."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        async def send_copy(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": list(message["headers"])}
+            await send(message)
+
+        await app(scope, receive, send_copy)
+
+    return wrapped
+
+
+@pytest.fixture(scope="module")
+def gzip_server() -> Iterator[tuple[str, JourneyEmulator]]:
+    """The emulator behind Starlette's GZipMiddleware, served by uvicorn."""
+    emulator = JourneyEmulator.with_sample_data(3, seed=2)
+    with serve_app(GZipMiddleware(copied_headers(emulator), minimum_size=10)) as url:
+        yield url, emulator
+
+
+async def test_a_gzip_compressing_server_is_decoded_transparently(
+    gzip_server: tuple[str, JourneyEmulator],
+) -> None:
+    url, emulator = gzip_server
+    journey_id = emulator.journey_ids[0]
+    async with ja.AsyncJourneyClient(TOKEN, base_url=url, retry=None) as client:
+        stats = await client.get_stats(journey_id)
+        response = await client._send("GET", f"/api/journey/{journey_id}/statistics/external")
+    assert stats.title
+    assert response.headers["content-encoding"] == "gzip", "it did compress"
+
+
+async def test_the_client_asks_for_what_it_decodes() -> None:
+    async with (
+        scripted(constant(OK)) as (url, server, _),
+        ja.AsyncJourneyClient(TOKEN, base_url=url, retry=None) as client,
+    ):
+        await client._send("GET", "/x")
+    assert f"Accept-Encoding: {ACCEPT_ENCODING}\r\n".encode() in server.heads[0]
+
+
+async def test_the_cap_holds_against_a_real_compressing_server(
+    gzip_server: tuple[str, JourneyEmulator],
+) -> None:
+    url, emulator = gzip_server
+    async with ja.AsyncJourneyClient(
+        TOKEN, base_url=url, retry=None, max_response_bytes=64
+    ) as client:
+        with pytest.raises(ja.ResponseTooLargeError) as info:
+            await client.get_stats(emulator.journey_ids[0])
+    assert (info.value.cap, info.value.limit) == ("max_response_bytes", 64)
+    assert "AsyncJourneyClient(max_response_bytes=...)" in str(info.value)
+
+
+NGINX_CONF = """
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{}}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    gzip on;
+    gzip_min_length 10;
+    gzip_types application/json;
+    gzip_proxied any;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ proxy_pass {upstream}; proxy_http_version 1.1; }}
+    }}
+}}
+"""
+
+
+NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+
+
+@pytest.fixture(scope="module")
+def nginx_gzip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, JourneyEmulator]]:
+    """A real nginx with ``gzip on`` proxying to the emulator served by uvicorn."""
+    if NGINX is None:
+        pytest.skip("needs the nginx binary (.ci/run installs it with apt-get)")
+    directory = tmp_path_factory.mktemp("nginx")
+    emulator = JourneyEmulator.with_sample_data(2, seed=4)
+    port = free_port()
+    with serve_app(emulator) as upstream:
+        conf = directory / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(dir=directory, port=port, upstream=upstream))
+        with subprocess.Popen(  # noqa: S603 - a fixed command line
+            [NGINX, "-c", str(conf), "-p", str(directory)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ) as process:
+            try:
+                yield f"http://127.0.0.1:{port}", emulator
+            finally:
+                process.terminate()
+                process.wait(10)
+
+
+async def test_behind_nginx_gzip_on(nginx_gzip: tuple[str, JourneyEmulator]) -> None:
+    base_url, emulator = nginx_gzip
+    path = f"/api/journey/{emulator.journey_ids[0]}/statistics/external"
+    async with ja.AsyncJourneyClient(TOKEN, base_url=base_url) as client:
+        # The retries cover nginx's start-up; it listens in milliseconds.
+        stats = await client.get_stats(emulator.journey_ids[0])
+        response = await client._send("GET", path)
+    assert stats.title
+    assert response.headers.get("content-encoding") == "gzip"

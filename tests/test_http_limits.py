@@ -1,0 +1,218 @@
+"""
+The size caps (`journey_async._http._limits`) against raw asyncio servers
+that never stop: an endless chunked body, an endless header line, a head of
+endless short headers. Each ends in `ResponseTooLarge` (or, through the
+client, `ResponseTooLargeError`) naming its cap, with the connection closed
+and the memory held never far past the cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tracemalloc
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+from scripted import OK, constant, scripted, send
+
+import journey_async as ja
+from journey_async._http import (
+    MAX_REMOVAL_ACK_BYTES,
+    HTTP11Transport,
+    ResponseTooLarge,
+)
+from journey_async._http._limits import MAX_HEAD_BYTES, MAX_HEAD_LINE_BYTES
+
+TOKEN = "test-token"
+CHUNK = b"x" * 65536
+
+
+class Endless:
+    """A server that sends *start*, then *more* for ever, until the client
+    goes away; counts what it managed to send."""
+
+    def __init__(self, start: bytes, more: bytes) -> None:
+        self.start = start
+        self.more = more
+        self.sent = 0
+        self.closed_by_client = asyncio.Event()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(self.start)
+        try:
+            while True:
+                writer.write(self.more)
+                self.sent += len(self.more)
+                await writer.drain()
+        except ConnectionError:
+            self.closed_by_client.set()
+        finally:
+            writer.close()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[str]:
+        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        async with server:
+            yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+            server.close()
+
+
+async def held_while(call: Callable[[], object]) -> int:
+    """Peak bytes allocated while awaiting *call*()."""
+    tracemalloc.start()
+    try:
+        with contextlib.suppress(ResponseTooLarge):
+            await call()  # type: ignore[misc]
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+async def failure(transport: HTTP11Transport, url: str, **kwargs: object) -> ResponseTooLarge:
+    with pytest.raises(ResponseTooLarge) as info:
+        await send(transport, url, **kwargs)  # type: ignore[arg-type]
+    return info.value
+
+
+async def test_an_endless_chunked_body_stops_at_the_cap() -> None:
+    server = Endless(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"%x\r\n%s\r\n" % (len(CHUNK), CHUNK),
+    )
+    cap = 1024 * 1024
+    async with server.running() as url:
+        transport = HTTP11Transport(max_connections=1)
+        try:
+            tracemalloc.start()
+            try:
+                error = await failure(transport, url, max_body=cap)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            async with asyncio.timeout(5):
+                await server.closed_by_client.wait()
+        finally:
+            await transport.aclose()
+    assert (error.cap, error.limit) == ("max_response_bytes", cap)
+    assert peak < 3 * cap
+    assert server.sent < 64 * cap, "the client stopped reading"
+
+
+async def test_an_endless_header_line_stops_at_the_line_cap() -> None:
+    server = Endless(b"HTTP/1.1 200 OK\r\nX-Endless: ", CHUNK)
+    async with server.running() as url:
+        transport = HTTP11Transport(max_connections=1)
+        try:
+            tracemalloc.start()
+            try:
+                error = await failure(transport, url)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            async with asyncio.timeout(5):
+                await server.closed_by_client.wait()
+        finally:
+            await transport.aclose()
+    assert (error.cap, error.limit) == ("head line", MAX_HEAD_LINE_BYTES)
+    assert peak < 16 * len(CHUNK)  # a few reads of the socket, never the line
+
+
+async def test_a_head_of_endless_short_headers_stops_at_the_head_cap() -> None:
+    server = Endless(b"HTTP/1.1 200 OK\r\n", b"X-Many: 1234567890\r\n" * 1000)
+    async with server.running() as url:
+        transport = HTTP11Transport(max_connections=1)
+        try:
+            error = await failure(transport, url)
+            async with asyncio.timeout(5):
+                await server.closed_by_client.wait()
+        finally:
+            await transport.aclose()
+    assert (error.cap, error.limit) == ("head", MAX_HEAD_BYTES)
+
+
+@pytest.mark.parametrize(
+    ("answer", "cap"),
+    [
+        (b"HTTP/1.1 200 " + b"O" * (MAX_HEAD_LINE_BYTES + 1) + b"\r\n\r\n", "head line"),
+        (b"HTTP/1.1 200 OK\r\nX-Long: " + b"v" * MAX_HEAD_LINE_BYTES + b"\r\n\r\n", "head line"),
+        (
+            b"HTTP/1.1 200 OK\r\n" + b"X-Many: 0123456789abcdef\r\n" * 3000 + b"\r\n",
+            "head",
+        ),
+    ],
+    ids=["status-line", "header-line", "head"],
+)
+async def test_a_whole_head_over_a_cap_in_one_read(answer: bytes, cap: str) -> None:
+    async with scripted(constant(answer)) as (url, _, transport):
+        assert (await failure(transport, url)).cap == cap
+
+
+async def test_at_the_caps_is_fine() -> None:
+    body = b"y" * 1000
+    line = b"X-Long: " + b"v" * (MAX_HEAD_LINE_BYTES - len("X-Long")) + b"\r\n"
+    answer = b"HTTP/1.1 200 OK\r\n" + line + b"Content-Length: 1000\r\n\r\n" + body
+    async with scripted(constant(answer)) as (url, server, transport):
+        for _ in range(2):
+            assert (await send(transport, url, max_body=1000)).content == body
+        assert (await failure(transport, url, max_body=999)).limit == 999
+        assert (await send(transport, url, max_body=1000)).content == body
+    assert server.connections == 2, "reused before the failure, closed by it"
+
+
+async def test_the_client_says_which_cap_and_how_to_raise_it() -> None:
+    big = b"[" + b"1," * 5000 + b"1]"
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(big), big)
+    async with (
+        scripted(constant(answer)) as (url, _, _transport),
+        ja.AsyncJourneyClient(TOKEN, base_url=url, max_response_bytes=1000) as client,
+    ):
+        with pytest.raises(ja.ResponseTooLargeError) as info:
+            await client.get_stats("journey")
+    error = info.value
+    assert (error.cap, error.limit) == ("max_response_bytes", 1000)
+    assert str(error).startswith("GET /api/journey/journey/statistics/external: ")
+    assert "max_response_bytes=" in str(error)
+    assert isinstance(error, ja.ResponseFormatError)
+
+
+async def test_a_removal_ack_has_a_small_cap_of_its_own() -> None:
+    ack = b'{"success": true, "pad": "' + b"p" * MAX_REMOVAL_ACK_BYTES + b'"}'
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(ack), ack)
+    async with (
+        scripted(constant(answer)) as (url, server, _transport),
+        ja.AsyncJourneyClient(TOKEN, base_url=url) as client,
+    ):
+        with pytest.raises(ja.ResponseTooLargeError) as info:
+            await client.remove_users(["u1"], all_journeys=True)
+    assert info.value.limit == MAX_REMOVAL_ACK_BYTES
+    assert len(server.heads) == 1, "never retried"
+
+
+async def test_caps_hold_on_a_caller_transport_and_a_caller_client() -> None:
+    big = b"z" * 5000
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=big)
+
+    mock = httpx.MockTransport(answer)
+    async with ja.AsyncJourneyClient(
+        TOKEN, base_url="http://127.0.0.1:1", transport=mock, max_response_bytes=4999
+    ) as client:
+        with pytest.raises(ja.ResponseTooLargeError):
+            await client.get_stats("j")
+    async with (
+        httpx.AsyncClient(transport=mock) as http,
+        ja.AsyncJourneyClient(
+            TOKEN, base_url="http://127.0.0.1:1", http_client=http, max_response_bytes=4999
+        ) as client,
+    ):
+        with pytest.raises(ja.ResponseTooLargeError):
+            await client.get_stats("j")
+
+
+async def test_ok_is_untouched() -> None:
+    async with scripted(constant(OK)) as (url, _, transport):
+        assert (await send(transport, url)).json() == {}

@@ -1,0 +1,165 @@
+"""
+Wall-clock bounds (`journey_async._http._timeouts`): ``attempt_timeout`` on
+one attempt and ``RetryPolicy(deadline=...)`` on a whole call, against a raw
+asyncio server that trickles its answer a byte at a time (so httpx's read
+timeout, a bound on silence, never trips), on asyncio, uvloop and trio.
+
+Which bound ended a call is read from its error, never from a clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
+import anyio
+import httpx
+import pytest
+
+import journey_async as ja
+from journey_async._http import AttemptTimeout, CallDeadlineExceeded
+from journey_async.testing import EmulatorServer, Fault, JourneyEmulator, serve_emulator
+
+TOKEN = "test-token"
+BODY = b'{"payload": {"title": "t", "points": []}}'
+
+
+class Trickling:
+    """Answers every request with a status line and headers at once, then
+    the body one byte every *pause* seconds: never silent for long, never done."""
+
+    def __init__(self, pause: float = 0.02) -> None:
+        self.pause = pause
+        self.requests = 0
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            self.requests += 1
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (len(BODY) * 1000))
+            for byte in BODY * 1000:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(self.pause)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[str]:
+        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        async with server:
+            yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+            server.close()
+
+
+async def no_sleep(seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+async def test_attempt_timeout_ends_a_trickling_attempt() -> None:
+    trickle = Trickling()
+    async with (
+        trickle.running() as url,
+        ja.AsyncJourneyClient(
+            TOKEN, base_url=url, timeout=5.0, attempt_timeout=0.3, retry=None
+        ) as client,
+    ):
+        with pytest.raises(ja.APITimeoutError, match=r"attempt_timeout \(0\.3 s\)") as info:
+            await client.get_stats("j")
+    assert isinstance(info.value.__cause__, AttemptTimeout)
+
+
+async def test_an_attempt_cut_short_is_retried() -> None:
+    trickle = Trickling()
+    policy = ja.RetryPolicy(max_attempts=3, deadline=None, sleep=no_sleep)
+    async with (
+        trickle.running() as url,
+        ja.AsyncJourneyClient(TOKEN, base_url=url, attempt_timeout=0.2, retry=policy) as client,
+    ):
+        with pytest.raises(ja.APITimeoutError, match="attempt_timeout"):
+            await client.get_stats("j")
+    assert trickle.requests == 3
+
+
+async def test_the_deadline_ends_the_whole_call() -> None:
+    trickle = Trickling()
+    policy = ja.RetryPolicy(deadline=0.4, sleep=no_sleep)
+    async with (
+        trickle.running() as url,
+        ja.AsyncJourneyClient(
+            TOKEN, base_url=url, timeout=5.0, attempt_timeout=None, retry=policy
+        ) as client,
+    ):
+        with pytest.raises(ja.APITimeoutError, match=r"call's deadline of 0\.4 s") as info:
+            await client.get_stats("j")
+    assert isinstance(info.value.__cause__, CallDeadlineExceeded)
+    assert trickle.requests == 1
+
+
+async def test_whichever_bound_comes_first_ends_the_call() -> None:
+    trickle = Trickling()
+    # No backoff: the third attempt starts with 0.1 s left of the deadline.
+    policy = ja.RetryPolicy(deadline=0.5, initial_delay=0, max_delay=0, sleep=no_sleep)
+    async with (
+        trickle.running() as url,
+        ja.AsyncJourneyClient(TOKEN, base_url=url, attempt_timeout=0.2, retry=policy) as client,
+    ):
+        with pytest.raises(ja.APITimeoutError, match=r"call's deadline of 0\.5 s"):
+            await client.get_stats("j")
+    assert trickle.requests == 3, "two attempts cut short and retried, the third by the deadline"
+
+
+async def test_the_deadline_covers_the_wait_for_a_slot() -> None:
+    trickle = Trickling()
+    async with (
+        trickle.running() as url,
+        ja.AsyncJourneyClient(
+            TOKEN, base_url=url, max_concurrency=1, attempt_timeout=None, retry=None
+        ) as client,
+    ):
+        holder = asyncio.ensure_future(client.get_stats("slow"))
+        await asyncio.sleep(0.05)
+        bounded = client.with_options(retry=ja.RetryPolicy(deadline=0.2, sleep=no_sleep))
+        with pytest.raises(ja.APITimeoutError, match="call's deadline"):
+            await bounded.get_stats("waits")
+        assert trickle.requests == 1, "never sent: it waited for the slot the whole time"
+        holder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await holder
+
+
+@pytest.fixture(scope="module")
+def slow_server() -> Iterator[EmulatorServer]:
+    with serve_emulator(JourneyEmulator.with_sample_data(1, seed=1)) as server:
+        yield server
+
+
+@pytest.mark.parametrize("transport", ["default", "httpcore"])
+def test_the_bounds_hold_on_trio_and_on_a_caller_transport(
+    slow_server: EmulatorServer, transport: str
+) -> None:
+    # On trio the default transport hands over to httpcore; a caller's
+    # transport gets the bound from the client around it.
+    emulator = slow_server.emulator
+    journey_id = emulator.journey_ids[0]
+
+    async def scenario() -> None:
+        # httpcore picks its backend on first use: a transport per event loop.
+        inner = None if transport == "default" else httpx.AsyncHTTPTransport()
+        async with ja.AsyncJourneyClient(
+            TOKEN, base_url=slow_server.url, attempt_timeout=0.2, retry=None, transport=inner
+        ) as client:
+            with pytest.raises(ja.APITimeoutError, match="attempt_timeout"):
+                await client.get_stats(journey_id)
+            with pytest.raises(ja.APITimeoutError, match="call's deadline"):
+                await client.with_options(
+                    attempt_timeout=None, retry=ja.RetryPolicy(deadline=0.3)
+                ).get_stats(journey_id)
+
+    for backend in ("trio", "asyncio"):
+        emulator.clear_faults()
+        emulator.inject(Fault.delay(3.0), Fault.delay(3.0), endpoint="stats")
+        anyio.run(scenario, backend=backend)

@@ -1,0 +1,305 @@
+"""
+TLS and proxies (`journey_async._http._tls`, `._proxy`) through the client's
+public options, against real TLS servers on 127.0.0.1 with a CA made by
+trustme, and a small forward/CONNECT proxy written here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+from scripted import ScriptedServer, constant
+
+import journey_async as ja
+from journey_async._http import CertificateVerifyFailed
+
+TOKEN = "test-token"
+STATS = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 41\r\n\r\n"
+    b'{"payload": {"title": "t", "points": []}}'
+)
+RETRIES: list[ja.RetryEvent] = []
+
+
+async def no_wait(seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+FAST = ja.RetryPolicy(max_attempts=3, sleep=no_wait, on_retry=RETRIES.append)
+
+
+@pytest.fixture(autouse=True)
+def _no_retries_yet() -> None:
+    RETRIES.clear()
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+def server_context(
+    ca: trustme.CA, name: str = "127.0.0.1", *, client_certs: bool = False
+) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(name).configure_cert(context)
+    if client_certs:
+        context.verify_mode = ssl.CERT_REQUIRED
+        ca.configure_trust(context)
+    return context
+
+
+@contextlib.asynccontextmanager
+async def tls_server(
+    context: ssl.SSLContext, answer: bytes = STATS
+) -> AsyncIterator[tuple[str, ScriptedServer]]:
+    server = ScriptedServer(constant(answer))
+    async with server.running(tls=context) as url:
+        yield url, server
+
+
+async def test_a_ca_bundle_path_is_trusted(ca: trustme.CA, ca_file: str) -> None:
+    async with (
+        tls_server(server_context(ca)) as (url, server),
+        ja.AsyncJourneyClient(TOKEN, base_url=url, verify=ca_file) as client,
+    ):
+        for _ in range(3):
+            assert (await client.get_stats("j")).title == "t"
+    assert server.connections == 1, "the fast path, kept alive"
+
+
+async def test_an_ssl_context_is_used_as_given(ca: trustme.CA) -> None:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    async with (
+        tls_server(server_context(ca)) as (url, _),
+        ja.AsyncJourneyClient(TOKEN, base_url=url, verify=context) as client,
+    ):
+        assert (await client.get_stats("j")).title == "t"
+
+
+async def test_an_unknown_ca_is_refused_naming_the_cause_and_not_retried(
+    ca: trustme.CA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    async with (
+        tls_server(server_context(ca)) as (url, _),
+        ja.AsyncJourneyClient(TOKEN, base_url=url, retry=FAST) as client,
+    ):
+        with pytest.raises(ja.APIConnectionError, match="certificate was refused") as info:
+            await client.get_stats("j")
+    assert "unable to get local issuer certificate" in str(info.value)
+    assert isinstance(info.value.__cause__, CertificateVerifyFailed)
+    assert RETRIES == [], "never retried"
+
+
+async def test_a_hostname_mismatch_is_refused_naming_the_cause(
+    ca: trustme.CA, ca_file: str
+) -> None:
+    async with (
+        tls_server(server_context(ca, "journey.example")) as (url, _),
+        ja.AsyncJourneyClient(TOKEN, base_url=url, verify=ca_file, retry=FAST) as client,
+    ):
+        with pytest.raises(ja.APIConnectionError, match="mismatch"):
+            await client.get_stats("j")
+    assert RETRIES == []
+
+
+async def test_a_client_certificate_when_the_server_requires_one(
+    ca: trustme.CA, ca_file: str, tmp_path: Path
+) -> None:
+    leaf = ca.issue_cert("journey-client@example")
+    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
+    leaf.cert_chain_pems[0].write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+    async with tls_server(server_context(ca, client_certs=True)) as (url, _):
+        async with ja.AsyncJourneyClient(
+            TOKEN, base_url=url, verify=ca_file, cert=(str(cert), str(key))
+        ) as client:
+            assert (await client.get_stats("j")).title == "t"
+        async with ja.AsyncJourneyClient(TOKEN, base_url=url, verify=ca_file, retry=None) as client:
+            with pytest.raises(ja.APIConnectionError):
+                await client.get_stats("j")
+
+
+async def test_ssl_cert_file_is_honoured_when_trusting_the_environment(
+    ca: trustme.CA, ca_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", ca_file)
+    async with tls_server(server_context(ca)) as (url, _):
+        async with ja.AsyncJourneyClient(TOKEN, base_url=url) as client:
+            assert (await client.get_stats("j")).title == "t"
+        async with ja.AsyncJourneyClient(
+            TOKEN, base_url=url, trust_env=False, retry=None
+        ) as client:
+            with pytest.raises(ja.APIConnectionError, match="certificate was refused"):
+                await client.get_stats("j")
+
+
+async def test_verify_false_checks_nothing(ca: trustme.CA) -> None:
+    async with (
+        tls_server(server_context(ca, "journey.example")) as (url, _),
+        ja.AsyncJourneyClient(TOKEN, base_url=url, verify=False) as client,
+    ):
+        assert (await client.get_stats("j")).title == "t"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"verify": "/no/such/bundle.pem"}, ValueError, "no such CA bundle"),
+        ({"verify": 3}, TypeError, "verify must be"),
+        ({"cert": "/no/such/cert.pem"}, ValueError, "cannot load the client certificate"),
+        ({"cert": ("a",)}, TypeError, "cert must be"),
+        ({"proxy": "ftp://proxy.example:21"}, ValueError, "scheme must be"),
+        ({"proxy": "socks5://user:hunter2@proxy.example:1080"}, ValueError, "socksio"),
+        ({"trust_env": "yes"}, TypeError, "trust_env"),
+    ],
+)
+def test_bad_tls_and_proxy_options_are_refused_at_construction(
+    kwargs: dict[str, object], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match) as info:
+        ja.AsyncJourneyClient(TOKEN, **kwargs)  # type: ignore[arg-type]
+    assert "hunter2" not in str(info.value)
+
+
+def test_an_unusable_environment_proxy_is_refused_at_construction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ALL_PROXY", "socks5://user:hunter2@proxy.example:1080")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with pytest.raises(ValueError, match="socksio") as info:
+        ja.AsyncJourneyClient(TOKEN)
+    assert "hunter2" not in str(info.value)
+    assert "trust_env=False" in str(info.value)
+    ja.AsyncJourneyClient(TOKEN, trust_env=False)  # ignores it
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"verify": False}, {"cert": "c.pem"}, {"proxy": "http://p:1"}, {"trust_env": False}],
+)
+@pytest.mark.parametrize("theirs", ["http_client", "transport"])
+async def test_tls_and_proxy_options_with_a_caller_client_are_refused(
+    kwargs: dict[str, object], theirs: str
+) -> None:
+    own: httpx.AsyncClient | httpx.AsyncHTTPTransport = (
+        httpx.AsyncClient() if theirs == "http_client" else httpx.AsyncHTTPTransport()
+    )
+    try:
+        with pytest.raises(ValueError, match="on your own client or transport"):
+            ja.AsyncJourneyClient(TOKEN, **{theirs: own}, **kwargs)  # type: ignore[arg-type]
+    finally:
+        await own.aclose()
+
+
+# --- proxies -----------------------------------------------------------------------------
+
+
+class Proxy:
+    """A forward proxy (absolute-form GET) and CONNECT tunnel on 127.0.0.1,
+    recording the request lines and the Proxy-Authorization it gets."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+        self.auth: list[bytes] = []
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            line, *headers = head.split(b"\r\n")
+            self.lines.append(line)
+            self.auth += [h for h in headers if h.lower().startswith(b"proxy-authorization")]
+            method, target, _ = line.split(b" ")
+            if method == b"CONNECT":
+                host, _, port = target.rpartition(b":")
+                up_reader, up_writer = await asyncio.open_connection(host.decode(), int(port))
+                writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+                return
+            url = httpx.URL(target.decode())
+            up_reader, up_writer = await asyncio.open_connection(url.host, url.port)
+            rest = b"\r\n".join(h for h in headers if not h.lower().startswith(b"proxy-"))
+            up_writer.write(b"%s %s HTTP/1.1\r\n%s" % (method, url.raw_path, rest))
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[str]:
+        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        async with server:
+            yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+            server.close()
+
+
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+async def test_an_explicit_proxy_carries_plain_and_tls_requests(
+    ca: trustme.CA, ca_file: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    proxy = Proxy()
+    async with proxy.running() as proxy_url:
+        with_auth = proxy_url.replace("http://", "http://user:hunter2@")
+        async with (
+            tls_server(server_context(ca)) as (tls_url, _),
+            ja.AsyncJourneyClient(
+                TOKEN, base_url=tls_url, verify=ca_file, proxy=with_auth
+            ) as client,
+        ):
+            assert (await client.get_stats("j")).title == "t"
+            assert "hunter2" not in repr(client)
+        server = ScriptedServer(constant(STATS))
+        async with (
+            server.running() as plain_url,
+            ja.AsyncJourneyClient(TOKEN, base_url=plain_url, proxy=proxy_url) as client,
+        ):
+            assert (await client.get_stats("j")).title == "t"
+    assert proxy.lines[0].startswith(b"CONNECT 127.0.0.1:")
+    assert proxy.lines[1].startswith(b"GET http://127.0.0.1:")
+    assert proxy.auth
+    assert all(b"hunter2" not in line for line in proxy.auth), "sent encoded"
+    assert "hunter2" not in caplog.text
+
+
+async def test_the_tls_settings_hold_through_the_proxy(ca: trustme.CA) -> None:
+    proxy = Proxy()
+    async with (
+        proxy.running() as proxy_url,
+        tls_server(server_context(ca)) as (tls_url, _),
+        ja.AsyncJourneyClient(TOKEN, base_url=tls_url, proxy=proxy_url, retry=FAST) as client,
+    ):
+        with pytest.raises(ja.APIConnectionError, match="certificate was refused"):
+            await client.get_stats("j")
+    assert RETRIES == [], "never retried"
+    assert len(proxy.lines) == 1
