@@ -25,6 +25,7 @@ import anyio
 import httpx
 
 from ._retry import SendRequest, parse_retry_after
+from ._validation import integer, number
 
 __all__ = [
     "DEFAULT_COOL_DOWN",
@@ -41,6 +42,11 @@ Sleep = Callable[[float], Awaitable[object]]
 DEFAULT_COOL_DOWN: Final = 1.0
 """Seconds every request pauses after a 429 without a readable ``Retry-After``:
 the shortest wait a ``Retry-After`` in whole seconds can ask for."""
+
+MAX_COOL_DOWN: Final = 3600.0
+"""Seconds at most of one cool-down: a longer ``Retry-After`` (a mistake, or a
+hostile server's) is read as an hour; above ``max_retry_after`` either way,
+requests fail at once instead of waiting."""
 
 BACKOFF: Final = 0.9
 """After a 429, the new rate is this share of the rate the server was seen to
@@ -65,29 +71,18 @@ _WINDOW_SLOTS: Final = 10
 """The window of recent requests: one second in slots of a tenth."""
 
 
-def _finite(value: object, name: str, *, above_zero: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
-    if not math.isfinite(value) or value < 0 or (above_zero and value == 0):
-        bound = "> 0" if above_zero else ">= 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-    return float(value)
-
-
 def _burst(burst: object, per_second: float) -> int:
     if burst is None:
         return max(1, math.floor(per_second))
-    if isinstance(burst, bool) or not isinstance(burst, int):
+    if not isinstance(burst, int) or isinstance(burst, bool):
         raise TypeError(f"burst must be an int or None, not {type(burst).__name__}")
-    if burst < 1:
-        raise ValueError(f"burst must be at least 1, got {burst}")
-    return burst
+    return integer(burst, "burst", minimum=1)
 
 
 def _retry_after(value: object) -> float | None:
     if value is None:
         return None
-    return _finite(value, "retry_after", above_zero=False)
+    return number(value, "retry_after")
 
 
 @runtime_checkable
@@ -393,9 +388,12 @@ class _LocalLimiter:
             return now
         if budget.next_slot(now, max_cool_down) > 0 or self._lock.locked():
             async with self._lock:
-                while (wait := budget.next_slot(self._clock(), max_cool_down)) > 0:
-                    await self._sleep(wait)
                 now = self._clock()
+                while (wait := budget.next_slot(now, max_cool_down)) > 0:
+                    await self._sleep(wait)
+                    # At least the time slept to: a sleep that returns at
+                    # once (a test's) must not make this loop spin.
+                    now = max(self._clock(), now + wait)
                 budget.take(now)
             return now
         budget.take(now)
@@ -460,7 +458,7 @@ class RateLimit(_LocalLimiter):
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
     ) -> None:
-        rate = _finite(per_second, "per_second", above_zero=True)
+        rate = number(per_second, "per_second", exclusive=True)
         super().__init__(_Budget(rate, _burst(burst, rate)), clock, sleep)
 
     @property
@@ -512,7 +510,7 @@ def paced(send: SendRequest, limiter: RateLimiter, *, max_cool_down: float) -> S
                 return _not_sent(request, exc.left)
             response = await send(request)
             if response.status_code == 429:
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                retry_after = _server_wait(response)
                 await local._report_sent_at(retry_after, sent_at)
             return response
 
@@ -524,7 +522,7 @@ def paced(send: SendRequest, limiter: RateLimiter, *, max_cool_down: float) -> S
             return _not_sent(request, refused)
         response = await send(request)
         if response.status_code == 429:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            retry_after = _server_wait(response)
             await limiter.report_rate_limited(retry_after)
         return response
 
@@ -543,6 +541,11 @@ async def _acquire_or_refuse(limiter: RateLimiter, max_cool_down: float) -> floa
     except _CoolingTooLong as exc:
         return exc.left
     return None
+
+
+def _server_wait(response: httpx.Response) -> float | None:
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    return None if retry_after is None else min(retry_after, MAX_COOL_DOWN)
 
 
 def _not_sent(request: httpx.Request, left: float) -> httpx.Response:
