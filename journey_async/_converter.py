@@ -53,6 +53,7 @@ from ._models import (
     StatsSuccess,
     UnknownStats,
 )
+from ._validation import integer, number
 
 __all__ = [
     "POINT_KINDS",
@@ -99,33 +100,17 @@ MAX_EXACT_FLOAT_COUNT: Final = 2**53
 
 def _strict_int(value: object, _: object) -> int:
     # bool is an int subclass; an integral float of exact size is still a count.
-    if isinstance(value, bool):
-        raise TypeError(f"expected an integer, got {value!r}")
-    if isinstance(value, int):
-        count = value
-    elif isinstance(value, float) and value.is_integer() and abs(value) <= MAX_EXACT_FLOAT_COUNT:
-        count = int(value)
-    else:
+    if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_EXACT_FLOAT_COUNT:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"expected an integer, got {_preview(value)}")
-    if count < 0:
-        raise ValueError(f"expected a count of at least 0, got {count}")
-    return count
+    return integer(value, "count", minimum=0)
 
 
 def _strict_float(value: object, _: object) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise TypeError(f"expected a number, got {_preview(value)}")
-    try:
-        number = float(value)
-    except OverflowError:  # an int of hundreds of digits
-        raise ValueError(
-            f"expected a finite number, got an integer of {len(str(value))} digits"
-        ) from None
-    if not math.isfinite(number):
-        raise ValueError(f"expected a finite number, got {value!r}")
-    if number < 0:
-        raise ValueError(f"expected a number of at least 0, got {value!r}")
-    return number
+    return number(value, "number")
 
 
 class _NotFinite(ValueError):

@@ -57,18 +57,29 @@ def number(
     at least *minimum* (above it, when *exclusive*) and at most *maximum*;
     raise `TypeError` or `ValueError` naming *name* otherwise.
 
-    The one check of seconds, rates and fractions in the package (see `integer`).
+    The one check of seconds, rates, fractions and the API's numbers in the
+    package (see `integer` for *name*).
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}".lstrip())
-    low_ok = value > minimum if exclusive else value >= minimum
-    if not (math.isfinite(value) and low_ok and (maximum is None or value <= maximum)):
-        if maximum is not None:
-            bound = _bounds(minimum, maximum)
-        else:
-            bound = f"> {minimum:g}" if exclusive else f">= {minimum:g}"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}".lstrip())
-    return float(value)
+    try:
+        as_float = float(value)
+    except OverflowError:  # an int of hundreds of digits
+        digits = len(str(abs(value)))
+        raise ValueError(
+            f"{name} must be a finite number, got an integer of {digits} digits".lstrip()
+        ) from None
+    if not math.isfinite(as_float):
+        raise ValueError(f"{name} must be a finite number, got {value!r}".lstrip())
+    if maximum is not None and not minimum <= as_float <= maximum:
+        bound = _bounds(minimum, maximum)
+    elif exclusive and as_float <= minimum:
+        bound = f"greater than {minimum:g}"
+    elif as_float < minimum:
+        bound = _bounds(minimum, None)
+    else:
+        return as_float
+    raise ValueError(f"{name} must be {bound}, got {value!r}".lstrip())
 
 
 def _bounds(minimum: float, maximum: float | None) -> str:

@@ -2,14 +2,17 @@
 Fixtures shared by the test modules of the command line and of the emulator,
 and the event loops the integration tests run on: asyncio's own and uvloop,
 where async services run in production (uvicorn picks it whenever it is
-installed).
+installed), and trio for the batcher's tests (`pytest_pycollect_makeitem`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import sys
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import pytest
 from cli_support import make_emulator as make_cli_emulator
@@ -19,6 +22,8 @@ from journey_async.testing import EmulatorServer, JourneyEmulator, serve_emulato
 
 # The tests that talk to real sockets through the default transport.
 _ON_EVERY_LOOP = ("test_http_", "test_fanout", "test_retry_integration")
+# Written on anyio alone: each async test also runs on trio, as `name_on_trio`.
+_ON_TRIO = ("test_batching.py",)
 
 
 def _loop_factories() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
@@ -38,6 +43,35 @@ def pytest_asyncio_loop_factories(
     if item.path.name.startswith(_ON_EVERY_LOOP):
         return _loop_factories()
     return {"asyncio": asyncio.new_event_loop}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(
+    collector: pytest.Module | pytest.Class, name: str, obj: object
+) -> Any:
+    items = yield
+    if (
+        collector.path.name not in _ON_TRIO
+        or not inspect.iscoroutinefunction(obj)
+        or not collector.funcnamefilter(name)
+        # Tests that use asyncio itself (its tasks, its exceptions) stay on asyncio.
+        or "asyncio" in obj.__code__.co_names
+    ):
+        return items
+    test: Callable[..., Any] = obj
+
+    @functools.wraps(test)
+    def on_trio(*args: Any, **kwargs: Any) -> None:
+        import anyio
+
+        anyio.run(functools.partial(test, *args, **kwargs), backend="trio")
+
+    del on_trio.__wrapped__  # its own signature for pytest, not a coroutine's for pytest-asyncio
+    on_trio.__signature__ = inspect.signature(test)  # type: ignore[attr-defined]
+    trio_name = on_trio.__name__ = f"{name}_on_trio"
+    setattr(collector.obj, trio_name, on_trio)  # where pytest looks a test up by name
+    trio_items = list(collector._genfunctions(trio_name, on_trio))
+    return [*(items or []), *trio_items]
 
 
 @pytest.fixture

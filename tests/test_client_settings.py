@@ -338,3 +338,19 @@ async def test_copy_fanout_concurrency_is_bounded_by_its_own_setting(recorder: R
         results = await copy.get_stats_many([JOURNEY_ID] * 10)
     assert all(result.ok for result in results)
     assert recorder.max_in_flight <= 2
+
+
+async def test_a_wait_for_a_slot_is_bounded_by_the_calls_deadline(recorder: Recorder) -> None:
+    recorder.gate = anyio.Event()  # the first call holds the only connection
+    recorder.expected = 1
+    async with ja.AsyncJourneyClient(
+        TOKEN, transport=recorder, retry=None, max_concurrency=1
+    ) as client:
+        hurried = client.with_options(retry=ja.RetryPolicy(deadline=0.05))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.get_stats, JOURNEY_ID)
+            await recorder.arrived.wait()
+            with pytest.raises(ja.APITimeoutError, match="deadline"):
+                await hurried.get_stats(JOURNEY_ID)
+            recorder.gate.set()
+    assert len(recorder.requests) == 1  # the hurried call never got a connection

@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 import journey_async as ja
-from journey_async._http import AttemptTimeout, CallDeadlineExceeded
+from journey_async._http import AttemptTimeout, CallDeadlineExceeded, run_within
+from journey_async._http._timeouts import _watchdogs
 from journey_async.testing import EmulatorServer, Fault, JourneyEmulator, serve_emulator
 
 TOKEN = "test-token"
@@ -163,3 +164,74 @@ def test_the_bounds_hold_on_trio_and_on_a_caller_transport(
         emulator.clear_faults()
         emulator.inject(Fault.delay(3.0), Fault.delay(3.0), endpoint="stats")
         anyio.run(scenario, backend=backend)
+
+
+# --- run_within on asyncio: one watchdog timer for the calls of a loop ------------------------
+
+
+def _bound_error() -> httpx.TimeoutException:
+    return CallDeadlineExceeded("bounded")
+
+
+REQUEST = httpx.Request("GET", "http://127.0.0.1/")
+
+
+async def test_concurrent_calls_each_end_at_their_own_deadline() -> None:
+    ended: list[str] = []
+
+    async def hang(name: str) -> None:
+        async def forever(request: httpx.Request) -> None:
+            await asyncio.Event().wait()
+
+        try:
+            await run_within(0.05, forever, REQUEST, _bound_error)
+        except CallDeadlineExceeded:
+            ended.append(name)
+
+    async def quick(request: httpx.Request) -> str:
+        return "done"
+
+    async with asyncio.timeout(5):  # a watchdog that stopped watching hangs here
+        tasks = []
+        for name in "abc":
+            tasks.append(asyncio.ensure_future(hang(name)))
+            await asyncio.sleep(0.01)  # later starts, later deadlines
+        assert await run_within(0.05, quick, REQUEST, _bound_error) == "done"
+        await asyncio.gather(*tasks)
+    assert ended == ["a", "b", "c"]
+
+
+async def test_a_task_goes_on_after_its_call_timed_out() -> None:
+    async def slow(request: httpx.Request) -> None:
+        await asyncio.sleep(5)
+
+    with pytest.raises(CallDeadlineExceeded):
+        await run_within(0.02, slow, REQUEST, _bound_error)
+    await asyncio.sleep(0.05)  # no cancellation left pending on this task
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+async def test_a_cancellation_from_outside_stays_a_cancellation() -> None:
+    started = asyncio.Event()
+
+    async def forever(request: httpx.Request) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.ensure_future(run_within(30, forever, REQUEST, _bound_error))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_finished_calls_leave_nothing_watched() -> None:
+    async def quick(request: httpx.Request) -> int:
+        return 1
+
+    results = await asyncio.gather(
+        *(run_within(7.5, quick, REQUEST, _bound_error) for _ in range(50))
+    )
+    assert sum(results) == 50
+    watchdog = _watchdogs[asyncio.get_running_loop()][7.5]
+    assert not watchdog._calls

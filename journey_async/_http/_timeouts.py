@@ -6,10 +6,12 @@ Wall-clock bounds, on top of httpx's per-phase timeouts: one on an attempt
 httpx's ``read`` timeout bounds the silence between two reads, so a server
 that trickles a byte a second is never timed out by it; these bound the total.
 
-On asyncio they use `asyncio.timeout`; elsewhere (trio) anyio's cancel
-scopes. `HTTP11Transport` bounds its own attempts with the timer its
-connections already have for the read timeout, so the default path pays
-nothing for the attempt bound.
+On asyncio they keep `asyncio.timeout`'s meaning with one timer per loop
+and bound for all the calls in flight (`_Watchdog`), rather than a timer set
+and cancelled per call; elsewhere (trio) anyio's cancel scopes.
+`HTTP11Transport` bounds its own attempts with the timer its connections
+already have for the read timeout, so the default path pays nothing for the
+attempt bound.
 
 .. versionadded:: 0.2.0
 """
@@ -17,8 +19,9 @@ nothing for the attempt bound.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import anyio
 import httpx
@@ -60,9 +63,11 @@ async def run_within(
 ) -> _T:
     """``await func(request)``, cancelled after *seconds* of wall clock, when
     it raises ``error()`` instead."""
-    if asyncio._get_running_loop() is not None:
-        # asyncio's own: a fraction of the cost of an anyio cancel scope, paid
-        # on every call.
+    loop = asyncio._get_running_loop()
+    task = asyncio.current_task(loop) if loop is not None else None
+    if loop is not None and task is not None:
+        return await _watched(loop, task, seconds, func, request, error)
+    if loop is not None:  # a coroutine stepped by hand, outside any task
         bound = asyncio.timeout(seconds)
         try:
             async with bound:
@@ -75,6 +80,104 @@ async def run_within(
         return await func(request)
     assert scope.cancelled_caught
     raise _with_request(error(), request)
+
+
+class _Bound:
+    """One call under watch: its task, when it ends, and whether the
+    watchdog has cancelled it."""
+
+    __slots__ = ("cancelling", "ends_at", "expiring", "task")
+
+    def __init__(self, task: asyncio.Task[Any], ends_at: float) -> None:
+        self.task = task
+        self.ends_at = ends_at
+        self.cancelling = task.cancelling()
+        self.expiring = False
+
+
+class _Watchdog:
+    """
+    The calls of one event loop bounded by the same number of seconds, and
+    one timer for all of them, in place of an `asyncio.timeout` (a timer
+    set and cancelled) per call, which costs a fan-out as much as parsing
+    a response does.
+
+    Calls are watched in the order they start, which with the same bound is
+    the order their deadlines come: the timer is set for the first one, and
+    when it fires it cancels every call whose deadline has passed, as
+    `asyncio.timeout` would, and is set again for the next one. A call that
+    ends just leaves the watch; the timer, if it was set for that call,
+    finds the next one when it fires.
+    """
+
+    __slots__ = ("_calls", "_loop", "_timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._calls: dict[_Bound, None] = {}  # insertion order: deadline order
+        self._timer: asyncio.TimerHandle | None = None
+
+    def watch(self, bound: _Bound) -> None:
+        self._calls[bound] = None
+        if self._timer is None:
+            self._timer = self._loop.call_at(bound.ends_at, self._fire)
+
+    def unwatch(self, bound: _Bound) -> None:
+        self._calls.pop(bound, None)
+
+    def _fire(self) -> None:
+        self._timer = None
+        calls = self._calls
+        now = self._loop.time()
+        while calls:
+            bound = next(iter(calls))
+            if bound.ends_at > now:
+                self._timer = self._loop.call_at(bound.ends_at, self._fire)
+                return
+            del calls[bound]
+            bound.expiring = True
+            bound.task.cancel()
+
+
+# Per event loop (weakly: a closed loop goes), per bound in seconds.
+_watchdogs: Final[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, _Watchdog]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _watched(
+    loop: asyncio.AbstractEventLoop,
+    task: asyncio.Task[Any],
+    seconds: float,
+    func: Callable[[httpx.Request], Awaitable[_T]],
+    request: httpx.Request,
+    error: Callable[[], httpx.TimeoutException],
+) -> _T:
+    """`run_within` on asyncio: what `asyncio.timeout` does, watched by the
+    loop's `_Watchdog` for *seconds*."""
+    try:
+        watchdog = _watchdogs[loop][seconds]
+    except KeyError:
+        watchdog = _watchdogs.setdefault(loop, {}).setdefault(seconds, _Watchdog(loop))
+    bound = _Bound(task, loop.time() + seconds)
+    watchdog.watch(bound)
+    try:
+        result = await func(request)
+    except BaseException as exc:
+        watchdog.unwatch(bound)
+        # As asyncio.timeout: our cancellation, and no other one since the
+        # call began, becomes the timeout error.
+        if (
+            bound.expiring
+            and task.uncancel() <= bound.cancelling
+            and isinstance(exc, asyncio.CancelledError)
+        ):
+            raise _with_request(error(), request) from None
+        raise
+    watchdog.unwatch(bound)
+    if bound.expiring:
+        task.uncancel()
+    return result
 
 
 def _with_request(exc: httpx.TimeoutException, request: httpx.Request) -> httpx.TimeoutException:
