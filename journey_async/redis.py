@@ -132,7 +132,16 @@ class RedisRateLimit:
     .. versionadded:: 0.2.0
     """
 
-    __slots__ = ("_acquire", "_burst", "_cool", "_cool_down", "_cooling", "_per_second", "_tat")
+    __slots__ = (
+        "_acquire",
+        "_burst",
+        "_cool",
+        "_cool_down",
+        "_cooling",
+        "_lock",
+        "_per_second",
+        "_tat",
+    )
 
     def __init__(
         self,
@@ -153,6 +162,10 @@ class RedisRateLimit:
         self._acquire: AsyncScript = redis.register_script(_ACQUIRE)
         self._cool_down: AsyncScript = redis.register_script(_COOL_DOWN)
         self._cooling: AsyncScript = redis.register_script(_COOLING)
+        # One script call at a time from this process: each takes a fraction
+        # of a millisecond, and thousands at once would exhaust redis-py's
+        # connection pool, which refuses rather than waits.
+        self._lock = anyio.Lock()
 
     @property
     def per_second(self) -> float:
@@ -205,7 +218,8 @@ class RedisRateLimit:
 
     async def _run(self, script: AsyncScript, keys: list[str], args: list[str]) -> Any:
         try:
-            result = await script(keys=keys, args=args)
+            async with self._lock:
+                result = await script(keys=keys, args=args)
         except _REDIS_FAILURES as exc:
             raise RateLimiterError(
                 f"the rate limit's Redis could not be used ({type(exc).__name__}: {exc}); "
