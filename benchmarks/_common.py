@@ -7,11 +7,13 @@ the machine line and Markdown tables.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import importlib.metadata
 import json
 import os
 import platform
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import journey_async as ja
 from journey_async.testing import JourneyEmulator
@@ -21,6 +23,8 @@ AUTH = {"Authorization": f"Api {TOKEN}"}
 STATS_PATH = "/api/journey/{}/statistics/external"
 SAMPLE_JOURNEYS = 300
 """Journeys the servers hold; requests cycle over them."""
+
+_T = TypeVar("_T")
 
 
 def sample_ids(count: int) -> list[str]:
@@ -41,16 +45,20 @@ async def gather_bounded(concurrency: int, calls: Iterator[Awaitable[None]]) -> 
 
 
 async def workers(
-    concurrency: int, ids: Sequence[str], one: Callable[[str], Awaitable[None]]
-) -> None:
-    """C tasks pulling from one iterator: the cheapest bounded fan-out."""
-    pending = iter(ids)
+    concurrency: int, ids: Sequence[str], one: Callable[[str], Awaitable[object]]
+) -> list[object]:
+    """C tasks pulling from one iterator, the cheapest bounded fan-out; what
+    *one* returns for each id, in input order, kept as a fan-out's caller
+    keeps its results (so that every client pays for the memory it holds)."""
+    results: list[object] = [None] * len(ids)
+    pending = enumerate(ids)
 
     async def work() -> None:
-        for journey_id in pending:
-            await one(journey_id)
+        for index, journey_id in pending:
+            results[index] = await one(journey_id)
 
     await asyncio.gather(*(work() for _ in range(concurrency)))
+    return results
 
 
 def check_all_ok(results: Sequence[ja.StatsResult], count: int) -> None:
@@ -72,12 +80,25 @@ async def run_aiohttp(url: str, ids: Sequence[str], concurrency: int) -> None:
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(url, connector=connector, headers=AUTH) as session:
 
-        async def one(journey_id: str) -> None:
+        async def one(journey_id: str) -> object:
             async with session.get(STATS_PATH.format(journey_id)) as response:
                 response.raise_for_status()
-                json.loads(await response.read())
+                return json.loads(await response.read())
 
         await workers(concurrency, ids, one)
+
+
+LOOPS = ("asyncio", "uvloop")
+"""The event loops a benchmark can run its clients on."""
+
+
+def run_on(loop: str, coro: Coroutine[Any, Any, _T]) -> _T:
+    """``asyncio.run(coro)`` on *loop*: asyncio's own, or uvloop's."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if loop == "uvloop":
+        factory = importlib.import_module("uvloop").new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(coro)
 
 
 def machine(packages: Iterable[str], loops: str = "asyncio default loop") -> str:

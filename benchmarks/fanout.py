@@ -7,11 +7,13 @@ Run from the project root::
     python -m benchmarks.fanout                      # the full table (about 10 minutes)
     python -m benchmarks.fanout --latency-ms 0 --concurrency 100 --repeat 3
     python -m benchmarks.fanout --rss-ids 0          # skip the memory part
+    python -m benchmarks.fanout --loop uvloop        # the clients on uvloop
 
 The emulator runs in another process (`spawn_emulator_process`, uvicorn with
 httptools and uvloop when installed), one per latency setting, so the
 clients measured here do not share its event loop or its GIL. Every client
-runs on the default asyncio event loop, as most applications do.
+runs on the default asyncio event loop, as most applications do, or on
+uvloop with ``--loop uvloop``.
 
 Clients, each one fresh for every run (connections included in the time):
 
@@ -65,6 +67,7 @@ from journey_async.testing import spawn_emulator_process
 
 from ._common import (
     AUTH,
+    LOOPS,
     STATS_PATH,
     TOKEN,
     check_all_ok,
@@ -72,6 +75,7 @@ from ._common import (
     machine,
     run_aiohttp,
     run_journey_async,
+    run_on,
     sample_ids,
 )
 
@@ -214,8 +218,8 @@ def peak_rss_mib(url: str, mode: str, count: int, concurrency: int) -> float:
 # --- the run --------------------------------------------------------------------------------
 
 
-def describe_machine() -> str:
-    return machine(("httpx", "httpcore", "httptools", "aiohttp", "anyio"))
+def describe_machine(loop: str) -> str:
+    return machine(("httpx", "httpcore", "httptools", "aiohttp", "anyio", "uvloop"), f"{loop} loop")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -227,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, nargs="+", default=[0.0, 50.0])
     parser.add_argument("--repeat", type=int, default=5, help="runs per cell; the median shows")
     parser.add_argument("--clients", nargs="+", choices=list(CLIENTS), default=list(CLIENTS))
+    parser.add_argument("--loop", choices=LOOPS, default="asyncio", help="the clients' event loop")
     parser.add_argument(
         "--rss-ids",
         type=int,
@@ -250,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("httpx-aiohttp is not installed: its columns are left out", file=sys.stderr)
         clients = [name for name in clients if name not in ("ja+aiohttp", "httpx+aiohttp")]
     ids = sample_ids(args.n)
-    print(f"Machine: {describe_machine()}")
+    print(f"Machine: {describe_machine(args.loop)}")
     print(f"Command: python -m benchmarks.fanout {' '.join(argv or sys.argv[1:])}".rstrip())
     for latency_ms in args.latency_ms:
         latency = latency_ms / 1000
@@ -258,9 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows: dict[int, dict[str, float]] = {}
             for concurrency in args.concurrency:
                 # One throwaway round: imports, the server's first connections.
-                asyncio.run(timed(run_journey_async, url, ids[:concurrency], concurrency))
-                rows[concurrency] = asyncio.run(
-                    measure(url, clients, ids, concurrency, args.repeat)
+                run_on(args.loop, timed(run_journey_async, url, ids[:concurrency], concurrency))
+                rows[concurrency] = run_on(
+                    args.loop, measure(url, clients, ids, concurrency, args.repeat)
                 )
         print()
         print("\n".join(table(latency, args.n, args.repeat, clients, rows)))

@@ -8,6 +8,7 @@ Run from the project root (or ``nox -s bench -- peers``)::
     python -m benchmarks.peers --config A --repeat 3    # a quick look
     python -m benchmarks.peers --config A --clients floor journey_async --loops uvloop
     python -m benchmarks.peers --server emulator        # against the emulator under uvicorn
+    python -m benchmarks.peers --config B --clients journey_async ja+otel --repeat 1
 
 Configurations:
 
@@ -34,6 +35,11 @@ under test, with C workers pulling from one iterator of ids:
   ``json.loads`` of each body) and ``httpx2`` (the httpx successor's
   ``AsyncClient``, limits raised to C): each parses the JSON, and each checks
   the status.
+
+Every client keeps what it got for each id until the run ends (the floor its
+bodies, the peers their parsed JSON, journey_async its results), as a caller
+of a fan-out does: the memory held, and the garbage collector's passes over
+it, are part of what a fan-out costs.
 
 A child imports its client and does one throwaway run of C requests first
 (imports, first-call caches), then times one run with a fresh client,
@@ -79,12 +85,14 @@ from journey_async.testing import spawn_emulator_process
 
 from ._common import (
     AUTH,
+    LOOPS,
     STATS_PATH,
     TOKEN,
     machine,
     markdown_table,
     run_aiohttp,
     run_journey_async,
+    run_on,
     sample_ids,
     workers,
 )
@@ -157,14 +165,17 @@ async def run_raw_protocol(url: str, ids: Sequence[str], concurrency: int) -> No
     loop = asyncio.get_running_loop()
     host, port = _host_port(url)
     failed = 0
-    pending = iter(ids)
+    pending = enumerate(ids)
+    responses: list[bytes] = [b""] * len(ids)
 
     async def work() -> None:
         nonlocal failed
         _, connection = await loop.create_connection(lambda: _RawConnection(loop), host, port)
         try:
-            for journey_id in pending:
-                response = await connection.exchange(_raw_request(url, journey_id))
+            for index, journey_id in pending:
+                response = responses[index] = await connection.exchange(
+                    _raw_request(url, journey_id)
+                )
                 failed += response[9:12] != b"200"
         finally:
             assert connection.transport is not None
@@ -177,16 +188,17 @@ async def run_raw_protocol(url: str, ids: Sequence[str], concurrency: int) -> No
 async def run_floor(url: str, ids: Sequence[str], concurrency: int) -> None:
     host, port = _host_port(url)
     failed = 0
-    pending = iter(ids)
+    pending = enumerate(ids)
+    bodies: list[bytes] = [b""] * len(ids)
 
     async def work() -> None:
         nonlocal failed
         reader, writer = await asyncio.open_connection(host, port)
         try:
-            for journey_id in pending:
+            for index, journey_id in pending:
                 writer.write(_raw_request(url, journey_id))
                 head = await reader.readuntil(b"\r\n\r\n")
-                await reader.readexactly(_content_length(head))
+                bodies[index] = await reader.readexactly(_content_length(head))
                 failed += head[9:12] != b"200"
         finally:
             writer.close()
@@ -260,9 +272,9 @@ async def run_pyreqwest(url: str, ids: Sequence[str], concurrency: int) -> None:
     builder = ClientBuilder().base_url(url).default_headers(AUTH).error_for_status(True)
     async with builder.max_connections(concurrency).build() as client:
 
-        async def one(journey_id: str) -> None:
+        async def one(journey_id: str) -> object:
             response = await client.get(STATS_PATH.format(journey_id)).build().send()
-            await response.json()
+            return await response.json()
 
         await workers(concurrency, ids, one)
 
@@ -273,10 +285,10 @@ async def run_httpx2(url: str, ids: Sequence[str], concurrency: int) -> None:
     limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx2.AsyncClient(base_url=url, headers=AUTH, limits=limits) as client:
 
-        async def one(journey_id: str) -> None:
+        async def one(journey_id: str) -> object:
             response = await client.get(STATS_PATH.format(journey_id))
             response.raise_for_status()
-            response.json()
+            return response.json()
 
         await workers(concurrency, ids, one)
 
@@ -291,7 +303,10 @@ CLIENTS: Final[dict[str, Runner]] = {
     "httpx2": run_httpx2,
 }
 PEERS: Final = ("pyreqwest", "aiohttp", "httpx2")
-LOOPS: Final = ("asyncio", "uvloop")
+AT_SCALE_SKIPPED: Final = ("ja+otel",)
+"""Left out of config B unless asked for with ``--clients``: with the
+instrumentation on, requests go through httpx's own transport, and 10,000 of
+them at 1000 in flight take minutes a run (docs/performance.md)."""
 
 
 # --- one run, in a fresh process ----------------------------------------------------------------
@@ -313,12 +328,7 @@ async def child_run(name: str, url: str, n: int, concurrency: int) -> dict[str, 
 
 
 def child(name: str, loop: str, url: str, n: int, concurrency: int) -> None:
-    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
-    if loop == "uvloop":
-        factory = importlib.import_module("uvloop").new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        result = runner.run(child_run(name, url, n, concurrency))
-    print(json.dumps(result))
+    print(json.dumps(run_on(loop, child_run(name, url, n, concurrency))))
 
 
 class Outcome(NamedTuple):
@@ -422,24 +432,25 @@ def verdicts(
         floor = medians.get((loop, "floor"))
         if ja_wall is None:
             continue
-        said = [f"- {loop}:"]
+        said = []
         if floor:
-            said.append(f"journey_async {ja_wall / floor:.2f}x the floor;")
+            said.append(f"journey_async {ja_wall / floor:.2f}x the floor")
         peers = {name: medians[loop, name] for name in PEERS if name in clients}
         behind = [name for name, wall in peers.items() if wall is not None and wall <= ja_wall]
         if peers:
             said.append(
-                "ahead of every peer." if not behind else f"not ahead of {', '.join(behind)}."
+                "ahead of every peer" if not behind else f"not ahead of {', '.join(behind)}"
             )
         otel = medians.get((loop, "ja+otel"))
         if otel is not None:
             spans = [o.spans for o in runs[loop, "ja+otel"] if isinstance(o, Outcome)]
             per_request = statistics.median(s or 0 for s in spans) / config.n
             said.append(
-                f"Instrumentation on: {otel / ja_wall:.2f}x journey_async's wall "
-                f"({per_request:g} spans per request)."
+                f"instrumentation on: {otel / ja_wall:.2f}x journey_async's wall "
+                f"({per_request:g} spans per request)"
             )
-        lines.append(" ".join(said))
+        if said:
+            lines.append(f"- {loop}: {'; '.join(said)}.")
     if config.delay and "floor" in clients:
         ideal = config.ideal()
         for loop in loops:
@@ -465,7 +476,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
-    parser.add_argument("--clients", nargs="+", choices=list(CLIENTS), default=list(CLIENTS))
+    parser.add_argument(
+        "--clients",
+        nargs="+",
+        choices=list(CLIENTS),
+        help="the clients to run (default: all; ja+otel in config A only)",
+    )
     parser.add_argument("--loops", nargs="+", choices=LOOPS, default=list(LOOPS))
     parser.add_argument("--repeat", type=int, default=5, help="fresh processes per cell (5)")
     parser.add_argument("--server", choices=("fast", "emulator"), default="fast")
@@ -484,12 +500,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "uvloop" in loops and importlib.util.find_spec("uvloop") is None:
         print("uvloop is not installed: its columns are left out", file=sys.stderr)
         loops.remove("uvloop")
-    clients = [name for name in CLIENTS if name in args.clients]
+    chosen = args.clients
     packages = ("journey-async", "httpx", "httptools", "aiohttp", "pyreqwest", "httpx2", "uvloop")
     print(f"Machine: {machine(packages, loops=' and '.join(loops))}")
     print(f"Command: python -m benchmarks.peers {' '.join(argv or sys.argv[1:])}".rstrip())
     for key in args.config:
         config = CONFIGS[key]
+        default = [name for name in CLIENTS if key == "A" or name not in AT_SCALE_SKIPPED]
+        clients = [name for name in CLIENTS if name in (chosen or default)]
         with server(args.server, config.delay) as url:
             runs = measure(url, config, loops, clients, args.repeat)
         print()

@@ -348,6 +348,11 @@ class RemovalBatcher:
                 caller of a failed request gets its own copy of the error (the
                 same type and attributes), so that raising it in many tasks
                 does not mix up their tracebacks.
+            NotAttemptedError: A 401/403 answered an earlier request of this
+                batcher: its pending calls and every later one fail so,
+                without a request, until it exits. A batch answered 413 is
+                sent again in halves first (`RequestTooLargeError` for a
+                single user that still does not fit).
 
         .. versionadded:: 0.1.0
         """

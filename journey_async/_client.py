@@ -62,8 +62,8 @@ from ._http import (
     default_transport,
     proxy_for,
     run_within,
-    send_and_read,
     sender_for_client,
+    sender_for_owned,
 )
 from ._logging import CallLog, call_log, logged_path, logger, request_extra
 from ._models import JourneyStats, RemovalResult, StatsFailure, StatsResult, StatsSuccess
@@ -354,7 +354,7 @@ class AsyncJourneyClient:
             # redirects) has nothing to do for a client nobody else
             # configures, and costs a third of a request.
             owned = httpx.AsyncClient(transport=inner, trust_env=False)
-            send: SendRequest = functools.partial(send_and_read, inner)
+            send: SendRequest = sender_for_owned(owned, inner)
             self._shared = _Shared(
                 owned,
                 send,
@@ -820,7 +820,12 @@ class AsyncJourneyClient:
         )
         request.read()  # as httpx does for a body in memory: request.content works
         deadline = self._deadline
-        log_token = call_log.set(CallLog(journey_id, self._secret))
+        # The records' shared fields, only when records can be emitted at all.
+        log_token = (
+            call_log.set(CallLog(journey_id, self._secret))
+            if logger.isEnabledFor(logging.INFO)
+            else None
+        )
         try:
             if deadline is None:
                 response = await self._send_request(request)
@@ -844,7 +849,8 @@ class AsyncJourneyClient:
                 f"{method} {path}: the response body could not be decoded: {_describe(exc)}"
             ) from exc
         finally:
-            call_log.reset(log_token)
+            if log_token is not None:
+                call_log.reset(log_token)
         if response.is_success:
             return response
         raise status_error(response, secret=self._secret)
@@ -857,14 +863,19 @@ class AsyncJourneyClient:
         try:
             return parse(content)
         except ResponseFormatError as exc:
-            clean = redact_bytes(content, self._secret)
-            if clean is content:
-                raise
+            error = exc
+        clean = redact_bytes(content, self._secret)
+        if clean is not content:
             try:
                 parse(clean)
-            except ResponseFormatError as clean_exc:
-                raise clean_exc from None
-            raise ResponseFormatError(redact(str(exc), self._secret)) from None
+            except ResponseFormatError as exc:
+                error = exc
+        # Once more on the message: JSON may spell the token with escapes.
+        message = str(error)
+        redacted = redact(message, self._secret)
+        if redacted == message:
+            raise error
+        raise ResponseFormatError(redacted) from None
 
     async def _attempt(self, request: httpx.Request) -> httpx.Response:
         """One attempt, once a slot is free: direct calls beyond the pool's

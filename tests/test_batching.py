@@ -973,3 +973,63 @@ async def test_413_halving_against_the_served_emulators_body_limit(
     accepted = [r for r in emulator.requests if r.status == 200]
     assert refused
     assert sorted(u for r in accepted for u in r.json["user_ids"]) == sorted(users)  # each once
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    users=st.lists(st.sampled_from(POOL), min_size=1, max_size=30),
+    batch_size=st.integers(1, 8),
+    concurrency=st.integers(1, 4),
+    faults=st.lists(
+        st.sampled_from([Fault.status(401), Fault.status(403), Fault.status(500)]), max_size=4
+    ),
+    fitting=st.one_of(st.none(), st.integers(1, 6)),
+)
+def test_fail_fast_and_halving_keep_every_user_accounted_for(
+    served: EmulatorServer,
+    users: list[str],
+    batch_size: int,
+    concurrency: int,
+    faults: list[Fault],
+    fitting: int | None,
+) -> None:
+    emulator = served.emulator
+    emulator.clear_faults()
+    journey = emulator.add_journey(users=POOL)
+    unique = list(dict.fromkeys(users))
+    emulator.inject(*faults, endpoint="remove", journey_id=journey)
+    # A body limit that fits *fitting* users a request, when set.
+    emulator.max_body_bytes = (
+        None
+        if fitting is None
+        else len(json.dumps({"user_ids": POOL[:fitting], "journey_uuids": [journey]}))
+    )
+
+    async def remove() -> ja.RemovalResult | ja.JourneyError:
+        async with served_client(served, max_concurrency=concurrency) as client:
+            try:
+                return await client.remove_users(
+                    users, journey_ids=[journey], batch_size=batch_size
+                )
+            except ja.JourneyError as exc:
+                return exc
+
+    try:
+        outcome = anyio.run(remove)
+    finally:
+        emulator.max_body_bytes = None
+        emulator.clear_faults()
+    if isinstance(outcome, ja.RemovalResult):
+        removed, failed = list(outcome.user_ids), []
+    elif isinstance(outcome, ja.RemovalError):
+        removed, failed = list(outcome.removed), list(outcome.failed)
+        stopped = any(isinstance(e, ja.AuthenticationError) for e in outcome.errors)
+        # Not-attempted users, if any, are stood for by one NotAttemptedError.
+        assert sum(isinstance(e, ja.NotAttemptedError) for e in outcome.errors) <= int(stopped)
+    else:
+        assert not isinstance(outcome, ja.NotAttemptedError), "the request's own error"
+        removed, failed = [], unique
+    assert sorted(removed + failed) == sorted(unique)
+    assert not set(removed) & set(failed)
+    assert [u for u in unique if u in removed] == removed
+    assert emulator.users_in(journey) == set(POOL) - set(removed)

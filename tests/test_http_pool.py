@@ -55,3 +55,20 @@ async def test_a_request_cancelled_while_waiting_for_a_slot_takes_none() -> None
             assert (await send(transport, url)).status_code == 200
     assert server.connections == 1
     assert len(server.heads) == 4
+
+
+async def test_a_waiter_cancelled_as_a_slot_is_released_leaves_cleanly() -> None:
+    # The release pops the cancelled waiter before its task runs again: the
+    # task must end with its CancelledError, not a ValueError from the queue.
+    from journey_async._http._pool import Pool
+
+    pool = Pool(asyncio.get_running_loop(), max_connections=1, keepalive_expiry=5.0)
+    assert pool.try_acquire()
+    waiting = asyncio.ensure_future(pool.acquire(None))
+    await asyncio.sleep(0)  # in the queue
+    waiting.cancel()  # cancels the waiter's future at once; the task runs later
+    pool.release()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert pool.free == 1
+    assert not pool.waiters

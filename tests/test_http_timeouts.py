@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import weakref
 from collections.abc import AsyncIterator, Iterator
 
 import anyio
@@ -235,3 +237,16 @@ async def test_finished_calls_leave_nothing_watched() -> None:
     assert sum(results) == 50
     watchdog = _watchdogs[asyncio.get_running_loop()][7.5]
     assert not watchdog._calls
+
+
+def test_a_loop_that_is_gone_takes_its_watchdog_along() -> None:
+    async def quick(request: httpx.Request) -> int:
+        return 1
+
+    loop = asyncio.new_event_loop()
+    assert loop.run_until_complete(run_within(7.5, quick, REQUEST, _bound_error)) == 1
+    gone = weakref.ref(loop)
+    loop.close()
+    del loop
+    gc.collect()
+    assert gone() is None

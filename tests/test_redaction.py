@@ -122,3 +122,17 @@ def test_the_cli_redacts_a_short_token_as_a_word_only(capsys: pytest.CaptureFixt
     _, err = capsys.readouterr()
     assert "ftp://[secret]/" in err
     assert "http(s)" in err  # "ht" inside a word is left alone
+
+
+async def test_a_token_spelled_with_json_escapes_is_blotted_out_too() -> None:
+    token = "test-token-5f0c1e"
+    escaped = "".join(f"\\u{ord(c):04x}" for c in token)
+    body = '{"payload": {"title": "T", "points": [{"pointTitle": 5, "pointStat": "' + escaped
+    body += '"}]}}'
+    with respx.mock(assert_all_mocked=True) as api:
+        api.get(STATS_URL).respond(200, text=body)
+        async with ja.AsyncJourneyClient(token, retry=None) as client:
+            with pytest.raises(ja.ResponseFormatError) as info:
+                await client.get_stats(JOURNEY_ID)
+    assert token not in str(info.value)
+    assert REDACTED in str(info.value)

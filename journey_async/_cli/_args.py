@@ -244,6 +244,31 @@ def _add_client_options(parser: argparse.ArgumentParser, *, on_subcommand: bool)
     )
 
 
+def _add_sample_options(
+    parser: argparse.ArgumentParser, *, latency_ms: float, fault_rate: float
+) -> None:
+    """The options of an emulator with sample data, shared by ``emulator`` and ``demo``."""
+    parser.add_argument(
+        "--journeys", type=_positive_int, default=300, metavar="N", help="default: 300"
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=_non_negative,
+        default=latency_ms,
+        metavar="MS",
+        help=f"added to each answer (default: {latency_ms:g})",
+    )
+    parser.add_argument(
+        "--fault-rate",
+        type=_fraction,
+        default=fault_rate,
+        metavar="P",
+        help="share of requests failing transiently (429, 5xx, dropped), retried by "
+        f"clients, 0 to 1 (default: {fault_rate:g})",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same journeys")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
@@ -320,21 +345,10 @@ def _build_parser() -> argparse.ArgumentParser:
     emulator.add_argument(
         "--port", type=_port, default=8080, help="default: 8080; 0 picks a free port"
     )
-    emulator.add_argument("--journeys", type=int, default=300, metavar="N", help="default: 300")
+    _add_sample_options(emulator, latency_ms=0.0, fault_rate=0.0)
     emulator.add_argument(
         "--users-per-journey", type=int, default=20, metavar="N", help="default: 20"
     )
-    emulator.add_argument(
-        "--latency-ms", type=_non_negative, default=0.0, metavar="MS", help="added to each answer"
-    )
-    emulator.add_argument(
-        "--fault-rate",
-        type=_fraction,
-        default=0.0,
-        metavar="P",
-        help="share of requests failing transiently (429, 5xx, dropped), 0 to 1",
-    )
-    emulator.add_argument("--seed", type=int, default=0, help="same seed, same journeys")
     emulator.add_argument(
         "--unknown-shapes",
         action="store_true",
@@ -374,9 +388,7 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Serve an emulator on 127.0.0.1, fetch the statistics of all its "
         "journeys concurrently, remove thousands of users in batches, and say how long it took.",
     )
-    demo.add_argument(
-        "--journeys", type=_positive_int, default=300, metavar="N", help="default: 300"
-    )
+    _add_sample_options(demo, latency_ms=20.0, fault_rate=0.05)
     demo.add_argument(
         "--users",
         type=_positive_int,
@@ -385,26 +397,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help="users to seat in journeys and remove (default: 3000)",
     )
     demo.add_argument(
-        "--latency-ms",
-        type=_non_negative,
-        default=20.0,
-        metavar="MS",
-        help="added to each answer (default: 20)",
-    )
-    demo.add_argument(
-        "--fault-rate",
-        type=_fraction,
-        default=0.05,
-        metavar="P",
-        help="share of requests failing transiently, retried by the client (default: 0.05)",
-    )
-    demo.add_argument(
         "--batch-size",
         type=_positive_int,
         metavar="N",
         help=f"user ids per request (default: {DEFAULT_BATCH_SIZE})",
     )
-    demo.add_argument("--seed", type=int, default=0, help="same seed, same journeys")
     demo.add_argument(
         "--concurrency",
         type=_positive_int,

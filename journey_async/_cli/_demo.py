@@ -10,8 +10,8 @@ import argparse
 import math
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
 
@@ -20,11 +20,21 @@ from journey_async._converter import unstructure_point_stats
 from journey_async._models import StatsResult
 
 from ._args import EXIT_FAILED, EXIT_OK, PROG, _require_uvicorn
-from ._output import _Column, _count, _Output, _plural, _rate, _seconds, _short_error
+from ._output import (
+    ProgressCallback,
+    _Column,
+    _count,
+    _Output,
+    _plural,
+    _rate,
+    _seconds,
+    _short_error,
+)
 from ._stats import _STAT_FIELDS, _counts_table, _stats_summary
 
 if TYPE_CHECKING:
     from journey_async._emulator._app import JourneyEmulator
+    from journey_async._emulator._data import Endpoint
 
 _MEMBERSHIPS_PER_DEMO_USER: Final = 3
 _FAILURES_SHOWN: Final = 5
@@ -147,6 +157,30 @@ def _attempts(emulator: JourneyEmulator, endpoint: str) -> tuple[int, int]:
     return len(received), sum(r.fault is not None for r in received)
 
 
+_T = TypeVar("_T")
+
+
+async def _phase(
+    output: _Output,
+    emulator: JourneyEmulator,
+    endpoint: Endpoint,
+    total: int,
+    call: Callable[[ProgressCallback | None], Awaitable[_T]],
+) -> tuple[_T, float, int, int]:
+    """
+    One step of the demo, with a progress bar over *total*: what *call*
+    returned, the seconds it took, and the requests the emulator received
+    for *endpoint* meanwhile, and how many of them it faulted.
+    """
+    emulator.reset_counters()
+    started = time.perf_counter()
+    with output.progress("journeys" if endpoint == "stats" else "users", total) as progress:
+        outcome = await call(progress)
+    elapsed = time.perf_counter() - started
+    requests, faults = _attempts(emulator, endpoint)
+    return outcome, elapsed, requests, faults
+
+
 async def _demo(args: argparse.Namespace, output: _Output) -> int:
     _require_uvicorn("demo")
     from journey_async._emulator._app import JourneyEmulator
@@ -180,12 +214,13 @@ async def _demo(args: argparse.Namespace, output: _Output) -> int:
                 f"1. Statistics of all {_plural(len(ids), 'journey')}, "
                 f"up to {client.max_concurrency} requests at a time"
             )
-            emulator.reset_counters()
-            stats_started = time.perf_counter()
-            with output.progress("journeys", len(ids)) as progress:
-                results = await client.get_stats_many(ids, progress=progress)
-            stats_elapsed = time.perf_counter() - stats_started
-            stats_requests, stats_faults = _attempts(emulator, "stats")
+            results, stats_elapsed, stats_requests, stats_faults = await _phase(
+                output,
+                emulator,
+                "stats",
+                len(ids),
+                lambda progress: client.get_stats_many(ids, progress=progress),
+            )
             peak = emulator.max_in_flight
 
             output.line(f"   {_stats_summary(results, stats_elapsed)}")
@@ -211,14 +246,15 @@ async def _demo(args: argparse.Namespace, output: _Output) -> int:
                 f"2. Removal of {_plural(len(demo_users), 'user')} from all journeys, "
                 f"in {_plural(batches, 'batch')} of up to {_count(batch_size)}"
             )
-            emulator.reset_counters()
-            removal_started = time.perf_counter()
-            with output.progress("users", len(demo_users)) as progress:
-                removal = await client.remove_users(
+            removal, removal_elapsed, removal_requests, removal_faults = await _phase(
+                output,
+                emulator,
+                "remove",
+                len(demo_users),
+                lambda progress: client.remove_users(
                     demo_users, all_journeys=True, batch_size=batch_size, progress=progress
-                )
-            removal_elapsed = time.perf_counter() - removal_started
-            removal_requests, removal_faults = _attempts(emulator, "remove")
+                ),
+            )
 
     output.line(
         f"   removed {_plural(len(removal.user_ids), 'user')} in {_seconds(removal_elapsed)} "

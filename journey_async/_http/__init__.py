@@ -15,7 +15,7 @@ The default transport: HTTP/1.1 on asyncio, one job per module.
   client (`send_and_read`, `sender_for_client`).
 """
 
-from ._body import send_and_read, sender_for_client
+from ._body import send_and_read, sender_for_client, sender_for_owned
 from ._decoding import ACCEPT_ENCODING
 from ._limits import (
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -57,4 +57,5 @@ __all__ = [
     "run_within",
     "send_and_read",
     "sender_for_client",
+    "sender_for_owned",
 ]

@@ -13,13 +13,14 @@ from __future__ import annotations
 import datetime
 import time
 from collections.abc import Awaitable, Callable
+from types import FunctionType
 
 import httpx
 
 from ._decoding import Overflow, decoder_for
 from ._limits import DEFAULT_MAX_RESPONSE_BYTES, MAX_RESPONSE_BYTES_EXTENSION, body_too_large
 
-__all__ = ["max_body", "read_bounded", "send_and_read", "sender_for_client"]
+__all__ = ["max_body", "read_bounded", "send_and_read", "sender_for_client", "sender_for_owned"]
 
 
 def max_body(request: httpx.Request) -> int:
@@ -96,6 +97,28 @@ def sender_for_client(
     """
 
     async def send(request: httpx.Request) -> httpx.Response:
+        response = await client.send(request, stream=True)
+        await read_bounded(response, max_body(request))
+        return response
+
+    return send
+
+
+def sender_for_owned(
+    client: httpx.AsyncClient, transport: httpx.AsyncBaseTransport
+) -> Callable[[httpx.Request], Awaitable[httpx.Response]]:
+    """
+    Straight to *transport* (`send_and_read`), skipping ``client.send``,
+    whose per-request work has nothing to do for a client only we configure;
+    except while ``AsyncClient._transport_for_url`` is patched, as
+    ``respx.mock(using="httpx")`` does: then through ``client.send``, where
+    the mock answers.
+    """
+
+    async def send(request: httpx.Request) -> httpx.Response:
+        route = httpx.AsyncClient._transport_for_url
+        if type(route) is FunctionType and route.__module__.startswith("httpx."):
+            return await send_and_read(transport, request)
         response = await client.send(request, stream=True)
         await read_bounded(response, max_body(request))
         return response

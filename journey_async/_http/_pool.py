@@ -59,7 +59,9 @@ class Pool:
                 self.release()  # handed a slot just as we gave up: pass it on
             else:
                 waiter.cancel()
-                self.waiters.remove(waiter)
+                # A release may have dropped it already, cancelled, from the queue.
+                with contextlib.suppress(ValueError):
+                    self.waiters.remove(waiter)
             raise
 
     def release(self) -> None:

@@ -107,42 +107,56 @@ class _Watchdog:
     when it fires it cancels every call whose deadline has passed, as
     `asyncio.timeout` would, and is set again for the next one. A call that
     ends just leaves the watch; the timer, if it was set for that call,
-    finds the next one when it fires.
+    finds the next one when it fires. It holds no reference to its loop
+    (the loop's timer holds it), so a loop that is gone takes it along.
     """
 
-    __slots__ = ("_calls", "_loop", "_timer")
+    __slots__ = ("_armed", "_calls")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self) -> None:
         self._calls: dict[_Bound, None] = {}  # insertion order: deadline order
-        self._timer: asyncio.TimerHandle | None = None
+        self._armed = False
 
-    def watch(self, bound: _Bound) -> None:
+    def watch(self, loop: asyncio.AbstractEventLoop, bound: _Bound) -> None:
         self._calls[bound] = None
-        if self._timer is None:
-            self._timer = self._loop.call_at(bound.ends_at, self._fire)
+        if not self._armed:
+            self._armed = True
+            loop.call_at(bound.ends_at, self._fire, loop)
 
     def unwatch(self, bound: _Bound) -> None:
         self._calls.pop(bound, None)
 
-    def _fire(self) -> None:
-        self._timer = None
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._armed = False
         calls = self._calls
-        now = self._loop.time()
+        now = loop.time()
         while calls:
             bound = next(iter(calls))
             if bound.ends_at > now:
-                self._timer = self._loop.call_at(bound.ends_at, self._fire)
+                self._armed = True
+                loop.call_at(bound.ends_at, self._fire, loop)
                 return
             del calls[bound]
             bound.expiring = True
             bound.task.cancel()
 
 
-# Per event loop (weakly: a closed loop goes), per bound in seconds.
+# Per event loop (weakly: a closed loop goes), per bound in seconds; and the
+# last one used, since a fan-out asks for the same one every call.
 _watchdogs: Final[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, _Watchdog]]] = (
     weakref.WeakKeyDictionary()
 )
+_last_watchdog: list[tuple[weakref.ref[asyncio.AbstractEventLoop], float, _Watchdog]] = []
+
+
+def _watchdog(loop: asyncio.AbstractEventLoop, seconds: float) -> _Watchdog:
+    if _last_watchdog:
+        last_loop, last_seconds, watchdog = _last_watchdog[0]
+        if last_seconds == seconds and last_loop() is loop:
+            return watchdog
+    watchdog = _watchdogs.setdefault(loop, {}).setdefault(seconds, _Watchdog())
+    _last_watchdog[:] = [(weakref.ref(loop), seconds, watchdog)]
+    return watchdog
 
 
 async def _watched(
@@ -155,12 +169,9 @@ async def _watched(
 ) -> _T:
     """`run_within` on asyncio: what `asyncio.timeout` does, watched by the
     loop's `_Watchdog` for *seconds*."""
-    try:
-        watchdog = _watchdogs[loop][seconds]
-    except KeyError:
-        watchdog = _watchdogs.setdefault(loop, {}).setdefault(seconds, _Watchdog(loop))
+    watchdog = _watchdog(loop, seconds)
     bound = _Bound(task, loop.time() + seconds)
-    watchdog.watch(bound)
+    watchdog.watch(loop, bound)
     try:
         result = await func(request)
     except BaseException as exc:

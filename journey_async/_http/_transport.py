@@ -12,10 +12,11 @@ request with an in-memory body and return the whole response. What it does
 not do, it hands over to httpx's own `httpx.AsyncHTTPTransport` (httpcore),
 per origin and decided once: a proxy from the environment (``HTTPS_PROXY``,
 ``ALL_PROXY``, minus ``NO_PROXY``), an event loop that is not asyncio (trio),
-or a URL scheme other than http and https. And while httpcore's connection
-pool is patched, as ``respx.mock`` does, every request goes through httpcore,
-so that tests written against httpx's usual mocking see the requests as they
-would with httpx's default transport. Plain httpcore for everything is one
+or a URL scheme other than http and https. And while httpx's transport or
+httpcore's pool is patched (pytest-httpx, ``respx.mock``, OpenTelemetry's
+httpx instrumentation), every request goes through httpx's transport, so
+that mocks and tracers see the requests as they would with httpx's default
+transport (`patched`). Plain httpcore for everything is one
 argument away: ``AsyncJourneyClient(transport=httpx.AsyncHTTPTransport())``.
 
 Timeouts are httpx's, read from ``request.extensions["timeout"]``:
@@ -33,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
+from types import FunctionType
 from typing import Final
 
 import httpcore
@@ -72,11 +74,23 @@ def default_transport(
     )
 
 
-def _httpcore_patched() -> bool:
-    """Whether httpcore's pool is patched (``respx.mock``): then requests go
-    through httpcore, where the mock answers them."""
-    send = httpcore.AsyncConnectionPool.handle_async_request
-    return not getattr(send, "__module__", "").startswith("httpcore.")
+def patched() -> bool:
+    """
+    Whether httpx's transport or httpcore's pool is patched, as the mocking
+    and tracing tools do: pytest-httpx and OpenTelemetry's
+    ``HTTPXClientInstrumentor`` replace `httpx.AsyncHTTPTransport.handle_async_request`,
+    ``respx.mock`` httpcore's pool. Requests then go through httpx's own
+    transport, where the mock answers them or the tracer sees them.
+
+    A check of two class attributes per request: each is httpx's or
+    httpcore's own plain function unless something replaced it (a wrapper
+    object, or a function of another module).
+    """
+    send = httpx.AsyncHTTPTransport.handle_async_request
+    if type(send) is not FunctionType or not send.__module__.startswith("httpx."):
+        return True
+    pool = httpcore.AsyncConnectionPool.handle_async_request
+    return type(pool) is not FunctionType or not pool.__module__.startswith("httpcore.")
 
 
 class HTTP11Transport(httpx.AsyncBaseTransport):
@@ -137,7 +151,7 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
             loop = asyncio.get_running_loop()
         except RuntimeError:  # trio, or another non-asyncio loop
             return await _whole(self._handover_fallback(), request, attempt_timeout)
-        if _httpcore_patched():
+        if patched():
             return await _whole(self._handover_fallback(), request, attempt_timeout)
 
         pool = self._pool

@@ -23,6 +23,7 @@ from ._limits import MAX_HEAD_BYTES, MAX_HEAD_LINE_BYTES, body_too_large, head_t
 __all__ = [
     "Headers",
     "ParsedResponse",
+    "RequestBytes",
     "ResponseParser",
     "delimited_by_close",
     "is_chunked",
@@ -32,37 +33,61 @@ __all__ = [
 Headers: TypeAlias = list[tuple[bytes, bytes]]
 
 
-def serialize_request(request: httpx.Request, body: bytes) -> bytes:
+class RequestBytes(bytes):
+    """
+    A request as it goes on the wire. Its repr shows the size only: the head
+    holds the Authorization header, and tracebacks that print their frames'
+    locals (Sentry, rich, ``capture_locals=True``) print every repr.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} request bytes>"
+
+
+def serialize_request(request: httpx.Request, body: bytes) -> RequestBytes:
     """
     *request* as it goes on the wire, with *body* (its whole content),
     refusing anything that would let a header or the method smuggle in
     another request.
+
+    No local here holds the header bytes in a form whose repr shows them:
+    the head is a `RequestBytes` from the moment it exists.
     """
     method = request.method
     if not (method.isascii() and method.isalpha()):
         raise httpx.LocalProtocolError(f"invalid HTTP method {method!r}", request=request)
-    headers = request.headers.raw
-    head = b"".join(
-        [
-            method.encode("ascii"),
-            b" ",
-            request.url.raw_path,
-            b" HTTP/1.1\r\n",
-            *[b"%s: %s\r\n" % header for header in headers],
-            b"\r\n",
-        ]
+    raw = request.headers.raw
+    head = RequestBytes(
+        b"".join(
+            [
+                method.encode("ascii"),
+                b" ",
+                request.url.raw_path,
+                b" HTTP/1.1\r\n",
+                *[b"%s: %s\r\n" % header for header in raw],
+                b"\r\n",
+            ]
+        )
     )
     # One scan of the whole head instead of one per header: a CR, LF or NUL
     # inside a name or a value shows as a line too many.
-    lines = len(headers) + 2
-    if head.count(b"\n") != lines or head.count(b"\r") != lines or b"\0" in head:
+    lines = len(raw) + 2
+    chunked = b"transfer-encoding" in head.lower() and is_chunked(raw)
+    del raw  # the headers, token included: not a local of any frame below
+    if head.count(b"\n") != lines or head.count(b"\r") != lines or head.count(b"\0"):
         raise httpx.LocalProtocolError("invalid character in a header", request=request)
-    if b"transfer-encoding" in head.lower() and is_chunked(headers):
+    if chunked:
         # A streamed body, read whole by the caller: sent as one chunk.
-        return b"".join(
-            [head, b"%x\r\n" % len(body), body, b"\r\n0\r\n\r\n"] if body else [head, b"0\r\n\r\n"]
+        return RequestBytes(
+            b"".join(
+                [head, b"%x\r\n" % len(body), body, b"\r\n0\r\n\r\n"]
+                if body
+                else [head, b"0\r\n\r\n"]
+            )
         )
-    return head + body if body else head
+    return RequestBytes(head + body) if body else head
 
 
 def is_chunked(headers: Headers) -> bool:
