@@ -139,10 +139,10 @@ class _Budget:
     slot on by ``1 / r``. A fresh budget, and one just out of a cool-down,
     has nothing saved up: its requests are spaced from the first.
 
-    A 429 starts a cool-down until the server's time; 429s that arrive before
-    any request was sent since belong to the same episode (they answer
-    requests sent before it). When the cool-down ends, the rate is learned
-    from the phase that ended (see docs/ratelimits.md).
+    A 429 starts a cool-down until the server's time; 429s that arrive
+    during it, or answer requests sent before it began, belong to the same
+    episode. When the cool-down ends, the rate is learned from the phase
+    that ended (see docs/ratelimits.md).
     """
 
     def __init__(self, ceiling: float | None, burst: int) -> None:
@@ -159,7 +159,6 @@ class _Budget:
         self._window = _Window()
         self._phase_start: float | None = None
         self._phase_sent = 0
-        self._episodes_seen = 0
         self._sent_since_episode = 0
         self._ended: _Phase | None = None
         self._burst_seen: int | None = None
@@ -257,7 +256,6 @@ class _Budget:
             recent=self._window.total(now),
             rate=self.rate(end),
         )
-        self._episodes_seen += 1
         self._episode_began = now
         self._sent_since_episode = 0
         self._slot = None
