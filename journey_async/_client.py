@@ -352,7 +352,7 @@ class AsyncJourneyClient:
             # is_closed): requests go straight to the transport, since
             # AsyncClient.send's per-request work (auth, cookies, hooks,
             # redirects) has nothing to do for a client nobody else
-            # configures, and costs a third of a request.
+            # configures, and is measurable per request (benchmarks/hotpath.py).
             owned = httpx.AsyncClient(transport=inner, trust_env=False)
             send: SendRequest = sender_for_owned(owned, inner)
             self._shared = _Shared(
@@ -809,8 +809,8 @@ class AsyncJourneyClient:
             headers["Content-Length"] = str(len(body))
             extensions = self._removal_extensions
         # stream=, not content=: httpx then skips encoding the body and
-        # re-deriving every header, a sixth of a request's CPU in a fan-out;
-        # the headers above are what it would have derived.
+        # re-deriving every header (benchmarks/hotpath.py measures both); the
+        # headers above are what it would have derived.
         request = httpx.Request(
             method,
             self._url(path),

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import warnings
 
 import httpx
 import pytest
@@ -72,3 +74,37 @@ async def test_a_body_ended_by_the_close_and_an_http_1_0_response() -> None:
             assert response.content == b"until the end"
             assert response.http_version == "HTTP/1.0"
     assert server.connections == 2, "not reused after a close-delimited body"
+
+
+async def test_a_connect_cancelled_while_the_socket_opens_closes_it() -> None:
+    # Python 3.11's happy eyeballs (asyncio.staggered) drops the socket that
+    # won the race when the caller is cancelled before the race returns: a
+    # fan-out cancelled while its connections open left them unclosed.
+    from journey_async._http._connection import connect
+
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    loop = asyncio.get_running_loop()
+    request = httpx.Request("GET", f"http://127.0.0.1:{port}/")
+
+    async def connect_and_close() -> None:
+        connection = await connect(
+            loop, "127.0.0.1", port, tls=None, connect_timeout=5.0, request=request
+        )
+        connection.close()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for turns in range(1, 12):
+            attempts = [asyncio.ensure_future(connect_and_close()) for _ in range(20)]
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            for attempt in attempts:
+                attempt.cancel()
+            await asyncio.gather(*attempts, return_exceptions=True)
+        await asyncio.sleep(0.05)  # the closed transports' last callbacks
+        gc.collect()
+    server.close()
+    await server.wait_closed()
+    unclosed = [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not unclosed, f"{len(unclosed)} sockets left unclosed: {unclosed[0].message}"

@@ -99,8 +99,8 @@ class _Watchdog:
     """
     The calls of one event loop bounded by the same number of seconds, and
     one timer for all of them, in place of an `asyncio.timeout` (a timer
-    set and cancelled) per call, which costs a fan-out as much as parsing
-    a response does.
+    set and cancelled) per call, whose cost shows in a fan-out
+    (docs/performance.md).
 
     Calls are watched in the order they start, which with the same bound is
     the order their deadlines come: the timer is set for the first one, and
