@@ -102,7 +102,11 @@ async def run_naive(url: str, ids: Sequence[str]) -> Outcome:
     async def one(client: httpx.AsyncClient, journey_id: str) -> None:
         for attempt in range(ATTEMPTS):
             counts["sent"] += 1
-            response = await client.get(STATS_PATH.format(journey_id))
+            try:
+                response = await client.get(STATS_PATH.format(journey_id))
+            except httpx.TransportError:  # such as a PoolTimeout: 600 tasks, 100 connections
+                await asyncio.sleep(0.5 * 2**attempt)
+                continue
             if response.status_code == 200:
                 response.json()
                 counts["ok"] += 1
@@ -119,7 +123,9 @@ async def run_naive(url: str, ids: Sequence[str]) -> Outcome:
     return time.perf_counter() - start, counts["sent"], counts["429"], counts["ok"]
 
 
-def _redis_worker(url: str, redis_url: str, key: str, ids: list[str], go: Event, done: Any) -> None:
+def _redis_worker(
+    url: str, redis_url: str, key: str, ids: list[str], ready: Any, go: Event, done: Any
+) -> None:
     async def work() -> Outcome:
         import redis.asyncio
 
@@ -127,7 +133,8 @@ def _redis_worker(url: str, redis_url: str, key: str, ids: list[str], go: Event,
 
         connection = redis.asyncio.Redis.from_url(redis_url)
         await connection.ping()
-        limit = RedisRateLimit(connection, key=key, per_second=RATE, burst=BURST)
+        limit = RedisRateLimit(connection, key=key, per_second=RATE)
+        ready.put(True)
         go.wait()
         try:
             return await run_client(url, ids, limit)
@@ -139,17 +146,19 @@ def _redis_worker(url: str, redis_url: str, key: str, ids: list[str], go: Event,
 
 def run_redis(url: str, ids: Sequence[str], redis_url: str) -> Outcome:
     context = multiprocessing.get_context("spawn")
+    ready = context.Queue()
     go = context.Event()
     done = context.Queue()
     key = f"bench:{uuid.uuid4()}"
     shards = [list(ids[i::PROCESSES]) for i in range(PROCESSES)]
     workers = [
-        context.Process(target=_redis_worker, args=(url, redis_url, key, shard, go, done))
+        context.Process(target=_redis_worker, args=(url, redis_url, key, shard, ready, go, done))
         for shard in shards
     ]
     for worker in workers:
         worker.start()
-    time.sleep(3)  # let every process import and connect before the clock starts
+    for _ in workers:  # every process imported and connected before the clock starts
+        ready.get(timeout=120)
     start = time.perf_counter()
     go.set()
     outcomes = [done.get(timeout=300) for _ in workers]

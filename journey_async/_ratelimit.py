@@ -209,14 +209,19 @@ class _Budget:
         tolerance = (self._burst_at(rate) - 1) / rate
         return max(0.0, self._slot - tolerance - now)
 
-    def take(self, now: float) -> None:
-        """The request at *now* goes: move the slot on, and count it."""
+    def take(self, now: float, *, waited: bool = False) -> None:
+        """
+        The request at *now* goes: move the slot on, and count it. *waited*:
+        it had to queue, so the budget was not idle: a late wake-up (a busy
+        event loop) must not turn into a burst of the requests behind it.
+        """
         rate = self.rate(now)
         if rate is not None:
             interval = 1.0 / rate
+            tolerance = (self._burst_at(rate) - 1) * interval
             slot = self._slot
-            if slot is None:  # nothing saved up
-                slot = now + (self._burst_at(rate) - 1) * interval
+            if slot is None or waited:  # nothing saved up
+                slot = max(slot or now, now + tolerance)
             self._slot = max(slot, now) + interval
         if self._phase_start is None:
             self._phase_start = now
@@ -392,7 +397,7 @@ class _LocalLimiter:
                     # At least the time slept to: a sleep that returns at
                     # once (a test's) must not make this loop spin.
                     now = max(self._clock(), now + wait)
-                budget.take(now)
+                budget.take(now, waited=True)
             return now
         budget.take(now)
         return now

@@ -113,6 +113,29 @@ async def test_an_idle_budget_saves_up_its_burst(fake: FakeTime) -> None:
     assert sent == [0.0, 0.0, 0.0, 0.0, 0.1, 0.2]
 
 
+async def test_a_late_wake_up_is_no_reason_to_burst(fake: FakeTime) -> None:
+    limit = fake.limit(10)  # burst 10 after an idle moment, but this one is busy
+    start = fake.now
+    late = True
+    sent: list[float] = []
+
+    async def oversleep(seconds: float) -> None:
+        nonlocal late
+        await fake.sleep(seconds + (0.5 if late else 0.0))  # an event loop busy once
+        late = False
+
+    limit._sleep = oversleep
+
+    async def one() -> None:
+        await limit.acquire()
+        sent.append(round(fake.now - start, 6))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(one)
+    assert sent == [0.0, 0.6, 0.7, 0.8, 0.9]
+
+
 async def test_concurrent_requests_share_one_budget(fake: FakeTime) -> None:
     limit = fake.limit(20)
     start = fake.now
