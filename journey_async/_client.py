@@ -58,6 +58,7 @@ from ._logging import CallLog, call_log, log_attempt, logger
 from ._models import JourneyStats, RemovalResult, StatsFailure, StatsResult, StatsSuccess
 from ._outcomes import parse_body, status_error, transport_error
 from ._prepared import prepared_headers, url_builder
+from ._ratelimit import RateLimiter, paced
 from ._redaction import REDACTED
 from ._retry import RetryPolicy, SendRequest, retrying
 from ._shared import FORKED_MESSAGE, shared_resources
@@ -111,7 +112,14 @@ class AsyncJourneyClient:
             timeout like any other: retried, `APITimeoutError` when final.
             The whole call is bounded by the retry policy's ``deadline``,
             every attempt, backoff sleep and wait included.
-        rate_limit: A rate limiter every attempt goes through; `None` for none.
+        rate_limit: A `RateLimit` (a budget of requests a second) or any
+            `RateLimiter`: every attempt, retries included, asks it first,
+            and the client's `with_options` copies share it. `None`: no
+            budget, but a 429 still pauses every request of the client until
+            the server's ``Retry-After``, and the client goes on at a rate
+            learned from it (docs/ratelimits.md). A cool-down longer than
+            the retry policy's ``max_retry_after`` fails a call at once with
+            `RateLimitError`, without sending.
         verify: TLS verification, as httpx means it: `True` (certifi's CAs,
             or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when *trust_env*), a CA
             bundle file or directory, an `ssl.SSLContext`, or `False`.
@@ -156,7 +164,7 @@ class AsyncJourneyClient:
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         attempt_timeout: float | None = DEFAULT_ATTEMPT_TIMEOUT,
-        rate_limit: object | None = None,
+        rate_limit: RateLimiter | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         verify: VerifyTypes = UNSET,
         cert: CertTypes | None = UNSET,
@@ -188,6 +196,7 @@ class AsyncJourneyClient:
         )
         self._shared = shared_resources(
             pool_size=settings.max_concurrency,
+            retry=settings.retry,
             http_client=http_client,
             transport=transport,
             network=network,
@@ -225,9 +234,13 @@ class AsyncJourneyClient:
             else anyio.Semaphore(settings.max_concurrency, fast_acquire=True)
         )
         retry = settings.retry
-        self._send_request: SendRequest = (
-            self._attempt if retry is None else retrying(self._attempt, retry)
+        # Every attempt asks the rate limiter first (docs/ratelimits.md).
+        attempt = paced(
+            self._attempt,
+            shared.adaptive if settings.rate_limit is None else settings.rate_limit,
+            max_cool_down=(DEFAULT_RETRY if retry is None else retry).max_retry_after,
         )
+        self._send_request: SendRequest = attempt if retry is None else retrying(attempt, retry)
         # RetryPolicy.deadline, as a hard bound on the whole call.
         self._deadline = None if retry is None else retry.deadline
 
@@ -238,7 +251,7 @@ class AsyncJourneyClient:
         attempt_timeout: float | None = UNSET,
         retry: RetryPolicy | None = UNSET,
         max_concurrency: int = UNSET,
-        rate_limit: object | None = UNSET,
+        rate_limit: RateLimiter | None = UNSET,
     ) -> Self:
         """
         A client with other settings, sharing this one's connections::
@@ -327,7 +340,7 @@ class AsyncJourneyClient:
         return self._settings.batch_size
 
     @property
-    def rate_limit(self) -> object | None:
+    def rate_limit(self) -> RateLimiter | None:
         """The rate limiter every attempt goes through, or `None`."""
         return self._settings.rate_limit
 

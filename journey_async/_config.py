@@ -19,6 +19,7 @@ import attrs
 import httpx
 
 from ._http import build_ssl_context, check_proxy, proxy_for
+from ._ratelimit import RateLimiter, check_rate_limiter
 from ._retry import RetryPolicy
 from ._validation import number, positive_int
 
@@ -83,9 +84,7 @@ class Settings:
     retry: RetryPolicy | None
     max_concurrency: int
     batch_size: int
-    # A RateLimiter (acquire / report_rate_limited) once _ratelimit.py has
-    # its protocol; typed loosely until then.
-    rate_limit: object | None
+    rate_limit: RateLimiter | None
 
 
 SETTING_NAMES: Final = frozenset(attrs.fields_dict(Settings))
@@ -99,19 +98,14 @@ def checked_settings(
     retry: RetryPolicy | None,
     max_concurrency: int,
     batch_size: int,
-    rate_limit: object | None,
+    rate_limit: RateLimiter | None,
 ) -> Settings:
     """The settings, each checked: the one path of the constructor and of
     `AsyncJourneyClient.with_options`."""
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise TypeError(f"retry must be a RetryPolicy or None, not {type(retry).__name__}")
-    if rate_limit is not None and not all(
-        callable(getattr(rate_limit, name, None)) for name in ("acquire", "report_rate_limited")
-    ):
-        raise TypeError(
-            "rate_limit must be a rate limiter (with acquire and report_rate_limited) or None, "
-            f"not {type(rate_limit).__name__}"
-        )
+    if rate_limit is not None:
+        check_rate_limiter(rate_limit)
     return Settings(
         timeout=_validate_timeout(timeout),
         attempt_timeout=(

@@ -15,7 +15,8 @@ import anyio
 import httpx
 
 from ._http import HTTP11Transport, default_transport, sender_for_client, sender_for_owned
-from ._retry import SendRequest
+from ._ratelimit import adaptive_limiter
+from ._retry import RetryPolicy, SendRequest
 
 __all__ = ["FORKED_MESSAGE", "Shared", "shared_resources"]
 
@@ -28,6 +29,7 @@ class Shared:
 
     __slots__ = (
         "__weakref__",
+        "adaptive",
         "bounds_attempts",
         "forked",
         "http",
@@ -45,6 +47,7 @@ class Shared:
         *,
         owns_http: bool,
         pool_size: int,
+        retry: RetryPolicy | None,
         bounds_attempts: bool = False,
     ) -> None:
         self.http = http
@@ -57,6 +60,14 @@ class Shared:
         # fast_acquire: a free slot is taken without a trip through the event
         # loop, which a fan-out would pay on every request.
         self.slots = anyio.Semaphore(pool_size, fast_acquire=True)
+        # The rate limiter of the client and its copies given no rate_limit:
+        # the shared cool-down after a 429, and the learned rate. It waits
+        # with the retry policy's sleep and clock, which tests swap.
+        self.adaptive = (
+            adaptive_limiter()
+            if retry is None
+            else adaptive_limiter(clock=retry.clock, sleep=retry.sleep)
+        )
         self.used = False  # a request was sent
         self.forked = False  # ...and then this process was forked from the one that sent it
         _LIVE.add(self)
@@ -65,18 +76,24 @@ class Shared:
 def shared_resources(
     *,
     pool_size: int,
+    retry: RetryPolicy | None,
     http_client: httpx.AsyncClient | None,
     transport: httpx.AsyncBaseTransport | None,
     network: dict[str, Any],
 ) -> Shared:
     """A new client's `Shared`: over the caller's *http_client*, or over an
     `httpx.AsyncClient` of its own around *transport* (by default the
-    client's own, built with the *network* options) with *pool_size* slots."""
+    client's own, built with the *network* options); *pool_size* slots, and
+    the adaptive rate limiter waiting with *retry*'s sleep and clock."""
     if http_client is not None:
         # Their client, their auth, hooks and mounts: retry around its
         # send, the body read within its cap by us.
         return Shared(
-            http_client, sender_for_client(http_client), owns_http=False, pool_size=pool_size
+            http_client,
+            sender_for_client(http_client),
+            owns_http=False,
+            pool_size=pool_size,
+            retry=retry,
         )
     inner = transport or default_transport(pool_size, **network)
     # trust_env=False: environment proxies are the inner transport's
@@ -92,6 +109,7 @@ def shared_resources(
         sender_for_owned(owned, inner),
         owns_http=True,
         pool_size=pool_size,
+        retry=retry,
         bounds_attempts=isinstance(inner, HTTP11Transport),
     )
 

@@ -55,17 +55,19 @@ async def test_custom_transport_is_used() -> None:
 
 
 async def test_only_the_clients_own_transport_keeps_attempt_timeouts_itself() -> None:
-    own = shared_resources(pool_size=3, http_client=None, transport=None, network={})
+    own = shared_resources(pool_size=3, retry=None, http_client=None, transport=None, network={})
     assert own.owns_http
     assert own.bounds_attempts
     assert own.pool_size == 3
     assert isinstance(own.http._transport, HTTP11Transport)
     mock = httpx.MockTransport(lambda request: httpx.Response(204))
-    theirs = shared_resources(pool_size=3, http_client=None, transport=mock, network={})
+    theirs = shared_resources(pool_size=3, retry=None, http_client=None, transport=mock, network={})
     assert theirs.owns_http
     assert not theirs.bounds_attempts
     async with httpx.AsyncClient() as http_client:
-        caller = shared_resources(pool_size=3, http_client=http_client, transport=None, network={})
+        caller = shared_resources(
+            pool_size=3, retry=None, http_client=http_client, transport=None, network={}
+        )
         assert caller.http is http_client
         assert not caller.owns_http
         assert not caller.bounds_attempts
