@@ -17,7 +17,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar
 
 import anyio
 import httpx
@@ -40,7 +40,7 @@ from ._config import (
     validate_base_url,
 )
 from ._converter import structure_removal_ack, structure_stats
-from ._exceptions import JourneyError
+from ._exceptions import JourneyError, ResponseFormatError
 from ._fanout import AsCompleted, map_as_completed, map_ordered
 from ._guard import CallGuard
 from ._http import (
@@ -56,10 +56,10 @@ from ._http import (
 )
 from ._logging import CallLog, call_log, log_attempt, logger
 from ._models import JourneyStats, RemovalResult, StatsFailure, StatsResult, StatsSuccess
-from ._outcomes import parse_body, status_error, transport_error
+from ._outcomes import status_error, transport_error
 from ._prepared import prepared_headers, url_builder
 from ._ratelimit import RateLimiter, paced
-from ._redaction import REDACTED
+from ._redaction import REDACTED, redact, redact_bytes
 from ._retry import RetryPolicy, SendRequest, retrying
 from ._shared import FORKED_MESSAGE, shared_resources
 from ._validation import (
@@ -71,6 +71,8 @@ from ._validation import (
 )
 
 __all__ = ["AsyncJourneyClient"]
+
+_T = TypeVar("_T")
 
 STATS_PATH: Final = "/api/journey/{journey_id}/statistics/external"
 REMOVAL_PATH: Final = "/api/journey/drop-users/external"
@@ -383,7 +385,7 @@ class AsyncJourneyClient:
         """
         path = STATS_PATH.format(journey_id=validate_journey_id(journey_id))
         response = await self._send("GET", path, journey_id=journey_id)
-        return parse_body(structure_stats, response, self._secret)
+        return self._parse(structure_stats, response)
 
     async def get_stats_many(
         self,
@@ -604,7 +606,7 @@ class AsyncJourneyClient:
         response = await self._send("POST", REMOVAL_PATH, body)
         if response.status_code == 204:  # No Content: success, with nothing to say
             return
-        parse_body(structure_removal_ack, response, self._secret)
+        self._parse(structure_removal_ack, response)
 
     async def _send(
         self, method: str, path: str, body: bytes | None = None, *, journey_id: str | None = None
@@ -656,6 +658,30 @@ class AsyncJourneyClient:
         if response.is_success:
             return response
         raise status_error(response, secret=self._secret)
+
+    def _parse(self, parse: Callable[[bytes], _T], response: httpx.Response) -> _T:
+        """*parse* the body. A server may echo what it received, and the
+        error quotes the body cut short: so a refused body that holds the
+        token is parsed again with the token blotted out, for the message.
+        A method, not a function given the token: this frame is in the
+        error's traceback, and ``self`` shows no token there."""
+        content = response.content
+        try:
+            return parse(content)
+        except ResponseFormatError as exc:
+            error = exc
+        clean = redact_bytes(content, self._secret)
+        if clean is not content:
+            try:
+                parse(clean)
+            except ResponseFormatError as exc:
+                error = exc
+        # Once more on the message: JSON may spell the token with escapes.
+        message = str(error)
+        redacted = redact(message, self._secret)
+        if redacted == message:
+            raise error
+        raise ResponseFormatError(redacted) from None
 
     async def _attempt(self, request: httpx.Request) -> httpx.Response:
         """One attempt, once a slot is free: direct calls beyond the pool's

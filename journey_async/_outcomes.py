@@ -1,8 +1,10 @@
 """
 What a request's outcome becomes in the `JourneyError` tree, the one place
 of the mapping: an error status (`status_error`: the subclass for the
-status, the server's own message, its request id), a failure to get an
-answer (`transport_error`), and a body that does not parse (`parse_body`).
+status, the server's own message, its request id), and a failure to get an
+answer (`transport_error`). A 2xx body that does not parse is the
+converter's `ResponseFormatError`, redacted by the client (``_parse``),
+since only the client holds the token without showing it in a frame.
 
 Everything quoted here is the server's, who may echo the token it was sent:
 it is blotted out first, and only then cut short, so no prefix of it
@@ -12,8 +14,7 @@ survives a cut.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Final, TypeVar
+from typing import Final
 
 import httpx
 
@@ -32,7 +33,7 @@ from ._exceptions import (
     ServerError,
 )
 from ._http import ResponseTooLarge
-from ._redaction import redact, redact_bytes
+from ._redaction import redact
 from ._retry import parse_retry_after
 
 __all__ = [
@@ -40,12 +41,9 @@ __all__ = [
     "REQUEST_ID_CHARS",
     "REQUEST_ID_HEADERS",
     "SERVER_MESSAGE_CHARS",
-    "parse_body",
     "status_error",
     "transport_error",
 ]
-
-_T = TypeVar("_T")
 
 _STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
     400: BadRequestError,
@@ -142,26 +140,3 @@ def transport_error(
 
 def _describe(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
-
-
-def parse_body(parse: Callable[[bytes], _T], response: httpx.Response, secret: str) -> _T:
-    """*parse* the body. A server may echo what it received, and the
-    error quotes the body cut short: so a refused body that holds *secret*
-    is parsed again with it blotted out, for the message."""
-    content = response.content
-    try:
-        return parse(content)
-    except ResponseFormatError as exc:
-        error = exc
-    clean = redact_bytes(content, secret)
-    if clean is not content:
-        try:
-            parse(clean)
-        except ResponseFormatError as exc:
-            error = exc
-    # Once more on the message: JSON may spell the token with escapes.
-    message = str(error)
-    redacted = redact(message, secret)
-    if redacted == message:
-        raise error
-    raise ResponseFormatError(redacted) from None

@@ -1,6 +1,7 @@
 """
 AsyncJourneyClient against respx: the requests its endpoints send, input
-refused before any request, the token kept secret.
+refused before any request, 2xx bodies that do not parse, the token kept
+secret.
 
 The constructor's checks are in tests/test_config.py, the error mapping in
 tests/test_outcomes.py, the connections and fork safety in tests/test_shared.py.
@@ -176,3 +177,37 @@ async def test_removal_answered_204_is_confirmed(
     api.post(REMOVAL_URL).respond(204)
     result = await client.remove_users(["u1"], all_journeys=True)
     assert result.user_ids == ("u1",)
+
+
+# A 2xx body that does not parse (_parse) --------------------------------------
+
+
+async def test_malformed_success_body_is_response_format_error(
+    api: respx.MockRouter, client: ja.AsyncJourneyClient
+) -> None:
+    api.get(STATS_URL).respond(200, content=b'{"payload": {"title"')
+    with pytest.raises(ja.ResponseFormatError, match="is not JSON"):
+        await client.get_stats(JOURNEY_ID)
+
+
+async def test_removal_not_confirmed_is_response_format_error(
+    api: respx.MockRouter, client: ja.AsyncJourneyClient
+) -> None:
+    api.post(REMOVAL_URL).respond(200, json={"success": False})
+    with pytest.raises(ja.ResponseFormatError, match="did not confirm"):
+        await client.remove_users(["u1"], all_journeys=True)
+
+
+async def test_token_echoed_by_the_server_is_blotted_out(
+    api: respx.MockRouter, client: ja.AsyncJourneyClient
+) -> None:
+    api.get(STATS_URL).respond(401, json={"message": f"invalid token 'Api {TOKEN}'"})
+    api.post(REMOVAL_URL).respond(200, text=f"you sent Api {TOKEN}")
+    with pytest.raises(ja.AuthenticationError) as status_info:
+        await client.get_stats(JOURNEY_ID)
+    with pytest.raises(ja.ResponseFormatError) as format_info:
+        await client.remove_users(["u1"], all_journeys=True)
+    for error in (status_info.value, format_info.value):
+        assert TOKEN not in str(error)
+        assert "Api [secret]" in str(error)
+    assert status_info.value.message == "invalid token 'Api [secret]'"
