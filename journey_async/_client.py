@@ -70,6 +70,7 @@ from ._models import JourneyStats, RemovalResult, StatsFailure, StatsResult, Sta
 from ._redaction import REDACTED, redact, redact_bytes
 from ._retry import RetryPolicy, SendRequest, parse_retry_after, retrying
 from ._validation import (
+    callback,
     fanout_ids,
     number,
     positive_int,
@@ -595,7 +596,7 @@ class AsyncJourneyClient:
             functools.partial(self._stats_result, CallGuard()),
             ids,
             concurrency=self._fanout_concurrency(concurrency),
-            progress=progress,
+            progress=callback(progress, "progress"),
         )
 
     def iter_stats(
@@ -637,7 +638,7 @@ class AsyncJourneyClient:
             functools.partial(self._stats_result, CallGuard()),
             ids,
             concurrency=self._fanout_concurrency(concurrency),
-            progress=progress,
+            progress=callback(progress, "progress"),
         )
 
     async def _stats_result(self, guard: CallGuard, journey_id: str) -> StatsResult:
@@ -718,8 +719,8 @@ class AsyncJourneyClient:
             target,
             batch_size=size,
             concurrency=self.max_concurrency,
-            progress=progress,
-            on_removed=on_removed,
+            progress=callback(progress, "progress"),
+            on_removed=callback(on_removed, "on_removed"),
         )
 
     def removal_batcher(
