@@ -63,6 +63,7 @@ from ._redaction import REDACTED, redact, redact_bytes
 from ._retry import RetryPolicy, SendRequest, retrying
 from ._shared import FORKED_MESSAGE, shared_resources
 from ._validation import (
+    callback,
     fanout_ids,
     positive_int,
     removal_target,
@@ -432,7 +433,7 @@ class AsyncJourneyClient:
             functools.partial(self._stats_result, CallGuard()),
             ids,
             concurrency=self._fanout_concurrency(concurrency),
-            progress=progress,
+            progress=callback(progress, "progress"),
         )
 
     def iter_stats(
@@ -474,7 +475,7 @@ class AsyncJourneyClient:
             functools.partial(self._stats_result, CallGuard()),
             ids,
             concurrency=self._fanout_concurrency(concurrency),
-            progress=progress,
+            progress=callback(progress, "progress"),
         )
 
     async def _stats_result(self, guard: CallGuard, journey_id: str) -> StatsResult:
@@ -555,8 +556,8 @@ class AsyncJourneyClient:
             target,
             batch_size=size,
             concurrency=self.max_concurrency,
-            progress=progress,
-            on_removed=on_removed,
+            progress=callback(progress, "progress"),
+            on_removed=callback(on_removed, "on_removed"),
         )
 
     def removal_batcher(

@@ -147,6 +147,8 @@ def resolve_token(api_token: str | None) -> str:
         raise ValueError("api_token is empty")
     if any(c.isspace() or not c.isprintable() for c in api_token):
         raise ValueError("api_token contains whitespace or control characters")
+    if not api_token.isascii():  # an HTTP header value: ASCII only
+        raise ValueError("api_token contains non-ASCII characters")
     return api_token
 
 

@@ -36,7 +36,9 @@ def test_no_token_is_value_error(monkeypatch: pytest.MonkeyPatch) -> None:
         ja.AsyncJourneyClient()
 
 
-@pytest.mark.parametrize("token", ["", "   ", "abc def", "abc\r\nX-Evil: 1"])
+@pytest.mark.parametrize(
+    "token", ["", "   ", "abc def", "abc\r\nX-Evil: 1", "t\u00f6ken", "t\u20ack"]
+)
 def test_malformed_token_is_refused_without_echo(token: str) -> None:
     with pytest.raises(ValueError, match="api_token") as info:
         ja.AsyncJourneyClient(token)
