@@ -71,6 +71,7 @@ from ._ratelimit import RateLimiter, adaptive_limiter, check_rate_limiter, paced
 from ._redaction import REDACTED, redact, redact_bytes
 from ._retry import RetryPolicy, SendRequest, parse_retry_after, retrying
 from ._validation import (
+    callback,
     fanout_ids,
     number,
     positive_int,
@@ -617,7 +618,7 @@ class AsyncJourneyClient:
             functools.partial(self._stats_result, CallGuard()),
             ids,
             concurrency=self._fanout_concurrency(concurrency),
-            progress=progress,
+            progress=callback(progress, "progress"),
         )
 
     def iter_stats(
@@ -659,7 +660,7 @@ class AsyncJourneyClient:
             functools.partial(self._stats_result, CallGuard()),
             ids,
             concurrency=self._fanout_concurrency(concurrency),
-            progress=progress,
+            progress=callback(progress, "progress"),
         )
 
     async def _stats_result(self, guard: CallGuard, journey_id: str) -> StatsResult:
@@ -740,8 +741,8 @@ class AsyncJourneyClient:
             target,
             batch_size=size,
             concurrency=self.max_concurrency,
-            progress=progress,
-            on_removed=on_removed,
+            progress=callback(progress, "progress"),
+            on_removed=callback(on_removed, "on_removed"),
         )
 
     def removal_batcher(
@@ -1106,6 +1107,8 @@ def _resolve_token(api_token: str | None) -> str:
         raise ValueError("api_token is empty")
     if any(c.isspace() or not c.isprintable() for c in api_token):
         raise ValueError("api_token contains whitespace or control characters")
+    if not api_token.isascii():  # an HTTP header value: ASCII only
+        raise ValueError("api_token contains non-ASCII characters")
     return api_token
 
 
