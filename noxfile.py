@@ -51,5 +51,5 @@ def bench(session: nox.Session) -> None:
     if session.posargs:
         session.run("python", "-m", f"benchmarks.{session.posargs[0]}", *session.posargs[1:])
         return
-    for benchmark in ["peers", "fanout", "batching", "hotpath"]:
+    for benchmark in ["peers", "fanout", "batching", "hotpath", "ratelimit"]:
         session.run("python", "-m", f"benchmarks.{benchmark}")

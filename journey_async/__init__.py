@@ -18,6 +18,7 @@ from ._exceptions import (
     JourneyError,
     NotAttemptedError,
     NotFoundError,
+    RateLimiterError,
     RateLimitError,
     RemovalError,
     RequestTooLargeError,
@@ -38,6 +39,7 @@ from ._models import (
     StatsSuccess,
     UnknownStats,
 )
+from ._ratelimit import RateLimit, RateLimiter
 from ._retry import RetryEvent, RetryPolicy
 from ._version import __version__
 
@@ -58,7 +60,10 @@ __all__ = [
     "NotAttemptedError",
     "NotFoundError",
     "PointStats",
+    "RateLimit",
     "RateLimitError",
+    "RateLimiter",
+    "RateLimiterError",
     "RemovalBatcher",
     "RemovalError",
     "RemovalResult",

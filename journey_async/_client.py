@@ -67,9 +67,11 @@ from ._http import (
 )
 from ._logging import CallLog, call_log, logged_path, logger, request_extra
 from ._models import JourneyStats, RemovalResult, StatsFailure, StatsResult, StatsSuccess
+from ._ratelimit import RateLimiter, adaptive_limiter, check_rate_limiter, paced
 from ._redaction import REDACTED, redact, redact_bytes
 from ._retry import RetryPolicy, SendRequest, parse_retry_after, retrying
 from ._validation import (
+    callback,
     fanout_ids,
     number,
     positive_int,
@@ -137,9 +139,7 @@ class _Settings:
     retry: RetryPolicy | None
     max_concurrency: int
     batch_size: int
-    # A RateLimiter (acquire / report_rate_limited) once _ratelimit.py has
-    # its protocol; typed loosely until then.
-    rate_limit: object | None
+    rate_limit: RateLimiter | None
 
 
 class _Shared:
@@ -150,6 +150,7 @@ class _Shared:
 
     __slots__ = (
         "__weakref__",
+        "adaptive",
         "bounds_attempts",
         "forked",
         "http",
@@ -167,6 +168,7 @@ class _Shared:
         *,
         owns_http: bool,
         pool_size: int,
+        retry: RetryPolicy | None,
         bounds_attempts: bool = False,
     ) -> None:
         self.http = http
@@ -179,6 +181,14 @@ class _Shared:
         # fast_acquire: a free slot is taken without a trip through the event
         # loop, which a fan-out would pay on every request.
         self.slots = anyio.Semaphore(pool_size, fast_acquire=True)
+        # The rate limiter of the client and its copies given no rate_limit:
+        # the shared cool-down after a 429, and the learned rate. It waits
+        # with the retry policy's sleep and clock, which tests swap.
+        self.adaptive = (
+            adaptive_limiter()
+            if retry is None
+            else adaptive_limiter(clock=retry.clock, sleep=retry.sleep)
+        )
         self.used = False  # a request was sent
         self.forked = False  # ...and then this process was forked from the one that sent it
         _LIVE.add(self)
@@ -243,7 +253,14 @@ class AsyncJourneyClient:
             timeout like any other: retried, `APITimeoutError` when final.
             The whole call is bounded by the retry policy's ``deadline``,
             every attempt, backoff sleep and wait included.
-        rate_limit: A rate limiter every attempt goes through; `None` for none.
+        rate_limit: A `RateLimit` (a budget of requests a second) or any
+            `RateLimiter`: every attempt, retries included, asks it first,
+            and the client's `with_options` copies share it. `None`: no
+            budget, but a 429 still pauses every request of the client until
+            the server's ``Retry-After``, and the client goes on at a rate
+            learned from it (docs/ratelimits.md). A cool-down longer than
+            the retry policy's ``max_retry_after`` fails a call at once with
+            `RateLimitError`, without sending.
         verify: TLS verification, as httpx means it: `True` (certifi's CAs,
             or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when *trust_env*), a CA
             bundle file or directory, an `ssl.SSLContext`, or `False`.
@@ -288,7 +305,7 @@ class AsyncJourneyClient:
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         attempt_timeout: float | None = DEFAULT_ATTEMPT_TIMEOUT,
-        rate_limit: object | None = None,
+        rate_limit: RateLimiter | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         verify: VerifyTypes = _UNSET,
         cert: CertTypes | None = _UNSET,
@@ -344,6 +361,7 @@ class AsyncJourneyClient:
                 send,
                 owns_http=True,
                 pool_size=settings.max_concurrency,
+                retry=settings.retry,
                 bounds_attempts=isinstance(inner, HTTP11Transport),
             )
         else:
@@ -354,6 +372,7 @@ class AsyncJourneyClient:
                 sender_for_client(http_client),
                 owns_http=False,
                 pool_size=settings.max_concurrency,
+                retry=settings.retry,
             )
         self._is_copy = False
         self._http = self._shared.http
@@ -403,9 +422,13 @@ class AsyncJourneyClient:
             else anyio.Semaphore(settings.max_concurrency, fast_acquire=True)
         )
         retry = settings.retry
-        self._send_request: SendRequest = (
-            self._attempt if retry is None else retrying(self._attempt, retry)
+        # Every attempt asks the rate limiter first (docs/ratelimits.md).
+        attempt = paced(
+            self._attempt,
+            shared.adaptive if settings.rate_limit is None else settings.rate_limit,
+            max_cool_down=(DEFAULT_RETRY if retry is None else retry).max_retry_after,
         )
+        self._send_request: SendRequest = attempt if retry is None else retrying(attempt, retry)
         # RetryPolicy.deadline, as a hard bound on the whole call.
         self._deadline = None if retry is None else retry.deadline
 
@@ -416,7 +439,7 @@ class AsyncJourneyClient:
         attempt_timeout: float | None = _UNSET,
         retry: RetryPolicy | None = _UNSET,
         max_concurrency: int = _UNSET,
-        rate_limit: object | None = _UNSET,
+        rate_limit: RateLimiter | None = _UNSET,
     ) -> Self:
         """
         A client with other settings, sharing this one's connections::
@@ -505,7 +528,7 @@ class AsyncJourneyClient:
         return self._settings.batch_size
 
     @property
-    def rate_limit(self) -> object | None:
+    def rate_limit(self) -> RateLimiter | None:
         """The rate limiter every attempt goes through, or `None`."""
         return self._settings.rate_limit
 
@@ -595,7 +618,7 @@ class AsyncJourneyClient:
             functools.partial(self._stats_result, CallGuard()),
             ids,
             concurrency=self._fanout_concurrency(concurrency),
-            progress=progress,
+            progress=callback(progress, "progress"),
         )
 
     def iter_stats(
@@ -637,7 +660,7 @@ class AsyncJourneyClient:
             functools.partial(self._stats_result, CallGuard()),
             ids,
             concurrency=self._fanout_concurrency(concurrency),
-            progress=progress,
+            progress=callback(progress, "progress"),
         )
 
     async def _stats_result(self, guard: CallGuard, journey_id: str) -> StatsResult:
@@ -718,8 +741,8 @@ class AsyncJourneyClient:
             target,
             batch_size=size,
             concurrency=self.max_concurrency,
-            progress=progress,
-            on_removed=on_removed,
+            progress=callback(progress, "progress"),
+            on_removed=callback(on_removed, "on_removed"),
         )
 
     def removal_batcher(
@@ -1084,6 +1107,8 @@ def _resolve_token(api_token: str | None) -> str:
         raise ValueError("api_token is empty")
     if any(c.isspace() or not c.isprintable() for c in api_token):
         raise ValueError("api_token contains whitespace or control characters")
+    if not api_token.isascii():  # an HTTP header value: ASCII only
+        raise ValueError("api_token contains non-ASCII characters")
     return api_token
 
 
@@ -1094,19 +1119,14 @@ def _settings(
     retry: RetryPolicy | None,
     max_concurrency: int,
     batch_size: int,
-    rate_limit: object | None,
+    rate_limit: RateLimiter | None,
 ) -> _Settings:
     """The settings, each checked: the one path of the constructor and of
     `AsyncJourneyClient.with_options`."""
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise TypeError(f"retry must be a RetryPolicy or None, not {type(retry).__name__}")
-    if rate_limit is not None and not all(
-        callable(getattr(rate_limit, name, None)) for name in ("acquire", "report_rate_limited")
-    ):
-        raise TypeError(
-            "rate_limit must be a rate limiter (with acquire and report_rate_limited) or None, "
-            f"not {type(rate_limit).__name__}"
-        )
+    if rate_limit is not None:
+        check_rate_limiter(rate_limit)
     return _Settings(
         timeout=_validate_timeout(timeout),
         attempt_timeout=(

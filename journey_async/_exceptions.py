@@ -13,6 +13,7 @@ JourneyError
 ├── APIConnectionError
 │   └── APITimeoutError
 ├── NotAttemptedError          never sent: an earlier failure ended the call (cause)
+├── RateLimiterError           never sent: the rate limiter failed (its Redis is unreachable)
 ├── ResponseFormatError        body is not what the API documents
 │   └── ResponseTooLargeError  over a size cap (cap, limit)
 └── RemovalError               removed, failed
@@ -46,6 +47,7 @@ __all__ = [
     "NotAttemptedError",
     "NotFoundError",
     "RateLimitError",
+    "RateLimiterError",
     "RemovalError",
     "RequestTooLargeError",
     "ResponseFormatError",
@@ -235,6 +237,17 @@ class NotAttemptedError(JourneyError):
 
     def __str__(self) -> str:
         return f"not attempted: an earlier request of this call failed: {self.cause}"
+
+
+class RateLimiterError(JourneyError):
+    """
+    The request was not sent: the client's rate limiter could not say when
+    it may go, such as a `journey_async.redis.RedisRateLimit` whose Redis
+    cannot be reached. Not sending is deliberate: a request sent without
+    the shared budget would spend what other processes count on.
+
+    .. versionadded:: 0.2.0
+    """
 
 
 class ResponseFormatError(JourneyError):

@@ -200,6 +200,19 @@ async def test_bad_journey_id_sends_nothing(
     assert api.calls.call_count == 0
 
 
+@pytest.mark.parametrize("callback", ["progress", "on_removed"])
+async def test_a_callback_that_is_not_callable_sends_nothing(
+    api: respx.MockRouter, client: ja.AsyncJourneyClient, callback: str
+) -> None:
+    # Found late, it raised TypeError after the batch had landed.
+    kwargs: dict[str, Any] = {callback: 5}
+    with pytest.raises(TypeError, match=f"{callback} must be callable"):
+        await client.remove_users(["u1"], all_journeys=True, **kwargs)
+    with pytest.raises(TypeError, match="progress must be callable"):
+        await client.get_stats_many([JOURNEY_ID], progress=5)  # type: ignore[arg-type]
+    assert api.calls.call_count == 0
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
@@ -255,7 +268,9 @@ def test_no_token_is_value_error(monkeypatch: pytest.MonkeyPatch) -> None:
         ja.AsyncJourneyClient()
 
 
-@pytest.mark.parametrize("token", ["", "   ", "abc def", "abc\r\nX-Evil: 1"])
+@pytest.mark.parametrize(
+    "token", ["", "   ", "abc def", "abc\r\nX-Evil: 1", "t\u00f6ken", "t\u20ack"]
+)
 def test_malformed_token_is_refused_without_echo(token: str) -> None:
     with pytest.raises(ValueError, match="api_token") as info:
         ja.AsyncJourneyClient(token)

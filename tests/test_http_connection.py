@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import warnings
 
 import httpx
 import pytest
@@ -72,3 +74,98 @@ async def test_a_body_ended_by_the_close_and_an_http_1_0_response() -> None:
             assert response.content == b"until the end"
             assert response.http_version == "HTTP/1.0"
     assert server.connections == 2, "not reused after a close-delimited body"
+
+
+async def test_a_cancelled_exchange_closes_its_connection() -> None:
+    closed = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.read()  # no answer; b"" once the client closes
+        closed.set()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    transport = HTTP11Transport(max_connections=1)
+    try:
+        pending = asyncio.ensure_future(send(transport, url))
+        await asyncio.sleep(0.05)
+        pending.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pending
+        async with asyncio.timeout(5):
+            await closed.wait()  # closed now, not when the transport is
+    finally:
+        await transport.aclose()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_connection_that_broke_mid_response_is_not_retried() -> None:
+    async def reply(head: bytes, number: int) -> bytes | None:
+        # The second request on the connection gets half an answer, then the close.
+        return OK if number == 0 else b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12"
+
+    class HalfThenClose(ScriptedServer):
+        async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.connections += 1
+            number = 0
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    self.heads.append(head)
+                    writer.write(await reply(head, number) or b"")
+                    await writer.drain()
+                    if number:
+                        return
+                    number += 1
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            finally:
+                writer.close()
+
+    server = HalfThenClose(reply)
+    async with server.running() as url:
+        transport = HTTP11Transport(max_connections=1)
+        try:
+            assert (await send(transport, url)).status_code == 200
+            with pytest.raises(httpx.RemoteProtocolError, match="complete response"):
+                await send(transport, url)
+        finally:
+            await transport.aclose()
+    assert len(server.heads) == 2, "a GET that got bytes back is not sent again"
+
+
+async def test_a_connect_cancelled_while_the_socket_opens_closes_it() -> None:
+    # Python 3.11's happy eyeballs (asyncio.staggered) drops the socket that
+    # won the race when the caller is cancelled before the race returns: a
+    # fan-out cancelled while its connections open left them unclosed.
+    from journey_async._http._connection import connect
+
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    loop = asyncio.get_running_loop()
+    request = httpx.Request("GET", f"http://127.0.0.1:{port}/")
+
+    async def connect_and_close() -> None:
+        connection = await connect(
+            loop, "127.0.0.1", port, tls=None, connect_timeout=5.0, request=request
+        )
+        connection.close()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for turns in range(1, 12):
+            attempts = [asyncio.ensure_future(connect_and_close()) for _ in range(20)]
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            for attempt in attempts:
+                attempt.cancel()
+            await asyncio.gather(*attempts, return_exceptions=True)
+        await asyncio.sleep(0.05)  # the closed transports' last callbacks
+        gc.collect()
+    server.close()
+    await server.wait_closed()
+    unclosed = [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not unclosed, f"{len(unclosed)} sockets left unclosed: {unclosed[0].message}"

@@ -12,6 +12,8 @@ import httpx
 import pytest
 from scripted import OK, constant, scripted, send
 
+from journey_async._http._pool import Pool
+
 
 async def test_connections_are_kept_alive_and_reused() -> None:
     async with scripted(constant(OK)) as (url, server, transport):
@@ -70,5 +72,33 @@ async def test_a_waiter_cancelled_as_a_slot_is_released_leaves_cleanly() -> None
     pool.release()
     with pytest.raises(asyncio.CancelledError):
         await waiting
+    assert pool.free == 1
+    assert not pool.waiters
+
+
+async def test_idle_connections_expire() -> None:
+    async with scripted(constant(OK), keepalive_expiry=0.05) as (url, server, transport):
+        await send(transport, url)
+        await send(transport, url)
+        assert server.connections == 1, "reused while fresh"
+        await asyncio.sleep(0.1)
+        await send(transport, url)
+    assert server.connections == 2, "expired: a new connection"
+
+
+async def test_a_slot_handed_to_a_waiter_cancelled_meanwhile_is_passed_on() -> None:
+    loop = asyncio.get_running_loop()
+    pool = Pool(loop, 1, 5.0)
+    assert pool.try_acquire()
+    first = asyncio.ensure_future(pool.acquire(None))
+    second = asyncio.ensure_future(pool.acquire(None))
+    await asyncio.sleep(0)
+    pool.release()  # hands the slot to the first waiter...
+    first.cancel()  # ...which is cancelled before it runs
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    async with asyncio.timeout(5):
+        await second  # the slot went on to the next waiter
+    pool.release()
     assert pool.free == 1
     assert not pool.waiters

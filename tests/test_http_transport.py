@@ -195,3 +195,18 @@ def test_a_transport_used_from_a_second_event_loop_opens_new_connections(
     # The first loop's connection could not be closed once that loop was:
     # asyncio warns when it is collected, here rather than in a later test.
     gc.collect()
+
+
+async def test_a_closed_client_sends_nothing_whatever_its_transport() -> None:
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={"payload": {"title": "t", "points": []}})
+
+    client = ja.AsyncJourneyClient(TOKEN, transport=httpx.MockTransport(answer), retry=None)
+    await client.get_stats("j")
+    await client.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.get_stats("j")
+    assert len(sent) == 1

@@ -13,6 +13,8 @@ import httpx
 import pytest
 from scripted import OK, constant, scripted, send
 
+from journey_async._http._wire import serialize_request
+
 
 @pytest.mark.parametrize(
     ("answer", "body"),
@@ -102,3 +104,17 @@ async def test_a_streamed_request_body_is_sent_chunked() -> None:
     async with scripted(reply) as (url, server, transport):
         await send(transport, url, method="POST", content=parts())
     assert b"Transfer-Encoding: chunked" in server.heads[0]
+
+
+@pytest.mark.parametrize("value", ["a\rb", "a\nb", "a\r\nX-Injected: 1", "a\0b"])
+def test_a_lone_cr_lf_or_nul_in_a_header_is_refused(value: str) -> None:
+    request = httpx.Request("GET", "http://127.0.0.1/", headers={"X-A": value})
+    with pytest.raises(httpx.LocalProtocolError, match="invalid character"):
+        serialize_request(request, b"")
+
+
+def test_a_clean_request_is_serialized_as_is() -> None:
+    request = httpx.Request("POST", "http://127.0.0.1/p?q=1", headers={"X-A": "b"})
+    assert bytes(serialize_request(request, b"{}")) == (
+        b"POST /p?q=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nX-A: b\r\n\r\n{}"
+    )

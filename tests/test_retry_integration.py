@@ -19,17 +19,25 @@ TOKEN = "test-token"  # the emulator fixtures' token
 
 
 class NoWaits:
-    """The policy's sleep: records each wait and returns at once."""
+    """The policy's sleep and clock: records each wait and returns at once,
+    moving the clock on (the client's rate limiter waits with both)."""
 
     def __init__(self) -> None:
         self.waits: list[float] = []
         self.events: list[ja.RetryEvent] = []
+        self.now = 1000.0
 
     async def sleep(self, seconds: float) -> None:
         self.waits.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
 
     def policy(self, **kwargs: Any) -> ja.RetryPolicy:
-        return ja.RetryPolicy(sleep=self.sleep, on_retry=self.events.append, **kwargs)
+        return ja.RetryPolicy(
+            sleep=self.sleep, clock=self.clock, on_retry=self.events.append, **kwargs
+        )
 
 
 @pytest.fixture
@@ -131,7 +139,8 @@ async def test_the_deadline_cuts_a_real_attempt_short(
         TOKEN,
         base_url=journey_emulator_server.url,
         timeout=5.0,
-        retry=no_waits.policy(deadline=0.3),
+        # The real clock: the deadline is measured against a real attempt.
+        retry=ja.RetryPolicy(sleep=no_waits.sleep, on_retry=no_waits.events.append, deadline=0.3),
     ) as client:
         with pytest.raises(ja.APITimeoutError, match=r"deadline of 0\.3 s"):
             await client.get_stats(journey_id)

@@ -66,6 +66,7 @@ def sample_errors() -> list[ja.JourneyError]:
         ja.RemovalError(removed=["u1"], failed=["u2", "u3"], errors=[not_found]),
         status_error(ja.RequestTooLargeError, 413),
         ja.NotAttemptedError(status_error(ja.AuthenticationError, 401)),
+        ja.RateLimiterError("the rate limit's Redis could not be used"),
     ]
 
 

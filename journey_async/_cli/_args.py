@@ -195,6 +195,16 @@ _positive_float: Final = _option(float, lambda value: number(value, "", exclusiv
 _fraction: Final = _option(float, lambda value: number(value, "", maximum=1), "number")
 
 
+def _rate(text: str) -> float:
+    # Imported here: the emulator package loads only for its command.
+    from journey_async._emulator._limits import parse_rate
+
+    try:
+        return parse_rate(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_client_options(parser: argparse.ArgumentParser, *, on_subcommand: bool) -> None:
     # On a subcommand, an option left out must not overwrite one given
     # before the subcommand: hence SUPPRESS, not None.
@@ -350,6 +360,21 @@ def _build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="answer 400 to a removal of more users (default: no limit)",
+    )
+    emulator.add_argument(
+        "--rate-limit",
+        type=_rate,
+        default=None,
+        metavar="RATE",
+        help="a gateway's limit, as 100/s or 600/min: over it, 429 with Retry-After "
+        "(default: none)",
+    )
+    emulator.add_argument(
+        "--rate-limit-burst",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="requests the rate limit lets through at once (default: one second's worth)",
     )
     emulator.add_argument(
         "--token",

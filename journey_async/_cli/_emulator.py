@@ -10,7 +10,7 @@ import io
 import sys
 from collections.abc import Callable
 
-from ._args import EMULATOR_DEFAULT_TOKEN, EXIT_OK, PROG, _require_uvicorn
+from ._args import EMULATOR_DEFAULT_TOKEN, EXIT_OK, PROG, UsageError, _require_uvicorn
 from ._output import _count, _Output
 
 
@@ -19,6 +19,8 @@ def _emulator(args: argparse.Namespace, output: _Output) -> int:
     from journey_async._emulator._app import JourneyEmulator
     from journey_async._emulator._serving import LISTENING, run_emulator
 
+    if args.rate_limit_burst is not None and args.rate_limit is None:
+        raise UsageError("--rate-limit-burst needs --rate-limit")
     token = EMULATOR_DEFAULT_TOKEN if args.token is None else args.token
     emulator = JourneyEmulator.with_sample_data(
         args.journeys,
@@ -29,6 +31,8 @@ def _emulator(args: argparse.Namespace, output: _Output) -> int:
         latency=args.latency_ms / 1000,
         fault_rate=args.fault_rate,
         max_user_ids_per_request=args.max_user_ids_per_request,
+        rate_limit=args.rate_limit,
+        rate_limit_burst=args.rate_limit_burst,
         # It may serve for days (or carry a benchmark): keep no request log.
         record_requests=False,
     )
@@ -37,9 +41,11 @@ def _emulator(args: argparse.Namespace, output: _Output) -> int:
     shown_token = token if token == EMULATOR_DEFAULT_TOKEN else "<your token>"
 
     def explain(url: str) -> None:
+        limit = "" if args.rate_limit is None else f", rate limit {args.rate_limit:g}/s"
         output.line(
             f"{_count(len(ids))} sample journeys (seed {args.seed}), "
-            f"latency {args.latency_ms:g} ms, fault rate {args.fault_rate:g}; Ctrl-C stops it"
+            f"latency {args.latency_ms:g} ms, fault rate {args.fault_rate:g}{limit}; "
+            "Ctrl-C stops it"
         )
         example = " ".join(ids[:3])
         output.line(f"try: {PROG} stats --base-url {url} --token {shown_token} {example}".rstrip())

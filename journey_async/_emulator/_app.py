@@ -75,6 +75,8 @@ class _EmulatorOptions(TypedDict, total=False):
     record_requests: bool
     max_user_ids_per_request: int | None
     max_body_bytes: int | None
+    rate_limit: float | None
+    rate_limit_burst: int | None
 
 
 # --- the app ------------------------------------------------------------------------------
@@ -99,6 +101,13 @@ class JourneyEmulator(_EmulatorState):
             gets 400, for testing batching against a limit.
         max_body_bytes: When set, a removal whose body is longer gets 413, as
             from a gateway's body size limit (nginx's ``client_max_body_size``).
+        rate_limit: Requests a second, when set: a gateway's token bucket
+            over the authorized requests to the two endpoints; one over budget
+            gets 429 with ``Retry-After`` in whole seconds (at least 1), before
+            any fault. Counted in `rate_limited`. *(New in 0.2.0.)*
+        rate_limit_burst: The bucket's size: requests that may pass at once
+            after an idle moment; `None` means one second's worth (at least 1).
+            *(New in 0.2.0.)*
 
     Served by `serve_emulator`, the app runs in the server's thread while the
     test reads it from its own: every state change is one GIL-atomic
@@ -236,6 +245,10 @@ class JourneyEmulator(_EmulatorState):
             ex.journey_id = journey_id
         else:
             return _NOT_FOUND
+
+        if self._bucket is not None and (retry_after := self._bucket.take()) is not None:
+            self.rate_limited += 1
+            return _error(429, "rate limit exceeded", [(b"retry-after", b"%d" % retry_after)])
 
         fault = self._take_fault(ex)
         if fault is not None:

@@ -21,6 +21,7 @@ from journey_async._emulator._data import (
     message_point,
 )
 from journey_async._emulator._faults import _TRANSIENT_FAULTS, Fault, _matches, _ScriptedFault
+from journey_async._emulator._limits import TokenBucket
 from journey_async._validation import number, positive_int
 
 
@@ -38,6 +39,8 @@ class _EmulatorState:
     """Requests being handled right now."""
     max_in_flight: int
     """The peak of `in_flight` since creation or `reset_counters`."""
+    rate_limited: int
+    """Requests answered 429 by *rate_limit* since creation or `reset_counters`."""
 
     def __init__(
         self,
@@ -49,6 +52,8 @@ class _EmulatorState:
         record_requests: bool = True,
         max_user_ids_per_request: int | None = None,
         max_body_bytes: int | None = None,
+        rate_limit: float | None = None,
+        rate_limit_burst: int | None = None,
     ) -> None:
         if not isinstance(token, str) or not token:
             raise ValueError("token must be a non-empty string")
@@ -64,6 +69,10 @@ class _EmulatorState:
         self.record_requests = record_requests
         self.max_user_ids_per_request = max_user_ids_per_request
         self.max_body_bytes = max_body_bytes
+        if rate_limit is None and rate_limit_burst is not None:
+            raise ValueError("rate_limit_burst needs a rate_limit")
+        self._bucket = None if rate_limit is None else TokenBucket(rate_limit, rate_limit_burst)
+        self.rate_limited = 0
         self._journeys: dict[str, _Journey] = {}
         self._scripted: list[_ScriptedFault] = []
         self.requests = []
@@ -215,11 +224,12 @@ class _EmulatorState:
         self._scripted = []
 
     def reset_counters(self) -> None:
-        """Forget recorded requests and zero `removals_applied` and `max_in_flight`."""
+        """Forget recorded requests; zero `removals_applied`, `rate_limited`, `max_in_flight`."""
         # A new list, not clear(): a request still held by Fault.delay
         # completes its record in the list it was recorded in.
         self.requests = []
         self.removals_applied = 0
+        self.rate_limited = 0
         self.max_in_flight = self.in_flight
 
     def _may_sleep(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
 import ssl
 from typing import Any, Final, cast
 
@@ -229,18 +230,12 @@ async def connect(
     Raises `httpx.ConnectTimeout` after *connect_timeout*, `httpx.ConnectError`
     when no address accepts (refused, unreachable, DNS, TLS).
     """
-    # asyncio's loop races the addresses (happy eyeballs); uvloop has no
-    # such option and tries them one after the other.
-    eyeballs: dict[str, Any] = (
-        {"happy_eyeballs_delay": HAPPY_EYEBALLS_DELAY, "interleave": 1}
-        if isinstance(loop, asyncio.BaseEventLoop)
-        else {}
-    )
     try:
         async with asyncio.timeout(connect_timeout):
+            address, eyeballs = await _addresses(loop, host, port)
             _, connection = await loop.create_connection(
                 lambda: Connection(loop),
-                host,
+                address,
                 port,
                 ssl=tls,
                 server_hostname=host if tls is not None else None,
@@ -259,3 +254,26 @@ async def connect(
             f"cannot connect to {host}:{port}: {exc}", request=request
         ) from exc
     return connection
+
+
+async def _addresses(
+    loop: asyncio.AbstractEventLoop, host: str, port: int
+) -> tuple[str, dict[str, Any]]:
+    """
+    Where to connect and how: the one address *host* resolves to, or *host*
+    itself raced over its addresses (happy eyeballs) when it has several.
+
+    asyncio's race (`asyncio.staggered`) is used only where it races
+    something: on Python 3.11 it drops the socket that won when its caller
+    is cancelled before it returns (fixed in later CPython versions), so a
+    fan-out cancelled while its connections open left them unclosed.
+    A plain connect to one address closes its socket when cancelled.
+    """
+    if not isinstance(loop, asyncio.BaseEventLoop):
+        # uvloop has no race: it tries the addresses one after the other.
+        return host, {}
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = {str(info[4][0]) for info in infos}
+    if len(addresses) == 1:
+        return addresses.pop(), {}
+    return host, {"happy_eyeballs_delay": HAPPY_EYEBALLS_DELAY, "interleave": 1}

@@ -1,0 +1,569 @@
+"""
+Rate limits: the `RateLimiter` protocol, the in-process `RateLimit`, and the
+adaptive default every client has (a shared cool-down after a 429, then a
+learned rate).
+
+The arithmetic lives in `_Budget`, which never sleeps and reads the time only
+when given it, so that it is tested with a fake clock. `RateLimit` and the
+default limiter put anyio's sleep around it (asyncio and trio alike), and
+`paced` wraps one attempt's send: ``acquire()`` before it goes, and
+``report_rate_limited(retry_after)`` when a 429 comes back. See
+docs/ratelimits.md for the algorithm.
+
+.. versionadded:: 0.2.0
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final, NamedTuple, Protocol, runtime_checkable
+
+import anyio
+import httpx
+
+from ._retry import SendRequest, parse_retry_after
+from ._validation import integer, number
+
+__all__ = [
+    "DEFAULT_COOL_DOWN",
+    "RateLimit",
+    "RateLimiter",
+    "adaptive_limiter",
+    "check_rate_limiter",
+    "paced",
+]
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[object]]
+
+DEFAULT_COOL_DOWN: Final = 1.0
+"""Seconds every request pauses after a 429 without a readable ``Retry-After``:
+the shortest wait a ``Retry-After`` in whole seconds can ask for."""
+
+MAX_COOL_DOWN: Final = 3600.0
+"""Seconds at most of one cool-down: a longer ``Retry-After`` (a mistake, or a
+hostile server's) is read as an hour; above ``max_retry_after`` either way,
+requests fail at once instead of waiting."""
+
+BACKOFF: Final = 0.9
+"""After a 429, the new rate is this share of the rate the server was seen to
+accept: a little below it, so that the next second does not overshoot again."""
+
+DOUBLING_PERIOD: Final = 0.2
+"""Seconds in which the rate doubles while it climbs back to its target: from
+1 request a second to 100 in under two seconds."""
+
+ADDITIVE_STEP: Final = 0.01
+"""Past its target, the rate grows by this share of the target every second:
+slowly, since each overshoot costs the whole client a cool-down."""
+
+MIN_RATE: Final = 0.1
+"""Requests a second the learned rate never goes below."""
+
+_GRACE: Final = 0.001
+"""Seconds of a cool-down not waited on: a request's retry waits out the same
+``Retry-After`` read a moment apart, and the gap is no reason to sleep again."""
+
+_WINDOW_SLOTS: Final = 10
+"""The window of recent requests: one second in slots of a tenth."""
+
+
+def _burst(burst: object, per_second: float) -> int:
+    if burst is None:
+        return max(1, math.floor(per_second))
+    if not isinstance(burst, int) or isinstance(burst, bool):
+        raise TypeError(f"burst must be an int or None, not {type(burst).__name__}")
+    return integer(burst, "burst", minimum=1)
+
+
+def _retry_after(value: object) -> float | None:
+    if value is None:
+        return None
+    return number(value, "retry_after")
+
+
+@runtime_checkable
+class RateLimiter(Protocol):
+    """
+    What a client asks before each request it sends, and tells after a 429.
+
+    `RateLimit` is the in-process one and `journey_async.redis.RedisRateLimit`
+    the one shared by many processes; any object with these two coroutine
+    methods can be passed as ``AsyncJourneyClient(rate_limit=...)``.
+
+    .. versionadded:: 0.2.0
+    """
+
+    async def acquire(self) -> None:
+        """Return when one request may be sent (every attempt asks)."""
+
+    async def report_rate_limited(self, retry_after: float | None) -> None:
+        """A request was answered 429; *retry_after* is the server's wait in
+        seconds, or `None` when it sent no readable ``Retry-After``."""
+
+
+class _Window:
+    """Requests sent in the last second, counted in slots of a tenth."""
+
+    __slots__ = ("_counts", "_slot")
+
+    def __init__(self) -> None:
+        self._counts = [0] * _WINDOW_SLOTS
+        self._slot = 0
+
+    def _advance(self, now: float) -> int:
+        slot = math.floor(now * _WINDOW_SLOTS)
+        if slot != self._slot:
+            for i in range(max(self._slot + 1, slot - _WINDOW_SLOTS + 1), slot + 1):
+                self._counts[i % _WINDOW_SLOTS] = 0
+            self._slot = slot
+        return slot
+
+    def add(self, now: float) -> None:
+        self._counts[self._advance(now) % _WINDOW_SLOTS] += 1
+
+    def total(self, now: float) -> int:
+        self._advance(now)
+        return sum(self._counts)
+
+
+class _Budget:
+    """
+    The state of one rate budget, as plain arithmetic on times it is given.
+
+    Pacing is GCRA (a token bucket kept as one "next slot" time): at rate *r*
+    a request may go when ``now >= slot - (burst - 1) / r``, and moves the
+    slot on by ``1 / r``. A fresh budget, and one just out of a cool-down,
+    has nothing saved up: its requests are spaced from the first.
+
+    A 429 starts a cool-down until the server's time; 429s that arrive
+    during it, or answer requests sent before it began, belong to the same
+    episode. When the cool-down ends, the rate is learned from the phase
+    that ended (see docs/ratelimits.md).
+    """
+
+    def __init__(self, ceiling: float | None, burst: int) -> None:
+        self.ceiling = ceiling
+        self.burst = burst
+        # Pacing. rate None: not paced (the default before any 429).
+        self._base: float | None = ceiling  # the rate at _ramp_start
+        self._target: float | None = ceiling  # slow start below it, additive above
+        self._ramp_start = 0.0
+        self._slot: float | None = None
+        self.cool_until = -math.inf
+        self.generation = 0
+        # Learning.
+        self._window = _Window()
+        self._phase_start: float | None = None
+        self._phase_sent = 0
+        self._sent_since_episode = 0
+        self._ended: _Phase | None = None
+        self._burst_seen: int | None = None
+        self._last_429 = -math.inf
+        self._first = (0, 0.0)
+        self._episode_began = -math.inf
+
+    # --- pacing ------------------------------------------------------------------------------
+
+    def rate(self, now: float) -> float | None:
+        """Requests a second allowed at *now*; `None` for no pacing."""
+        base = self._base
+        if base is None:
+            return None
+        target = self._target
+        elapsed = max(0.0, now - self._ramp_start)
+        if target is None or base < target:
+            doublings = elapsed / DOUBLING_PERIOD
+            grown: float = base * 2.0 ** min(doublings, 64.0)
+            if target is None or grown <= target:
+                return grown if self.ceiling is None else min(grown, self.ceiling)
+            elapsed -= DOUBLING_PERIOD * math.log2(target / base)
+        else:
+            target = base
+        rate = target * (1.0 + ADDITIVE_STEP * elapsed)
+        return rate if self.ceiling is None else min(rate, self.ceiling)
+
+    def paced(self, now: float) -> bool:
+        """Whether a request at *now* may have to wait (else: it may go)."""
+        return now < self.cool_until or self._ended is not None or self._base is not None
+
+    def next_slot(self, now: float, max_cool_down: float) -> float:
+        """
+        Seconds before the next request may go, 0 when it may go now (then
+        call `take`). Raises `_CoolingTooLong` when a cool-down outlasts
+        *max_cool_down*.
+        """
+        if now < self.cool_until - _GRACE:
+            left = self.cool_until - now
+            if left > max_cool_down:
+                raise _CoolingTooLong(left)
+            return left
+        if self._ended is not None:
+            self._learn(now)
+        rate = self.rate(now)
+        if rate is None or self._slot is None:
+            return 0.0
+        tolerance = (self._burst_at(rate) - 1) / rate
+        return max(0.0, self._slot - tolerance - now)
+
+    def take(self, now: float, *, waited: bool = False) -> None:
+        """
+        The request at *now* goes: move the slot on, and count it. *waited*:
+        it had to queue, so the budget was not idle: a late wake-up (a busy
+        event loop) must not turn into a burst of the requests behind it.
+        """
+        rate = self.rate(now)
+        if rate is not None:
+            interval = 1.0 / rate
+            tolerance = (self._burst_at(rate) - 1) * interval
+            slot = self._slot
+            if slot is None or waited:  # nothing saved up
+                slot = max(slot or now, now + tolerance)
+            self._slot = max(slot, now) + interval
+        if self._phase_start is None:
+            self._phase_start = now
+        self._window.add(now)
+        self._phase_sent += 1
+        self._sent_since_episode += 1
+
+    def _burst_at(self, rate: float) -> int:
+        # The given burst only at the given rate: while recovering from a
+        # 429, requests are evenly spaced.
+        return self.burst if self.ceiling is not None and rate >= self.ceiling else 1
+
+    # --- learning ----------------------------------------------------------------------------
+
+    def rate_limited(
+        self, now: float, retry_after: float | None, sent_at: float | None = None
+    ) -> None:
+        """A 429 came back at *now*, for a request sent at *sent_at* (when known)."""
+        wait = DEFAULT_COOL_DOWN if retry_after is None else retry_after
+        self.cool_until = max(self.cool_until, now + wait)
+        # The same episode: while its cool-down lasts (nothing is sent then),
+        # or the late answer to a request sent before it began.
+        if self._ended is not None or (
+            self._sent_since_episode == 0 if sent_at is None else sent_at <= self._episode_began
+        ):
+            if self._ended is not None:
+                self._ended = self._ended._replace(rejected=self._ended.rejected + 1)
+            return
+        # The phase ended when the refused request went out, not when its
+        # answer came back: that much later, the server's latency.
+        end = now if sent_at is None else min(now, sent_at)
+        self._ended = _Phase(
+            start=end if self._phase_start is None else min(end, self._phase_start),
+            end=end,
+            sent=self._phase_sent,
+            rejected=1,
+            recent=self._window.total(now),
+            rate=self.rate(end),
+        )
+        self._episode_began = now
+        self._sent_since_episode = 0
+        self._slot = None
+        self.generation += 1
+
+    def _learn(self, now: float) -> None:
+        """The cool-down is over: choose the rate to go on at, from the phase that ended."""
+        phase = self._ended
+        assert phase is not None
+        self._ended = None
+        accepted = max(0, phase.sent - phase.rejected)
+        length = max(0.0, phase.end - phase.start)
+        if self._burst_seen is None:
+            # The first 429: all we know is what the server took before it,
+            # its burst and a little of its rate. Start from that, climb fast.
+            self._burst_seen = accepted
+            self._first = (accepted, length)
+            low = accepted / max(length, 1.0)
+            target = None if phase.rate is None else BACKOFF * phase.rate
+        else:
+            # What the server took in the phase less its burst, over the
+            # phase; and all it took, over the phase and the cool-down before
+            # it. Against a token bucket, neither is above the server's rate.
+            cool_down = max(0.0, phase.start - self._last_429)
+            over_phase = (accepted - self._burst_seen) / length if length > 0 else 0.0
+            total = length + cool_down
+            with_cool_down = accepted / total if total > 0 else 0.0
+            low = max(over_phase, with_cool_down)
+            if phase.rate is not None and length > 0:
+                # The phase was paced: which server rate would its 429 fit?
+                step = length / _RATE_SAMPLES
+                rates = [
+                    self.rate(phase.start + (i + 0.5) * step) or 0.0 for i in range(_RATE_SAMPLES)
+                ]
+                low = max(low, _rate_crossed(rates, step, self._first))
+            # Climb fast back to what the last second took, which may be
+            # more (a long idle moment makes the estimates above too low).
+            target = BACKOFF * max(low, float(max(0, phase.recent - phase.rejected)))
+            if phase.rate is not None:
+                target = min(target, BACKOFF * phase.rate)
+        self._last_429 = phase.end
+        base = max(MIN_RATE, BACKOFF * low)
+        if self.ceiling is not None:
+            base = min(base, self.ceiling)
+        self._base = base
+        self._target = None if target is None else max(target, base)
+        self._ramp_start = now
+        self._phase_start = now
+        self._phase_sent = 0
+
+
+def _rate_crossed(rates: list[float], step: float, first: tuple[int, float]) -> float:
+    """
+    The token bucket (rate *R*, burst *B*) that fits both the first phase
+    (``first``: its *n* requests accepted in *t* seconds from a full
+    bucket, so ``B = n - R t``) and this one, which sent at *rates* (one
+    every *step* seconds) from a full bucket and ran it dry at its end: the
+    requests it sent above *R* add up to *B*. Solved for *R* by bisection;
+    0 when even ``R = 0`` leaves the burst unspent.
+    """
+    n, t = first
+
+    def excess(r: float) -> float:
+        return sum(max(0.0, x - r) for x in rates) * step - max(1.0, n - r * t)
+
+    low, high = 0.0, max(rates, default=0.0)
+    if excess(low) <= 0:
+        return 0.0
+    for _ in range(40):
+        mid = (low + high) / 2
+        if excess(mid) > 0:
+            low = mid
+        else:
+            high = mid
+    return low
+
+
+_RATE_SAMPLES: Final = 200
+"""Points at which a phase's rate is sampled to learn the server's rate."""
+
+
+class _Phase(NamedTuple):
+    """The requests between two cool-downs (or since the start), as a 429 ended them."""
+
+    start: float
+    end: float
+    sent: int
+    rejected: int
+    recent: int  # sent in the last second before the 429
+    rate: float | None  # the rate allowed at the 429; None: not paced
+
+
+class _CoolingTooLong(Exception):
+    def __init__(self, left: float) -> None:
+        super().__init__(left)
+        self.left = left
+
+
+class _LocalLimiter:
+    """
+    A `_Budget` in this process, with anyio's sleep around it. Waiting
+    requests queue on a fair lock, and only the first one sleeps: each slot
+    is computed when its request reaches the front, at the rate of that
+    moment (a climbing rate drains the queue faster).
+    """
+
+    __slots__ = ("_budget", "_clock", "_lock", "_sleep")
+
+    def __init__(self, budget: _Budget, clock: Clock, sleep: Sleep) -> None:
+        self._budget = budget
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = anyio.Lock()
+
+    async def acquire(self) -> None:
+        """Return when one request may be sent."""
+        await self._acquire_within(math.inf)
+
+    async def _acquire_within(self, max_cool_down: float) -> float:
+        """
+        `acquire`, or `_CoolingTooLong` at once if a cool-down outlasts
+        *max_cool_down*; returns the time the request may go (by *clock*).
+        """
+        budget = self._budget
+        now = self._clock()
+        if not budget.paced(now) and not self._lock.locked():
+            budget.take(now)  # the fast path: no 429 seen, no budget given
+            return now
+        if budget.next_slot(now, max_cool_down) > 0 or self._lock.locked():
+            async with self._lock:
+                now = self._clock()
+                while (wait := budget.next_slot(now, max_cool_down)) > 0:
+                    await self._sleep(wait)
+                    # At least the time slept to: a sleep that returns at
+                    # once (a test's) must not make this loop spin.
+                    now = max(self._clock(), now + wait)
+                budget.take(now, waited=True)
+            return now
+        budget.take(now)
+        return now
+
+    async def report_rate_limited(self, retry_after: float | None) -> None:
+        """A request was answered 429: cool every request of this budget down."""
+        self._budget.rate_limited(self._clock(), _retry_after(retry_after))
+
+    async def _report_sent_at(self, retry_after: float | None, sent_at: float) -> None:
+        """`report_rate_limited` for a request that `_acquire_within` let go at *sent_at*."""
+        self._budget.rate_limited(self._clock(), _retry_after(retry_after), sent_at)
+
+    @property
+    def rate(self) -> float | None:
+        """The requests a second allowed now; `None` when not paced."""
+        return self._budget.rate(self._clock())
+
+    @property
+    def cooling_down_for(self) -> float:
+        """Seconds left of the cool-down after a 429; 0 when not cooling down."""
+        return max(0.0, self._budget.cool_until - self._clock())
+
+
+class RateLimit(_LocalLimiter):
+    """
+    A budget of requests per second for the clients it is given to, in this
+    process::
+
+        client = ja.AsyncJourneyClient(rate_limit=ja.RateLimit(per_second=50))
+
+    Every request a client sends, retries included, waits its turn; the
+    client's `with_options` copies share it, and so does any other client
+    given the same `RateLimit`. Requests are spaced evenly; after an idle
+    moment up to *burst* may go at once. A fresh budget has nothing saved up.
+
+    A 429 still cools it down (every request waits until the server's
+    ``Retry-After``), and the rate goes on below *per_second*, learned from
+    what the server accepted, then climbs back; it never goes above
+    *per_second*.
+
+    Args:
+        per_second: Requests a second at most; above 0.
+        burst: Requests that may go at once after an idle moment; `None`
+            means one second's worth (at least 1).
+        clock: Monotonic seconds (`time.monotonic`); tests swap it.
+        sleep: ``await sleep(seconds)`` waits (`anyio.sleep`); tests swap it.
+
+    Raises:
+        TypeError, ValueError: A bad *per_second* or *burst*.
+
+    .. versionadded:: 0.2.0
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        per_second: float,
+        burst: int | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = anyio.sleep,
+    ) -> None:
+        rate = number(per_second, "per_second", exclusive=True)
+        super().__init__(_Budget(rate, _burst(burst, rate)), clock, sleep)
+
+    @property
+    def per_second(self) -> float:
+        """The budget given: requests a second at most."""
+        assert self._budget.ceiling is not None
+        return self._budget.ceiling
+
+    @property
+    def burst(self) -> int:
+        """Requests that may go at once after an idle moment."""
+        return self._budget.burst
+
+    def __repr__(self) -> str:
+        return f"RateLimit(per_second={self.per_second:g}, burst={self.burst})"
+
+
+def adaptive_limiter(*, clock: Clock = time.monotonic, sleep: Sleep = anyio.sleep) -> _LocalLimiter:
+    """The limiter of a client given no ``rate_limit``: no pacing until a 429,
+    then the shared cool-down and the learned rate."""
+    return _LocalLimiter(_Budget(None, 1), clock, sleep)
+
+
+def check_rate_limiter(rate_limit: object) -> RateLimiter:
+    """*rate_limit* if it is a `RateLimiter`; TypeError otherwise."""
+    if not isinstance(rate_limit, RateLimiter):
+        raise TypeError(
+            "rate_limit must be a RateLimit, a RateLimiter (acquire and report_rate_limited "
+            f"coroutine methods) or None, not {type(rate_limit).__name__}"
+        )
+    return rate_limit
+
+
+def paced(send: SendRequest, limiter: RateLimiter, *, max_cool_down: float) -> SendRequest:
+    """
+    Wrap one attempt's *send* in *limiter*: acquire before it goes, report a
+    429 after. A cool-down longer than *max_cool_down* is not waited on: the
+    attempt is answered at once, without sending, with a 429 of our own whose
+    ``Retry-After`` says how long is left (so the retry loop and the client
+    treat it as the server's: `RateLimitError`).
+    """
+    if isinstance(limiter, _LocalLimiter):
+        local = limiter
+
+        async def send_paced_here(request: httpx.Request) -> httpx.Response:
+            try:
+                sent_at = await local._acquire_within(max_cool_down)
+            except _CoolingTooLong as exc:
+                return _not_sent(request, exc.left)
+            response = await send(request)
+            if response.status_code == 429:
+                retry_after = _server_wait(response)
+                await local._report_sent_at(retry_after, sent_at)
+            return response
+
+        return send_paced_here
+
+    async def send_paced(request: httpx.Request) -> httpx.Response:
+        refused = await _acquire_or_refuse(limiter, max_cool_down)
+        if refused is not None:
+            return _not_sent(request, refused)
+        response = await send(request)
+        if response.status_code == 429:
+            retry_after = _server_wait(response)
+            await limiter.report_rate_limited(retry_after)
+        return response
+
+    return send_paced
+
+
+async def _acquire_or_refuse(limiter: RateLimiter, max_cool_down: float) -> float | None:
+    """Acquire from *limiter*; or, when it says its cool-down outlasts
+    *max_cool_down* (a limiter of this package can), the seconds left."""
+    within = getattr(limiter, "_acquire_within", None)
+    if within is None:
+        await limiter.acquire()
+        return None
+    try:
+        await within(max_cool_down)
+    except _CoolingTooLong as exc:
+        return exc.left
+    return None
+
+
+def _server_wait(response: httpx.Response) -> float | None:
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    return None if retry_after is None else min(retry_after, MAX_COOL_DOWN)
+
+
+def _not_sent(request: httpx.Request, left: float) -> httpx.Response:
+    body = json.dumps(
+        {
+            "message": (
+                f"not sent: the client's rate limit is cooling down after a 429 for "
+                f"{left:.1f} s more, longer than max_retry_after"
+            )
+        }
+    ).encode()
+    return httpx.Response(
+        429,
+        headers={"Retry-After": str(math.ceil(left)), "Content-Type": "application/json"},
+        content=body,
+        request=request,
+        extensions={"journey_async_not_sent": True},
+    )

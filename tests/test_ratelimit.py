@@ -1,0 +1,402 @@
+"""RateLimit, the adaptive default and their place in the client: fake clocks, no real sleeping."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import attrs
+import httpx
+import pytest
+import respx
+import trio
+import trio.testing
+from payloads import BASE_URL, JOURNEY_ID, MIXED_EXAMPLE, TOKEN
+
+import journey_async as ja
+from journey_async._ratelimit import DEFAULT_COOL_DOWN, _Budget, adaptive_limiter
+from journey_async.testing import Fault, JourneyEmulator, emulator_client
+
+STATS_URL = f"{BASE_URL}/api/journey/{JOURNEY_ID}/statistics/external"
+
+
+@attrs.define
+class FakeTime:
+    """A clock that moves only when someone sleeps."""
+
+    now: float = 1000.0
+    waits: list[float] = attrs.Factory(list)
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+        await anyio.lowlevel.checkpoint()
+
+    def clock(self) -> float:
+        return self.now
+
+    def limit(self, per_second: float, burst: int | None = None) -> ja.RateLimit:
+        return ja.RateLimit(per_second, burst, clock=self.clock, sleep=self.sleep)
+
+    def policy(self, **kwargs: Any) -> ja.RetryPolicy:
+        return ja.RetryPolicy(sleep=self.sleep, clock=self.clock, **kwargs)
+
+
+@pytest.fixture
+def fake() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+def api() -> Iterator[respx.MockRouter]:
+    with respx.mock(assert_all_called=False, assert_all_mocked=True) as router:
+        yield router
+
+
+# --- RateLimit: arguments ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("per_second", [0, -1, math.nan, math.inf])
+def test_per_second_must_be_finite_and_positive(per_second: float) -> None:
+    with pytest.raises(ValueError, match="per_second"):
+        ja.RateLimit(per_second)
+
+
+@pytest.mark.parametrize("per_second", ["10", True, None])
+def test_per_second_must_be_a_number(per_second: Any) -> None:
+    with pytest.raises(TypeError, match="per_second"):
+        ja.RateLimit(per_second)
+
+
+@pytest.mark.parametrize(("burst", "error"), [(0, ValueError), (-2, ValueError), (1.5, TypeError)])
+def test_burst_must_be_a_positive_int(burst: Any, error: type[Exception]) -> None:
+    with pytest.raises(error, match="burst"):
+        ja.RateLimit(10, burst)
+
+
+@pytest.mark.parametrize(("per_second", "burst"), [(20.7, 20), (0.5, 1), (1, 1), (100, 100)])
+def test_burst_defaults_to_one_seconds_worth(per_second: float, burst: int) -> None:
+    limit = ja.RateLimit(per_second)
+    assert (limit.per_second, limit.burst) == (per_second, burst)
+    assert repr(limit) == f"RateLimit(per_second={per_second:g}, burst={burst})"
+
+
+def test_both_are_rate_limiters() -> None:
+    assert isinstance(ja.RateLimit(1), ja.RateLimiter)
+    assert isinstance(adaptive_limiter(), ja.RateLimiter)
+
+
+# --- RateLimit: pacing ---------------------------------------------------------------------------
+
+
+async def test_a_fresh_budget_is_spaced_from_the_first_request(fake: FakeTime) -> None:
+    limit = fake.limit(10)
+    start = fake.now
+    sent = []
+    for _ in range(5):
+        await limit.acquire()
+        sent.append(round(fake.now - start, 6))
+    assert sent == [0.0, 0.1, 0.2, 0.3, 0.4]
+
+
+async def test_an_idle_budget_saves_up_its_burst(fake: FakeTime) -> None:
+    limit = fake.limit(10, burst=4)
+    await limit.acquire()
+    fake.now += 60  # idle
+    start = fake.now
+    sent = []
+    for _ in range(6):
+        await limit.acquire()
+        sent.append(round(fake.now - start, 6))
+    assert sent == [0.0, 0.0, 0.0, 0.0, 0.1, 0.2]
+
+
+async def test_a_late_wake_up_is_no_reason_to_burst(fake: FakeTime) -> None:
+    limit = fake.limit(10)  # burst 10 after an idle moment, but this one is busy
+    start = fake.now
+    late = True
+    sent: list[float] = []
+
+    async def oversleep(seconds: float) -> None:
+        nonlocal late
+        await fake.sleep(seconds + (0.5 if late else 0.0))  # an event loop busy once
+        late = False
+
+    limit._sleep = oversleep
+
+    async def one() -> None:
+        await limit.acquire()
+        sent.append(round(fake.now - start, 6))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(one)
+    assert sent == [0.0, 0.6, 0.7, 0.8, 0.9]
+
+
+async def test_concurrent_requests_share_one_budget(fake: FakeTime) -> None:
+    limit = fake.limit(20)
+    start = fake.now
+    sent: list[float] = []
+
+    async def one() -> None:
+        await limit.acquire()
+        sent.append(fake.now - start)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(20):
+            tg.start_soon(one)
+    assert len(sent) == 20
+    assert max(sent) == pytest.approx(19 / 20)
+
+
+# --- 429s: the cool-down and the learned rate ----------------------------------------------------
+
+
+async def test_a_429_pauses_every_request_until_retry_after(fake: FakeTime) -> None:
+    limiter = adaptive_limiter(clock=fake.clock, sleep=fake.sleep)
+    await limiter.acquire()
+    assert fake.waits == []  # not paced before any 429
+    await limiter.report_rate_limited(3.0)
+    assert limiter.cooling_down_for == 3.0
+    start = fake.now
+
+    async def one() -> None:
+        await limiter.acquire()
+        assert fake.now - start >= 3.0
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(one)
+
+
+async def test_a_429_without_retry_after_pauses_for_the_default(fake: FakeTime) -> None:
+    limiter = adaptive_limiter(clock=fake.clock, sleep=fake.sleep)
+    await limiter.acquire()
+    await limiter.report_rate_limited(None)
+    assert limiter.cooling_down_for == DEFAULT_COOL_DOWN
+
+
+@pytest.mark.parametrize("retry_after", [-1.0, math.nan, math.inf])
+async def test_report_refuses_a_bad_retry_after(retry_after: float) -> None:
+    with pytest.raises(ValueError, match="retry_after"):
+        await ja.RateLimit(1).report_rate_limited(retry_after)
+
+
+async def test_an_explicit_budget_slows_below_its_rate_then_climbs_back(fake: FakeTime) -> None:
+    limit = fake.limit(100, burst=10)
+    for _ in range(50):
+        await limit.acquire()
+    await limit.report_rate_limited(1.0)
+    await limit.acquire()  # through the cool-down
+    lowered = limit.rate
+    assert lowered is not None
+    assert lowered < 100
+    seen = []
+    for _ in range(3000):
+        await limit.acquire()
+        seen.append(limit.rate)
+    assert max(r for r in seen if r is not None) == 100  # back, and never above
+
+
+def test_the_learned_rate_stays_above_its_floor() -> None:
+    budget = _Budget(None, 1)
+    for round_ in range(20):  # 429 after 429, nothing accepted
+        now = float(round_ * 10)
+        budget.take(now)
+        budget.rate_limited(now, 1.0)
+        assert budget.next_slot(now + 2, math.inf) >= 0
+    rate = budget.rate(1000.0)
+    assert rate is not None
+    assert rate >= 0.1
+
+
+def _token_bucket_run(
+    make: Any, *, rate: float, burst: int, requests: int, concurrency: int
+) -> dict[str, Any]:
+    """Run *requests* through a limiter against a token-bucket server on trio's virtual clock
+    (429 with Retry-After: 1 over budget; each request retried after it)."""
+    outcome: dict[str, Any] = {"accepted": 0, "429": 0}
+
+    async def main() -> None:
+        limiter = make()
+        tokens, last = float(burst), trio.current_time()
+
+        def server() -> bool:
+            nonlocal tokens, last
+            now = trio.current_time()
+            tokens = min(burst, tokens + (now - last) * rate)
+            last = now
+            if tokens >= 1:
+                tokens -= 1
+                return True
+            return False
+
+        left = iter(range(requests))
+
+        async def worker() -> None:
+            for _ in left:
+                while True:
+                    await limiter.acquire()
+                    await trio.sleep(0.001)
+                    if server():
+                        outcome["accepted"] += 1
+                        break
+                    outcome["429"] += 1
+                    await limiter.report_rate_limited(1.0)
+                    await trio.sleep(1.0)
+
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            for _ in range(concurrency):
+                nursery.start_soon(worker)
+        outcome["wall"] = trio.current_time() - start
+        outcome["rate"] = limiter.rate
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    return outcome
+
+
+def test_the_default_settles_within_two_429_episodes_under_trio() -> None:
+    """Against 100/s with a burst of 10, the learned rate lands just below 100/s, and 600
+    requests take well under twice the ideal 6 s, on trio's virtual clock."""
+    ran = _token_bucket_run(
+        lambda: adaptive_limiter(clock=trio.current_time, sleep=trio.sleep),
+        rate=100,
+        burst=10,
+        requests=600,
+        concurrency=32,
+    )
+    assert ran["accepted"] == 600
+    assert 80 <= ran["rate"] <= 100
+    assert ran["wall"] < 2 * 6
+    assert ran["429"] < 0.1 * 600
+
+
+def test_an_explicit_budget_at_the_servers_rate_meets_no_429() -> None:
+    ran = _token_bucket_run(
+        lambda: ja.RateLimit(100, clock=trio.current_time, sleep=trio.sleep),
+        rate=100,
+        burst=10,
+        requests=600,
+        concurrency=32,
+    )
+    assert (ran["accepted"], ran["429"]) == (600, 0)
+
+
+# --- in the client ---------------------------------------------------------------------------
+
+
+def test_the_client_refuses_what_is_not_a_rate_limiter() -> None:
+    with pytest.raises(TypeError, match="rate_limit"):
+        ja.AsyncJourneyClient(TOKEN, rate_limit=object())  # type: ignore[arg-type]
+
+
+async def test_copies_share_the_budget(fake: FakeTime) -> None:
+    limit = fake.limit(5)
+    async with ja.AsyncJourneyClient(TOKEN, rate_limit=limit) as client:
+        assert client.with_options(timeout=2.0).rate_limit is limit
+        other = fake.limit(1)
+        assert client.with_options(rate_limit=other).rate_limit is other
+
+
+async def test_every_attempt_asks_the_limiter_and_reports_429s(api: respx.MockRouter) -> None:
+    @attrs.define
+    class Counting:
+        acquired: int = 0
+        reported: list[float | None] = attrs.Factory(list)
+
+        async def acquire(self) -> None:
+            self.acquired += 1
+
+        async def report_rate_limited(self, retry_after: float | None) -> None:
+            self.reported.append(retry_after)
+
+    api.get(STATS_URL).mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "2"}),
+            httpx.Response(429),
+            httpx.Response(200, json=MIXED_EXAMPLE),
+        ]
+    )
+    counting = Counting()
+    fake = FakeTime()
+    async with ja.AsyncJourneyClient(
+        TOKEN, rate_limit=counting, retry=fake.policy(initial_delay=0.1)
+    ) as client:
+        await client.get_stats(JOURNEY_ID)
+    assert counting.acquired == 3
+    assert counting.reported == [2.0, None]
+
+
+@pytest.mark.parametrize("retry", [True, False])
+async def test_a_cool_down_past_max_retry_after_fails_at_once_without_sending(
+    api: respx.MockRouter, fake: FakeTime, retry: bool
+) -> None:
+    # Without retries, the default policy's max_retry_after (30 s) still bounds the cool-down.
+    retry_after = 10 if retry else 40
+    route = api.get(STATS_URL).mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": str(retry_after)}),
+            httpx.Response(200, json=MIXED_EXAMPLE),
+        ]
+    )
+    policy = fake.policy(max_retry_after=5.0) if retry else None
+    async with ja.AsyncJourneyClient(TOKEN, retry=policy) as client:
+        with pytest.raises(ja.RateLimitError):
+            await client.get_stats(JOURNEY_ID)
+        with pytest.raises(ja.RateLimitError, match="not sent") as caught:
+            await client.get_stats(JOURNEY_ID)
+        assert caught.value.retry_after == retry_after
+    assert route.call_count == 1
+    assert fake.waits == []
+
+
+async def test_without_retries_a_short_cool_down_is_waited_out(
+    api: respx.MockRouter, fake: FakeTime
+) -> None:
+    route = api.get(STATS_URL).mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "2"}),
+            httpx.Response(200, json=MIXED_EXAMPLE),
+        ]
+    )
+    limit = fake.limit(50)
+    async with ja.AsyncJourneyClient(TOKEN, retry=None, rate_limit=limit) as client:
+        with pytest.raises(ja.RateLimitError):
+            await client.get_stats(JOURNEY_ID)
+        start = fake.now
+        await client.get_stats(JOURNEY_ID)
+        assert fake.now - start >= 2.0
+    assert route.call_count == 2
+
+
+async def test_a_429_on_one_request_pauses_the_others_of_a_fan_out(fake: FakeTime) -> None:
+    emulator = JourneyEmulator.with_sample_data(journeys=20)
+    ids = emulator.journey_ids
+    emulator.inject(Fault.status(429, retry_after=3), endpoint="stats", journey_id=ids[0])
+    async with emulator_client(emulator, retry=fake.policy(), max_concurrency=4) as client:
+        results = await client.get_stats_many(ids)
+    assert all(r.ok for r in results)
+    # The retry of ids[0] waited 3 s; so did the whole client, and its rate was learned.
+    assert client._shared.adaptive.rate is not None
+
+
+async def test_fan_out_and_batcher_obey_an_explicit_budget(fake: FakeTime) -> None:
+    emulator = JourneyEmulator.with_sample_data(journeys=20)
+    ids = emulator.journey_ids
+    limit = fake.limit(10)
+    async with emulator_client(emulator, rate_limit=limit, retry=fake.policy()) as client:
+        start = fake.now
+        await client.get_stats_many(ids)
+        assert fake.now - start == pytest.approx(1.9)  # 20 requests at 10 a second
+        start = fake.now
+        async with (
+            client.removal_batcher(max_batch_size=1) as batcher,
+            anyio.create_task_group() as tg,
+        ):
+            for i in range(5):
+                tg.start_soon(batcher.remove, [f"user-{i}"], None, True)
+        assert fake.now - start == pytest.approx(0.5)
