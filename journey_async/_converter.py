@@ -22,18 +22,15 @@ The one cattrs converter: every rule for reading the API's JSON lives here.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import types
 from collections.abc import Callable, Mapping
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
-import cattrs
 import httpx
-from cattrs.cols import homogenous_tuple_structure_factory
-from cattrs.errors import ClassValidationError, IterableValidationError
-from cattrs.gen import make_dict_structure_fn, override
 
 from ._exceptions import (
     JourneyError,
@@ -54,6 +51,9 @@ from ._models import (
     UnknownStats,
 )
 from ._validation import integer, number
+
+if TYPE_CHECKING:
+    import cattrs
 
 __all__ = [
     "POINT_KINDS",
@@ -155,6 +155,10 @@ def _required_fields(cls: type[Any]) -> frozenset[str]:
 
 
 def _make_converter(*, detailed_validation: bool) -> cattrs.Converter:
+    import cattrs
+    from cattrs.cols import homogenous_tuple_structure_factory
+    from cattrs.gen import make_dict_structure_fn, override
+
     converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=detailed_validation)
     converter.register_structure_hook(int, _strict_int)
     converter.register_structure_hook(float, _strict_float)
@@ -212,8 +216,14 @@ def _make_converter(*, detailed_validation: bool) -> cattrs.Converter:
 # problem, without collecting notes; a body it refuses is read again by the
 # detailed one, only to name every field that did not fit. Valid bodies, all
 # but a few, pay only for the fast one.
-_fast_converter: Final = _make_converter(detailed_validation=False)
-_detailed_converter: Final = _make_converter(detailed_validation=True)
+@functools.cache
+def _fast_converter() -> cattrs.Converter:
+    return _make_converter(detailed_validation=False)
+
+
+@functools.cache
+def _detailed_converter() -> cattrs.Converter:
+    return _make_converter(detailed_validation=True)
 
 
 def _json_key(cls: type[Any], name: str) -> str:
@@ -222,6 +232,8 @@ def _json_key(cls: type[Any], name: str) -> str:
 
 def _describe(exc: BaseException, path: str) -> list[str]:
     """Flatten a cattrs validation error into ``problem @ $.json.path`` lines."""
+    from cattrs.errors import ClassValidationError, IterableValidationError
+
     if isinstance(exc, ClassValidationError):
         with_notes, others = exc.group_exceptions()
         lines = [
@@ -247,14 +259,16 @@ def _structure(data: object, cls: type[_T], what: str) -> _T:
     if not isinstance(data, dict):
         raise ResponseFormatError(f"{what}: expected a JSON object, got {_preview(data)}")
     try:
-        return _fast_converter.structure(data, cls)
+        return _fast_converter().structure(data, cls)
     except (TypeError, ValueError, KeyError):
         # What the hooks raise for a body that does not fit (KeyError: a
         # required field missing); the detailed pass below says where. Any
         # other exception is a bug, and is not hidden.
         pass
+    from cattrs.errors import ClassValidationError, IterableValidationError
+
     try:
-        return _detailed_converter.structure(data, cls)
+        return _detailed_converter().structure(data, cls)
     except (ClassValidationError, IterableValidationError) as exc:
         problems = "; ".join(_describe(exc, "$"))
         raise ResponseFormatError(f"{what} does not match the API's schema: {problems}") from None
@@ -339,7 +353,9 @@ class _DirectStats:
         raise TypeError("an unknown shape: the converters keep it raw")
 
 
-_direct_stats: Final = _DirectStats(_fast_converter)
+@functools.cache
+def _direct_stats() -> _DirectStats:
+    return _DirectStats(_fast_converter())
 
 
 def structure_stats(content: bytes) -> JourneyStats:
@@ -348,7 +364,7 @@ def structure_stats(content: bytes) -> JourneyStats:
     """
     what = "journey statistics response"
     data = decode_json(content, what)
-    if type(data) is dict and (stats := _direct_stats.read(data)) is not None:
+    if type(data) is dict and (stats := _direct_stats().read(data)) is not None:
         return stats
     return _structure(data, _StatsEnvelope, what).payload
 
@@ -379,7 +395,7 @@ def unstructure_point_stats(stat: PointStats) -> tuple[str, dict[str, Any]]:
     values: the one place that switches on the shape of a point's statistics,
     so that JSON, CSV and tables cannot disagree.
     """
-    return POINT_KINDS[type(stat)], _fast_converter.unstructure(stat)
+    return POINT_KINDS[type(stat)], _fast_converter().unstructure(stat)
 
 
 # Plain dicts: results and errors to and from JSON-safe dicts, for task queues
@@ -406,7 +422,7 @@ def _point_from_dict(data: dict[str, Any]) -> JourneyPoint:
     if kind == "unknown":
         stat = UnknownStats(raw=types.MappingProxyType(dict(fields)))
     elif kind in _KINDS:
-        stat = _plain.structure(fields, _KINDS[kind])
+        stat = _plain().structure(fields, _KINDS[kind])
     else:
         raise ValueError(f"unknown point kind {kind!r}")
     return JourneyPoint(
@@ -421,7 +437,10 @@ def _optional_str(value: object) -> str | None:
     return None if value is None else _strict_str(value, None)
 
 
-def _make_plain_converter() -> cattrs.Converter:
+@functools.cache
+def _plain() -> cattrs.Converter:
+    import cattrs
+
     converter = cattrs.Converter(detailed_validation=False)
     converter.register_structure_hook(int, _strict_int)
     converter.register_structure_hook(float, _strict_float)
@@ -429,9 +448,6 @@ def _make_plain_converter() -> cattrs.Converter:
     converter.register_unstructure_hook(JourneyPoint, _point_to_dict)
     converter.register_structure_hook(JourneyPoint, lambda data, _: _point_from_dict(data))
     return converter
-
-
-_plain: Final = _make_plain_converter()
 
 
 def result_to_dict(result: StatsResult) -> dict[str, Any]:
@@ -451,7 +467,7 @@ def result_to_dict(result: StatsResult) -> dict[str, Any]:
         return {
             "journey_id": result.journey_id,
             "ok": True,
-            "stats": _plain.unstructure(result.stats),
+            "stats": _plain().unstructure(result.stats),
             "error": None,
         }
     if isinstance(result, StatsFailure):
@@ -473,15 +489,17 @@ def result_from_dict(data: Mapping[str, Any]) -> StatsResult:
 
     .. versionadded:: 0.2.0
     """
+    from cattrs import BaseValidationError
+
     try:
         journey_id = _strict_str(data["journey_id"], None)
         if data["ok"] is True:
-            return StatsSuccess(journey_id, _plain.structure(data["stats"], JourneyStats))
+            return StatsSuccess(journey_id, _plain().structure(data["stats"], JourneyStats))
         if data["ok"] is False:
             return StatsFailure(journey_id, error_from_dict(data["error"]))
     except KeyError as exc:
         raise ValueError(f"not a result dict: no {exc}") from None
-    except cattrs.BaseValidationError as exc:
+    except BaseValidationError as exc:
         raise ValueError(f"not a result dict: {exc}") from None
     raise ValueError(f"not a result dict: ok is {data['ok']!r}")
 
