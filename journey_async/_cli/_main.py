@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from journey_async._client import TOKEN_ENV_VAR
+from journey_async._config import TOKEN_ENV_VAR
 from journey_async._exceptions import JourneyError
 from journey_async._redaction import redact
 
