@@ -13,7 +13,7 @@ from ._logging import configure_from_environment as _configure_logging
 from ._version import __version__
 
 if _typing.TYPE_CHECKING:
-    from ._batching import RemovalBatcher
+    from ._batcher import RemovalBatcher
     from ._client import AsyncJourneyClient
     from ._converter import error_from_dict, error_to_dict, result_from_dict, result_to_dict
     from ._exceptions import (
@@ -70,7 +70,7 @@ _WHERE: _typing.Final = {
     "RateLimitError": "._exceptions",
     "RateLimiter": "._ratelimit",
     "RateLimiterError": "._exceptions",
-    "RemovalBatcher": "._batching",
+    "RemovalBatcher": "._batcher",
     "RemovalError": "._exceptions",
     "RemovalResult": "._models",
     "RequestTooLargeError": "._exceptions",
