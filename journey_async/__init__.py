@@ -15,7 +15,6 @@ from ._version import __version__
 if _typing.TYPE_CHECKING:
     from ._batcher import RemovalBatcher
     from ._client import AsyncJourneyClient
-    from ._converter import error_from_dict, error_to_dict, result_from_dict, result_to_dict
     from ._exceptions import (
         APIConnectionError,
         APIStatusError,
@@ -47,6 +46,7 @@ if _typing.TYPE_CHECKING:
     )
     from ._ratelimit import RateLimit, RateLimiter
     from ._retry import RetryEvent, RetryPolicy
+    from ._serialization import error_from_dict, error_to_dict, result_from_dict, result_to_dict
 
 # Where each public name lives. A name's module is imported when the name is
 # first used (PEP 562), so that ``import journey_async`` costs little and a
@@ -83,10 +83,10 @@ _WHERE: _typing.Final = {
     "StatsResult": "._models",
     "StatsSuccess": "._models",
     "UnknownStats": "._models",
-    "error_from_dict": "._converter",
-    "error_to_dict": "._converter",
-    "result_from_dict": "._converter",
-    "result_to_dict": "._converter",
+    "error_from_dict": "._serialization",
+    "error_to_dict": "._serialization",
+    "result_from_dict": "._serialization",
+    "result_to_dict": "._serialization",
 }
 
 
