@@ -36,6 +36,7 @@ __all__ = [
     "CallLog",
     "call_log",
     "configure_from_environment",
+    "log_attempt",
     "logged_path",
     "logger",
     "request_extra",
@@ -90,6 +91,21 @@ def logged_path(request: httpx.Request) -> str:
     log = call_log.get()
     path = request.url.path
     return path if log is None else redact(path, log.secret)
+
+
+def log_attempt(request: httpx.Request, outcome: str, status_code: int | None) -> None:
+    """The DEBUG record of one attempt at *request*: its *outcome* (a status
+    or an exception's name) and *status_code* (`None` when none came)."""
+    extra = request_extra(request, status_code)
+    logger.debug(
+        "%s %s: attempt %s -> %s after %.3f s",
+        request.method,
+        logged_path(request),
+        extra["attempt"],
+        outcome,
+        extra["elapsed"] or 0.0,
+        extra=extra,
+    )
 
 
 def configure_from_environment() -> None:

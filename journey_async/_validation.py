@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Iterable, Iterator
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 __all__ = [
+    "callback",
     "fanout_ids",
     "integer",
     "number",
@@ -19,6 +20,8 @@ __all__ = [
     "validate_journey_id",
     "validate_user_ids",
 ]
+
+_F = TypeVar("_F")
 
 # Characters that would let a journey id change the request's path or query.
 _UNSAFE_ID_CHARACTERS: Final = frozenset("/\\?#%") | frozenset(map(chr, [*range(0x20), 0x7F]))
@@ -36,6 +39,14 @@ def integer(value: object, name: str, *, minimum: int, maximum: int | None = Non
         raise TypeError(f"{name} must be an int, not {type(value).__name__}".lstrip())
     if value < minimum or (maximum is not None and value > maximum):
         raise ValueError(f"{name} must be {_bounds(minimum, maximum)}, got {value!r}".lstrip())
+    return value
+
+
+def callback(value: _F, name: str) -> _F:
+    """Return *value* if it is callable or None; raise `TypeError` otherwise
+    (found only when first called, it would fail a call half done)."""
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be callable or None, not {type(value).__name__}")
     return value
 
 

@@ -33,12 +33,6 @@ REMOVAL_URL = f"{BASE_URL}/api/journey/drop-users/external"
 HANG_GUARD = 10
 
 
-@pytest.fixture
-def api() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False, assert_all_mocked=True) as router:
-        yield router
-
-
 @pytest.fixture(scope="module")
 def served() -> Iterator[EmulatorServer]:
     # One server for the module: each test makes its own journeys and user ids.

@@ -5,6 +5,7 @@ served by this process; the remaining-users file, its re-run, and Ctrl-C.
 
 from __future__ import annotations
 
+import select
 import signal
 import subprocess
 import sys
@@ -225,6 +226,8 @@ def test_a_second_ctrl_c_stops_at_once_counting_batches_in_flight_as_not_confirm
         process.send_signal(signal.SIGINT)
         assert process.stderr is not None
         # The first Ctrl-C is handled (its note is out) before the second one.
+        ready, _, _ = select.select([process.stderr], [], [], 30)
+        assert ready, "no word of the first Ctrl-C"
         first_note = process.stderr.readline()
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)

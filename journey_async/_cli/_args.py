@@ -15,13 +15,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Final, NoReturn, TypeVar
 
-from journey_async._client import (
+from journey_async._client import AsyncJourneyClient
+from journey_async._config import (
     DEFAULT_BASE_URL,
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_TIMEOUT,
     TOKEN_ENV_VAR,
-    AsyncJourneyClient,
 )
 from journey_async._validation import (
     integer,

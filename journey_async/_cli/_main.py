@@ -11,9 +11,8 @@ import contextlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Final
 
-from journey_async._client import TOKEN_ENV_VAR
+from journey_async._config import TOKEN_ENV_VAR
 from journey_async._exceptions import JourneyError
 from journey_async._redaction import redact
 
@@ -26,11 +25,7 @@ from ._args import (
     UsageError,
     _parse,
 )
-from ._demo import _demo
-from ._emulator import _emulator
 from ._output import _describe_error, _Output
-from ._remove_users import _remove_users
-from ._stats import _stats
 
 
 def _secrets(argv: Sequence[str]) -> list[str]:
@@ -51,18 +46,21 @@ def _fail(message: str, secrets: Sequence[str]) -> None:
     print(f"{PROG}: error: {' '.join(message.splitlines())}", file=sys.stderr, flush=True)
 
 
-_COMMANDS: Final = {
-    "stats": _stats,
-    "remove-users": _remove_users,
-    "demo": _demo,
-}
-
-
 def _dispatch(args: argparse.Namespace) -> int:
+    # Each command's module is imported when it runs: ``--help``, a usage
+    # error and every other command do not pay for it.
     output = _Output()
     if args.command == "emulator":
+        from ._emulator import _emulator
+
         return _emulator(args, output)
-    return asyncio.run(_COMMANDS[args.command](args, output))
+    if args.command == "stats":
+        from ._stats import _stats as command
+    elif args.command == "remove-users":
+        from ._remove_users import _remove_users as command
+    else:
+        from ._demo import _demo as command
+    return asyncio.run(command(args, output))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
