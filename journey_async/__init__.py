@@ -6,7 +6,7 @@ Everything public is importable from here; the modules behind it are private.
 .. versionadded:: 0.1.0
 """
 
-from ._batching import RemovalBatcher
+from ._batcher import RemovalBatcher
 from ._client import AsyncJourneyClient
 from ._converter import error_from_dict, error_to_dict, result_from_dict, result_to_dict
 from ._exceptions import (

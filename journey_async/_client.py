@@ -22,7 +22,8 @@ from typing import Any, Final, Self, TypeVar
 import anyio
 import httpx
 
-from ._batching import DEFAULT_MAX_DELAY, RemovalBatcher, remove_in_batches
+from ._batcher import DEFAULT_MAX_DELAY, RemovalBatcher
+from ._batching import remove_in_batches
 from ._config import (
     DEFAULT_ATTEMPT_TIMEOUT,
     DEFAULT_BASE_URL,

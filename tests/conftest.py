@@ -24,7 +24,7 @@ from journey_async.testing import EmulatorServer, JourneyEmulator, serve_emulato
 # The tests that talk to real sockets through the default transport.
 _ON_EVERY_LOOP = ("test_http_", "test_fanout", "test_retry_integration")
 # Written on anyio alone: each async test also runs on trio, as `name_on_trio`.
-_ON_TRIO = ("test_batching.py",)
+_ON_TRIO = ("test_batching.py", "test_batcher.py")
 
 
 def _loop_factories() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
