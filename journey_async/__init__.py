@@ -8,7 +8,6 @@ Everything public is importable from here; the modules behind it are private.
 
 from ._batcher import RemovalBatcher
 from ._client import AsyncJourneyClient
-from ._converter import error_from_dict, error_to_dict, result_from_dict, result_to_dict
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -41,6 +40,7 @@ from ._models import (
 )
 from ._ratelimit import RateLimit, RateLimiter
 from ._retry import RetryEvent, RetryPolicy
+from ._serialization import error_from_dict, error_to_dict, result_from_dict, result_to_dict
 from ._version import __version__
 
 _configure_logging()
