@@ -22,17 +22,14 @@ The one cattrs converter: every rule for reading the API's JSON lives here.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import types
 from collections.abc import Callable, Mapping
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
-import cattrs
-from cattrs.cols import homogenous_tuple_structure_factory
-from cattrs.errors import ClassValidationError, IterableValidationError
-from cattrs.gen import make_dict_structure_fn, override
 
 from ._exceptions import (
     ResponseFormatError,
@@ -46,6 +43,9 @@ from ._models import (
     UnknownStats,
 )
 from ._validation import integer, number
+
+if TYPE_CHECKING:
+    import cattrs
 
 __all__ = [
     "KIND_CLASSES",
@@ -147,6 +147,11 @@ def _required_fields(cls: type[Any]) -> frozenset[str]:
 
 
 def _make_converter(*, detailed_validation: bool) -> cattrs.Converter:
+    # cattrs is imported with the first response read, not with the package.
+    import cattrs
+    from cattrs.cols import homogenous_tuple_structure_factory
+    from cattrs.gen import make_dict_structure_fn, override
+
     converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=detailed_validation)
     converter.register_structure_hook(int, strict_int)
     converter.register_structure_hook(float, strict_float)
@@ -204,8 +209,14 @@ def _make_converter(*, detailed_validation: bool) -> cattrs.Converter:
 # problem, without collecting notes; a body it refuses is read again by the
 # detailed one, only to name every field that did not fit. Valid bodies, all
 # but a few, pay only for the fast one.
-_fast_converter: Final = _make_converter(detailed_validation=False)
-_detailed_converter: Final = _make_converter(detailed_validation=True)
+@functools.cache
+def _fast_converter() -> cattrs.Converter:
+    return _make_converter(detailed_validation=False)
+
+
+@functools.cache
+def _detailed_converter() -> cattrs.Converter:
+    return _make_converter(detailed_validation=True)
 
 
 def _json_key(cls: type[Any], name: str) -> str:
@@ -214,6 +225,8 @@ def _json_key(cls: type[Any], name: str) -> str:
 
 def _describe(exc: BaseException, path: str) -> list[str]:
     """Flatten a cattrs validation error into ``problem @ $.json.path`` lines."""
+    from cattrs.errors import ClassValidationError, IterableValidationError
+
     if isinstance(exc, ClassValidationError):
         with_notes, others = exc.group_exceptions()
         lines = [
@@ -239,14 +252,16 @@ def _structure(data: object, cls: type[_T], what: str) -> _T:
     if not isinstance(data, dict):
         raise ResponseFormatError(f"{what}: expected a JSON object, got {_preview(data)}")
     try:
-        return _fast_converter.structure(data, cls)
+        return _fast_converter().structure(data, cls)
     except (TypeError, ValueError, KeyError):
         # What the hooks raise for a body that does not fit (KeyError: a
         # required field missing); the detailed pass below says where. Any
         # other exception is a bug, and is not hidden.
         pass
+    from cattrs.errors import ClassValidationError, IterableValidationError
+
     try:
-        return _detailed_converter.structure(data, cls)
+        return _detailed_converter().structure(data, cls)
     except (ClassValidationError, IterableValidationError) as exc:
         problems = "; ".join(_describe(exc, "$"))
         raise ResponseFormatError(f"{what} does not match the API's schema: {problems}") from None
@@ -331,7 +346,9 @@ class _DirectStats:
         raise TypeError("an unknown shape: the converters keep it raw")
 
 
-_direct_stats: Final = _DirectStats(_fast_converter)
+@functools.cache
+def _direct_stats() -> _DirectStats:
+    return _DirectStats(_fast_converter())
 
 
 def structure_stats(content: bytes) -> JourneyStats:
@@ -340,7 +357,7 @@ def structure_stats(content: bytes) -> JourneyStats:
     """
     what = "journey statistics response"
     data = decode_json(content, what)
-    if type(data) is dict and (stats := _direct_stats.read(data)) is not None:
+    if type(data) is dict and (stats := _direct_stats().read(data)) is not None:
         return stats
     return _structure(data, _StatsEnvelope, what).payload
 
@@ -371,4 +388,4 @@ def unstructure_point_stats(stat: PointStats) -> tuple[str, dict[str, Any]]:
     values: the one place that switches on the shape of a point's statistics,
     so that JSON, CSV and tables cannot disagree.
     """
-    return POINT_KINDS[type(stat)], _fast_converter.unstructure(stat)
+    return POINT_KINDS[type(stat)], _fast_converter().unstructure(stat)

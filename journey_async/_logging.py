@@ -25,11 +25,12 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Final
-
-import httpx
+from typing import TYPE_CHECKING, Any, Final
 
 from ._redaction import redact
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "LOG_ENV_VAR",
