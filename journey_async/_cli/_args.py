@@ -13,15 +13,14 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, Final, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
-from journey_async._client import (
+from journey_async._defaults import (
     DEFAULT_BASE_URL,
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_TIMEOUT,
     TOKEN_ENV_VAR,
-    AsyncJourneyClient,
 )
 from journey_async._validation import (
     integer,
@@ -33,6 +32,9 @@ from journey_async._validation import (
 from journey_async._version import __version__
 
 from ._output import _installed
+
+if TYPE_CHECKING:
+    from journey_async._client import AsyncJourneyClient
 
 _T = TypeVar("_T", int, float)
 
@@ -147,6 +149,8 @@ def _client(args: argparse.Namespace) -> AsyncJourneyClient:
         options["timeout"] = args.timeout
     if args.no_retry:
         options["retry"] = None
+    from journey_async._client import AsyncJourneyClient
+
     try:
         return AsyncJourneyClient(args.token, **options)
     except (TypeError, ValueError) as exc:
