@@ -14,8 +14,6 @@ Records about a request carry these ``extra`` fields, for structured logging
 
 Levels: DEBUG for every attempt, INFO for every retry, WARNING for nothing
 the library does on its own.
-
-.. versionadded:: 0.2.0
 """
 
 from __future__ import annotations

@@ -9,8 +9,6 @@ default limiter put anyio's sleep around it (asyncio and trio alike), and
 `paced` wraps one attempt's send: ``acquire()`` before it goes, and
 ``report_rate_limited(retry_after)`` when a 429 comes back. See
 docs/ratelimits.md for the algorithm.
-
-.. versionadded:: 0.2.0
 """
 
 from __future__ import annotations

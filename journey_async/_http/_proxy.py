@@ -6,8 +6,6 @@ proxy are handed over to httpcore, which speaks to proxies.
 
 A proxy's credentials never appear in a message: `redacted` shows a proxy URL
 with its user and password blotted out.
-
-.. versionadded:: 0.2.0
 """
 
 from __future__ import annotations

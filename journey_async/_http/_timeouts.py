@@ -12,8 +12,6 @@ and cancelled per call; elsewhere (trio) anyio's cancel scopes.
 `HTTP11Transport` bounds its own attempts with the timer its connections
 already have for the read timeout, so the default path pays nothing for the
 attempt bound.
-
-.. versionadded:: 0.2.0
 """
 
 from __future__ import annotations

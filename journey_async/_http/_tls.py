@@ -6,8 +6,6 @@ failed certificate check becomes.
 built here rather than by httpx, which deprecates ``verify=<path>`` and
 ``cert=`` with warnings since 0.28: the same context serves the default
 transport and its handovers to httpcore.
-
-.. versionadded:: 0.2.0
 """
 
 from __future__ import annotations
