@@ -6,7 +6,7 @@ Run from the project root::
 
     python -m benchmarks.hotpath
 
-- the URL filled into httpx's parsed form (``_url_builder``) against
+- the URL filled into httpx's parsed form (``_prepared.url_builder``) against
   ``httpx.URL(base_url + path)``;
 - a request built with ``stream=`` and the prepared headers against one
   built with ``content=`` (httpx encodes the body and derives the headers);
@@ -29,9 +29,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 
-from journey_async._client import _url_builder
 from journey_async._http._transport import _response
 from journey_async._http._wire import ParsedResponse
+from journey_async._prepared import url_builder
 
 BASE_URL = "https://journey.pushwoosh.com"
 PATH = "/api/journey/3f2b1c4e-8d9a-4b7c-9e1f-2a3b4c5d6e7f/statistics/external"
@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.hotpath", description=__doc__)
     parser.add_argument("--number", type=int, default=20_000, help="calls per repeat")
     number = parser.parse_args(argv).number
-    url = _url_builder(BASE_URL)
+    url = url_builder(BASE_URL)
     rows = [
         (
             "URL",

@@ -30,7 +30,10 @@ under test, with C workers pulling from one iterator of ids:
   with everything else at its default: retries, timeouts, typed models.
 - ``ja+otel``: the same with OpenTelemetry's
   ``HTTPXClientInstrumentor().instrument()`` on, spans going to an in-memory
-  exporter: the cost of instrumentation (the spans are counted).
+  exporter: the cost of instrumentation (the spans are counted). While it is
+  on, journey_async sends through httpx's own transport so that the spans
+  are made; at config B's scale that takes minutes a run, so it runs in
+  config A only unless named with ``--clients``.
 - ``pyreqwest`` (the Rust reqwest client), ``aiohttp`` (a ``ClientSession``,
   ``json.loads`` of each body) and ``httpx2`` (the httpx successor's
   ``AsyncClient``, limits raised to C): each parses the JSON, and each checks

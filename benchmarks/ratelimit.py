@@ -259,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(machine(["journey-async", "httpx", "redis", "uvicorn"]))
     print()
-    header = ["client", "wall / ideal", "429s of requests", "journeys lost", "wall"]
+    header = ["client", "wall / ideal", "429s of requests", "journeys lost (worst run)", "wall"]
     for line in markdown_table(header, rows):
         print(line)
     return 0

@@ -59,6 +59,12 @@ def _commands() -> dict[str, list[str]]:
     return {
         "import httpx": [sys.executable, "-c", "import httpx"],
         "import journey_async": [sys.executable, "-c", "import journey_async"],
+        # What a program that makes a client pays: the whole library.
+        "...AsyncJourneyClient": [
+            sys.executable,
+            "-c",
+            "import journey_async as ja; ja.AsyncJourneyClient",
+        ],
         "journey-async --help": help_command,
     }
 

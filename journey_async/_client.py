@@ -1,11 +1,11 @@
 """
-`AsyncJourneyClient`: configuration, auth, the two endpoints, and the mapping
-from HTTP outcomes to the `JourneyError` tree.
+`AsyncJourneyClient`: its construction and settings (`with_options`, the
+read-only properties), the two endpoints, the fan-out and removal calls, and
+`_send`, the path every request takes.
 
-Everything a request needs that does not change per call (the Authorization
-and User-Agent headers, the URL prefix, the timeout) is prepared once in the
-constructor, because fan-outs send thousands of requests and httpx's own
-per-request merging is measurable there.
+What the constructor checks is in `_config`, what copies share in `_shared`,
+the headers and URLs prepared once in `_prepared`, and what an outcome
+becomes in the error tree in `_outcomes`.
 
 .. versionadded:: 0.1.0
 """
@@ -13,208 +13,71 @@ per-request merging is measurable there.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import json
 import logging
-import os
-import re
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
 import anyio
-import attrs
 import httpx
 
-from ._batching import DEFAULT_MAX_DELAY, RemovalBatcher, remove_in_batches
-from ._converter import structure_removal_ack, structure_stats
-from ._exceptions import (
-    APIConnectionError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    JourneyError,
-    NotFoundError,
-    RateLimitError,
-    RequestTooLargeError,
-    ResponseFormatError,
-    ResponseTooLargeError,
-    ServerError,
+from ._batcher import DEFAULT_MAX_DELAY, RemovalBatcher
+from ._batching import remove_in_batches
+from ._config import (
+    DEFAULT_ATTEMPT_TIMEOUT,
+    DEFAULT_BASE_URL,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_RETRY,
+    DEFAULT_TIMEOUT,
+    SETTING_NAMES,
+    UNSET,
+    Settings,
+    check_io,
+    checked_settings,
+    network_options,
+    resolve_token,
+    validate_base_url,
 )
+from ._converter import structure_removal_ack, structure_stats
+from ._exceptions import JourneyError, ResponseFormatError
 from ._fanout import AsCompleted, map_as_completed, map_ordered
 from ._guard import CallGuard
 from ._http import (
-    ACCEPT_ENCODING,
     ATTEMPT_TIMEOUT_EXTENSION,
     DEFAULT_MAX_RESPONSE_BYTES,
     MAX_REMOVAL_ACK_BYTES,
     MAX_RESPONSE_BYTES_EXTENSION,
     CallDeadlineExceeded,
     CertTypes,
-    HTTP11Transport,
-    ResponseTooLarge,
     VerifyTypes,
     attempt_timed_out,
-    build_ssl_context,
-    check_proxy,
-    default_transport,
-    proxy_for,
     run_within,
-    sender_for_client,
-    sender_for_owned,
 )
-from ._logging import CallLog, call_log, logged_path, logger, request_extra
+from ._logging import CallLog, call_log, log_attempt, logger
 from ._models import JourneyStats, RemovalResult, StatsFailure, StatsResult, StatsSuccess
-from ._ratelimit import RateLimiter, adaptive_limiter, check_rate_limiter, paced
+from ._outcomes import status_error, transport_error
+from ._prepared import prepared_headers, url_builder
+from ._ratelimit import RateLimiter, paced
 from ._redaction import REDACTED, redact, redact_bytes
-from ._retry import RetryPolicy, SendRequest, parse_retry_after, retrying
+from ._retry import RetryPolicy, SendRequest, retrying
+from ._shared import FORKED_MESSAGE, shared_resources
 from ._validation import (
     callback,
     fanout_ids,
-    number,
     positive_int,
     removal_target,
     validate_journey_id,
     validate_user_ids,
 )
-from ._version import __version__
 
-__all__ = ["DEFAULT_BASE_URL", "AsyncJourneyClient"]
-
-
-DEFAULT_BASE_URL: Final = "https://journey.pushwoosh.com"
-TOKEN_ENV_VAR: Final = "PUSHWOOSH_API_TOKEN"  # noqa: S105 - a variable name
-
-DEFAULT_TIMEOUT: Final = httpx.Timeout(10.0, connect=5.0)
-"""Ten seconds an attempt: the statistics endpoint answers in well under one;
-connecting gets five, since a slow connect usually means a route problem."""
-
-DEFAULT_ATTEMPT_TIMEOUT: Final = 30.0
-"""Seconds of wall clock for one attempt, whole response included: three read
-timeouts. The API answers in well under a second; an attempt still going
-after 30 s is a stuck or trickling connection, better retried while the
-call's deadline (60 s by default) leaves room for it."""
-
-DEFAULT_MAX_CONCURRENCY: Final = 32
-"""Requests in flight in a fan-out. Pushwoosh publishes no limit; 32 keeps one
-client polite while already saturating a single core's worth of parsing."""
-
-DEFAULT_BATCH_SIZE: Final = 1000
-"""User ids per removal request. Pushwoosh documents no cap; a thousand
-UUID-sized ids make a body of about 40 KB, far below any common gateway's body
-limit, while a burst of 2,000 single-user removals still fits in two requests."""
-
-DEFAULT_RETRY: Final = RetryPolicy()
-
-STATS_PATH: Final = "/api/journey/{journey_id}/statistics/external"
-REMOVAL_PATH: Final = "/api/journey/drop-users/external"
-
-
-_STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
-    400: BadRequestError,
-    401: AuthenticationError,
-    403: AuthenticationError,
-    404: NotFoundError,
-    413: RequestTooLargeError,
-    429: RateLimitError,
-}
-
-_UNSET: Any = object()
+__all__ = ["AsyncJourneyClient"]
 
 _T = TypeVar("_T")
 
-
-@attrs.frozen(kw_only=True)
-class _Settings:
-    """
-    What `AsyncJourneyClient.with_options` may change: read by every call,
-    never assigned. One place, so that a new setting is one field here, one
-    argument of the constructor and of ``with_options``, one property.
-    """
-
-    timeout: httpx.Timeout
-    attempt_timeout: float | None
-    retry: RetryPolicy | None
-    max_concurrency: int
-    batch_size: int
-    rate_limit: RateLimiter | None
-
-
-class _Shared:
-    """
-    What a client and its `with_options` copies share: the connections, and
-    the client-wide slots that bound attempts in flight to the pool's size.
-    """
-
-    __slots__ = (
-        "__weakref__",
-        "adaptive",
-        "bounds_attempts",
-        "forked",
-        "http",
-        "owns_http",
-        "pool_size",
-        "send",
-        "slots",
-        "used",
-    )
-
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        send: SendRequest,
-        *,
-        owns_http: bool,
-        pool_size: int,
-        retry: RetryPolicy | None,
-        bounds_attempts: bool = False,
-    ) -> None:
-        self.http = http
-        self.send = send
-        self.owns_http = owns_http
-        self.pool_size = pool_size
-        # Whether *send* ends at attempt_timeout by itself (our transport
-        # does, on the timer it has anyway), or needs a bound around it.
-        self.bounds_attempts = bounds_attempts
-        # fast_acquire: a free slot is taken without a trip through the event
-        # loop, which a fan-out would pay on every request.
-        self.slots = anyio.Semaphore(pool_size, fast_acquire=True)
-        # The rate limiter of the client and its copies given no rate_limit:
-        # the shared cool-down after a 429, and the learned rate. It waits
-        # with the retry policy's sleep and clock, which tests swap.
-        self.adaptive = (
-            adaptive_limiter()
-            if retry is None
-            else adaptive_limiter(clock=retry.clock, sleep=retry.sleep)
-        )
-        self.used = False  # a request was sent
-        self.forked = False  # ...and then this process was forked from the one that sent it
-        _LIVE.add(self)
-
-
-_LIVE: Final[weakref.WeakSet[_Shared]] = weakref.WeakSet()
-
-
-def _mark_forked() -> None:
-    # In a forked child: connections opened by the parent are the parent's
-    # (the same sockets, TLS state and event loop), unusable and unclosable here.
-    for shared in list(_LIVE):
-        if shared.used:
-            shared.forked = True
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
-    os.register_at_fork(after_in_child=_mark_forked)
-
-_FORKED_MESSAGE: Final = (
-    "this client sent requests before the process was forked: its connections belong "
-    "to the parent process; create a new AsyncJourneyClient in this one"
-)
-
-
-_SETTING_NAMES: Final = frozenset(attrs.fields_dict(_Settings))
+STATS_PATH: Final = "/api/journey/{journey_id}/statistics/external"
+REMOVAL_PATH: Final = "/api/journey/drop-users/external"
 
 
 class AsyncJourneyClient:
@@ -298,7 +161,7 @@ class AsyncJourneyClient:
         api_token: str | None = None,
         *,
         base_url: str = DEFAULT_BASE_URL,
-        timeout: float | httpx.Timeout = _UNSET,
+        timeout: float | httpx.Timeout = UNSET,
         retry: RetryPolicy | None = DEFAULT_RETRY,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -307,26 +170,17 @@ class AsyncJourneyClient:
         attempt_timeout: float | None = DEFAULT_ATTEMPT_TIMEOUT,
         rate_limit: RateLimiter | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        verify: VerifyTypes = _UNSET,
-        cert: CertTypes | None = _UNSET,
-        proxy: str | httpx.URL | None = _UNSET,
-        trust_env: bool = _UNSET,
+        verify: VerifyTypes = UNSET,
+        cert: CertTypes | None = UNSET,
+        proxy: str | httpx.URL | None = UNSET,
+        trust_env: bool = UNSET,
     ) -> None:
-        token = _resolve_token(api_token)
+        token = resolve_token(api_token)
         max_response_bytes = positive_int(max_response_bytes, "max_response_bytes")
         self._secret = token
-        self._base_url = _validate_base_url(base_url)
-        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
-            raise TypeError(
-                f"http_client must be an httpx.AsyncClient, not {type(http_client).__name__}"
-            )
-        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
-            raise TypeError(
-                f"transport must be an httpx.AsyncBaseTransport, not {type(transport).__name__}"
-            )
-        if http_client is not None and transport is not None:
-            raise ValueError("pass http_client or transport, not both")
-        network = _network_options(
+        self._base_url = validate_base_url(base_url)
+        check_io(http_client, transport)
+        network = network_options(
             verify=verify,
             cert=cert,
             proxy=proxy,
@@ -334,9 +188,9 @@ class AsyncJourneyClient:
             base_url=self._base_url,
             theirs=http_client is not None or transport is not None,
         )
-        if timeout is _UNSET:
+        if timeout is UNSET:
             timeout = http_client.timeout if http_client is not None else DEFAULT_TIMEOUT
-        settings = _settings(
+        settings = checked_settings(
             timeout=timeout,
             attempt_timeout=attempt_timeout,
             retry=retry,
@@ -344,61 +198,23 @@ class AsyncJourneyClient:
             batch_size=batch_size,
             rate_limit=rate_limit,
         )
-
-        if http_client is None:
-            inner = transport or default_transport(settings.max_concurrency, **network)
-            # trust_env=False: environment proxies are the inner transport's
-            # job (under the retries), not mounts that would bypass them.
-            # The AsyncClient is only the owner of the transport (aclose,
-            # is_closed): requests go straight to the transport, since
-            # AsyncClient.send's per-request work (auth, cookies, hooks,
-            # redirects) has nothing to do for a client nobody else
-            # configures, and is measurable per request (benchmarks/hotpath.py).
-            owned = httpx.AsyncClient(transport=inner, trust_env=False)
-            send: SendRequest = sender_for_owned(owned, inner)
-            self._shared = _Shared(
-                owned,
-                send,
-                owns_http=True,
-                pool_size=settings.max_concurrency,
-                retry=settings.retry,
-                bounds_attempts=isinstance(inner, HTTP11Transport),
-            )
-        else:
-            # Their client, their auth, hooks and mounts: retry around its
-            # send, the body read within its cap by us.
-            self._shared = _Shared(
-                http_client,
-                sender_for_client(http_client),
-                owns_http=False,
-                pool_size=settings.max_concurrency,
-                retry=settings.retry,
-            )
+        self._shared = shared_resources(
+            pool_size=settings.max_concurrency,
+            retry=settings.retry,
+            http_client=http_client,
+            transport=transport,
+            network=network,
+        )
         self._is_copy = False
         self._http = self._shared.http
-
-        self._headers = httpx.Headers(
-            {
-                "Authorization": f"Api {token}",
-                "User-Agent": f"journey-async/{__version__}",
-                "Accept": "application/json",
-                # Exactly the codings the client can decode (within the cap).
-                "Accept-Encoding": ACCEPT_ENCODING,
-            }
+        self._headers, self._get_headers, self._post_headers = prepared_headers(
+            token, self._base_url
         )
-        # The headers as they go out, Host first as httpx orders them: built
-        # once, since a request given a stream takes them as they are, and
-        # copying an httpx.Headers is a list copy.
-        host = [(b"Host", httpx.URL(self._base_url).netloc)]
-        self._get_headers = httpx.Headers([*host, *self._headers.raw])
-        self._post_headers = httpx.Headers(
-            [*host, *self._headers.raw, (b"Content-Type", b"application/json")]
-        )
-        self._url = _url_builder(self._base_url)
+        self._url = url_builder(self._base_url)
         self._max_response_bytes = max_response_bytes
         self._configure(settings)
 
-    def _configure(self, settings: _Settings) -> None:
+    def _configure(self, settings: Settings) -> None:
         """Everything derived from *settings*, built once per client or copy."""
         self._settings = settings
         timeouts = settings.timeout.as_dict()
@@ -435,11 +251,11 @@ class AsyncJourneyClient:
     def with_options(
         self,
         *,
-        timeout: float | httpx.Timeout = _UNSET,
-        attempt_timeout: float | None = _UNSET,
-        retry: RetryPolicy | None = _UNSET,
-        max_concurrency: int = _UNSET,
-        rate_limit: RateLimiter | None = _UNSET,
+        timeout: float | httpx.Timeout = UNSET,
+        attempt_timeout: float | None = UNSET,
+        retry: RetryPolicy | None = UNSET,
+        max_concurrency: int = UNSET,
+        rate_limit: RateLimiter | None = UNSET,
     ) -> Self:
         """
         A client with other settings, sharing this one's connections::
@@ -465,17 +281,17 @@ class AsyncJourneyClient:
         .. versionadded:: 0.2.0
         """
         current = self._settings
-        settings = _settings(
-            timeout=current.timeout if timeout is _UNSET else timeout,
+        settings = checked_settings(
+            timeout=current.timeout if timeout is UNSET else timeout,
             attempt_timeout=(
-                current.attempt_timeout if attempt_timeout is _UNSET else attempt_timeout
+                current.attempt_timeout if attempt_timeout is UNSET else attempt_timeout
             ),
-            retry=current.retry if retry is _UNSET else retry,
+            retry=current.retry if retry is UNSET else retry,
             max_concurrency=(
-                current.max_concurrency if max_concurrency is _UNSET else max_concurrency
+                current.max_concurrency if max_concurrency is UNSET else max_concurrency
             ),
             batch_size=current.batch_size,
-            rate_limit=current.rate_limit if rate_limit is _UNSET else rate_limit,
+            rate_limit=current.rate_limit if rate_limit is UNSET else rate_limit,
         )
         pool_size = self._shared.pool_size
         if settings.max_concurrency > pool_size:
@@ -490,7 +306,7 @@ class AsyncJourneyClient:
         return copy
 
     def __setattr__(self, name: str, value: object) -> None:
-        if name in _SETTING_NAMES:
+        if name in SETTING_NAMES:
             raise AttributeError(
                 f"{name} is read-only: client.with_options({name}=...) gives a client "
                 "with another one, sharing the connections"
@@ -836,19 +652,8 @@ class AsyncJourneyClient:
                 response = await run_within(
                     deadline, self._send_request, request, _deadline_error(deadline)
                 )
-        except httpx.TimeoutException as exc:
-            raise APITimeoutError(f"{method} {path} timed out: {_describe(exc)}") from exc
-        except ResponseTooLarge as exc:
-            raise ResponseTooLargeError(
-                f"{method} {path}: {exc}", cap=exc.cap, limit=exc.limit
-            ) from exc
-        except httpx.TransportError as exc:
-            raise APIConnectionError(f"{method} {path} failed: {_describe(exc)}") from exc
-        except httpx.DecodingError as exc:
-            # A body labelled gzip (say) that is not: often a proxy's own page.
-            raise ResponseFormatError(
-                f"{method} {path}: the response body could not be decoded: {_describe(exc)}"
-            ) from exc
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            raise transport_error(method, path, exc) from exc
         finally:
             if log_token is not None:
                 call_log.reset(log_token)
@@ -859,7 +664,9 @@ class AsyncJourneyClient:
     def _parse(self, parse: Callable[[bytes], _T], response: httpx.Response) -> _T:
         """*parse* the body. A server may echo what it received, and the
         error quotes the body cut short: so a refused body that holds the
-        token is parsed again with the token blotted out, for the message."""
+        token is parsed again with the token blotted out, for the message.
+        A method, not a function given the token: this frame is in the
+        error's traceback, and ``self`` shows no token there."""
         content = response.content
         try:
             return parse(content)
@@ -886,7 +693,7 @@ class AsyncJourneyClient:
         if shared.http.is_closed:
             raise RuntimeError("Cannot send a request, as the client has been closed.")
         if shared.forked:
-            raise RuntimeError(_FORKED_MESSAGE)
+            raise RuntimeError(FORKED_MESSAGE)
         shared.used = True
         log = call_log.get()
         if log is not None:
@@ -902,10 +709,10 @@ class AsyncJourneyClient:
                     response = await send(request)
         except Exception as exc:
             if logger.isEnabledFor(logging.DEBUG):
-                _log_attempt(request, type(exc).__name__, None)
+                log_attempt(request, type(exc).__name__, None)
             raise
         if logger.isEnabledFor(logging.DEBUG):
-            _log_attempt(request, str(response.status_code), response.status_code)
+            log_attempt(request, str(response.status_code), response.status_code)
         return response
 
     async def _bounded_attempt(self, request: httpx.Request) -> httpx.Response:
@@ -918,156 +725,6 @@ class AsyncJourneyClient:
         )
 
 
-# A path made only of these needs no percent-encoding (RFC 3986 pchar and "/").
-_PLAIN_PATH: Final = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/]*")
-
-
-def _url_builder(base_url: str) -> Callable[[str], httpx.URL]:
-    """
-    ``lambda path: httpx.URL(base_url + path)``, without parsing the base URL
-    again for every request: parsing is most of the cost of an `httpx.URL`.
-
-    It fills httpx's parsed form directly, which is private to httpx: so the
-    shortcut is checked against the parser once here, and used only for
-    paths that need no encoding; anything else takes the parser.
-    """
-    base = httpx.URL(base_url)
-
-    def parse(path: str) -> httpx.URL:
-        return httpx.URL(base_url + path)
-
-    try:
-        parsed = base._uri_reference
-        make, (scheme, userinfo, host, port, base_path, query, fragment) = type(parsed), parsed
-        prefix = base_path.rstrip("/")
-        new_url = httpx.URL.__new__
-
-        def fast(path: str) -> httpx.URL:
-            # Dot segments are resolved by the parser; leave them to it.
-            if not _PLAIN_PATH.fullmatch(path) or "/." in path:
-                return parse(path)
-            url = new_url(httpx.URL)
-            url._uri_reference = make(scheme, userinfo, host, port, prefix + path, query, fragment)
-            return url
-
-        probe = "/api/journey/x-1_2.3~4/statistics/external"
-        if fast(probe) == parse(probe) and str(fast(probe)) == str(parse(probe)):
-            return fast
-    except Exception:  # httpx changed inside: keep to its public API
-        logger.debug("httpx internals differ; URLs are parsed per request")
-    return parse
-
-
-def status_error(response: httpx.Response, *, secret: str | None = None) -> APIStatusError:
-    """
-    The `APIStatusError` subclass for an error response, with the server's
-    own ``message`` when its body carries one, and *secret* blotted out of it
-    (a server may quote the Authorization header it refused).
-    """
-    status = response.status_code
-    cls = _STATUS_ERRORS.get(status, ServerError if 500 <= status <= 599 else APIStatusError)
-    message = _server_message(response, secret)
-    request_id = _request_id(response, secret)
-    if cls is RateLimitError:
-        return RateLimitError(
-            message,
-            status_code=status,
-            response=response,
-            request_id=request_id,
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
-        )
-    return cls(message, status_code=status, response=response, request_id=request_id)
-
-
-REQUEST_ID_HEADERS: Final = ("x-request-id", "request-id")
-"""Where servers put their id for a request, first found wins."""
-
-REQUEST_ID_CHARS: Final = 128
-"""Characters of a request id kept: ids are UUID-sized; a hostile one is cut."""
-
-_UNPRINTABLE: Final = re.compile(r"[^\x21-\x7e]+")
-
-
-def _request_id(response: httpx.Response, secret: str | None) -> str | None:
-    """The server's id for the request, printable ASCII only, or `None`."""
-    for name in REQUEST_ID_HEADERS:
-        value = response.headers.get(name)
-        if value is not None:
-            cleaned = _UNPRINTABLE.sub("?", redact(value.strip(), secret))
-            return _cut(cleaned, REQUEST_ID_CHARS) or None
-    return None
-
-
-BODY_PREVIEW_CHARS: Final = 80
-"""Characters of a non-JSON error body quoted in the error's message."""
-
-SERVER_MESSAGE_CHARS: Final = 500
-"""Characters of the server's own ``message`` kept in the error's message: a
-sentence or two, not a hostile server's megabyte."""
-
-
-def _server_message(response: httpx.Response, secret: str | None) -> str:
-    # Everything here is the server's, who may echo the token: blotted out
-    # first, and only then cut short, so no prefix of it survives a cut.
-    reason = _cut(redact(response.reason_phrase, secret), SERVER_MESSAGE_CHARS) or "error"
-    try:
-        body = response.json()
-    except (ValueError, RecursionError):
-        text = redact(" ".join(response.text.split()), secret)
-        if not text:
-            return reason
-        return f"{reason} (body is not JSON: {_cut(text, BODY_PREVIEW_CHARS)!r})"
-    message = body.get("message") if isinstance(body, dict) else None
-    if isinstance(message, str) and message:
-        return _cut(redact(message, secret), SERVER_MESSAGE_CHARS)
-    return reason
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _network_options(
-    *,
-    verify: Any,
-    cert: Any,
-    proxy: Any,
-    trust_env: Any,
-    base_url: str,
-    theirs: bool,
-) -> dict[str, Any]:
-    """The TLS and proxy settings, checked, as `default_transport` takes them."""
-    given = [
-        name
-        for name, value in (
-            ("verify", verify),
-            ("cert", cert),
-            ("proxy", proxy),
-            ("trust_env", trust_env),
-        )
-        if value is not _UNSET
-    ]
-    if theirs:
-        if given:
-            raise ValueError(
-                f"{', '.join(given)} with http_client= or transport=: configure TLS and "
-                "proxies on your own client or transport instead"
-            )
-        return {}
-    trust = True if trust_env is _UNSET else trust_env
-    if not isinstance(trust, bool):
-        raise TypeError(f"trust_env must be True or False, not {type(trust).__name__}")
-    verify = True if verify is _UNSET else verify
-    cert = None if cert is _UNSET else cert
-    # The default context is built by the transport on first use (loading
-    # the CAs is most of a client's start-up); any other is checked now.
-    context = None if verify is True and cert is None else build_ssl_context(verify, cert)
-    explicit = None if proxy is _UNSET or proxy is None else check_proxy(proxy)
-    # An environment proxy that cannot be used is refused here, not per call.
-    proxy_for(httpx.URL(base_url), explicit, trust_env=trust)
-    return {"ssl_context": context, "proxy": explicit, "trust_env": trust}
-
-
 def _deadline_error(deadline: float) -> Callable[[], httpx.TimeoutException]:
     def error() -> httpx.TimeoutException:
         return CallDeadlineExceeded(
@@ -1076,124 +733,3 @@ def _deadline_error(deadline: float) -> Callable[[], httpx.TimeoutException]:
         )
 
     return error
-
-
-def _log_attempt(request: httpx.Request, outcome: str, status_code: int | None) -> None:
-    extra = request_extra(request, status_code)
-    logger.debug(
-        "%s %s: attempt %s -> %s after %.3f s",
-        request.method,
-        logged_path(request),
-        extra["attempt"],
-        outcome,
-        extra["elapsed"] or 0.0,
-        extra=extra,
-    )
-
-
-def _describe(exc: Exception) -> str:
-    return str(exc) or type(exc).__name__
-
-
-def _resolve_token(api_token: str | None) -> str:
-    if api_token is None:
-        api_token = os.environ.get(TOKEN_ENV_VAR)
-        if not api_token:
-            raise ValueError(f"no API token: pass api_token= or set {TOKEN_ENV_VAR}")
-    if not isinstance(api_token, str):
-        raise TypeError(f"api_token must be a string, not {type(api_token).__name__}")
-    # The token itself is never echoed back: an error message may be logged.
-    if not api_token.strip():
-        raise ValueError("api_token is empty")
-    if any(c.isspace() or not c.isprintable() for c in api_token):
-        raise ValueError("api_token contains whitespace or control characters")
-    if not api_token.isascii():  # an HTTP header value: ASCII only
-        raise ValueError("api_token contains non-ASCII characters")
-    return api_token
-
-
-def _settings(
-    *,
-    timeout: float | httpx.Timeout,
-    attempt_timeout: float | None,
-    retry: RetryPolicy | None,
-    max_concurrency: int,
-    batch_size: int,
-    rate_limit: RateLimiter | None,
-) -> _Settings:
-    """The settings, each checked: the one path of the constructor and of
-    `AsyncJourneyClient.with_options`."""
-    if retry is not None and not isinstance(retry, RetryPolicy):
-        raise TypeError(f"retry must be a RetryPolicy or None, not {type(retry).__name__}")
-    if rate_limit is not None:
-        check_rate_limiter(rate_limit)
-    return _Settings(
-        timeout=_validate_timeout(timeout),
-        attempt_timeout=(
-            None
-            if attempt_timeout is None
-            else number(attempt_timeout, "attempt_timeout", exclusive=True)
-        ),
-        retry=retry,
-        max_concurrency=positive_int(max_concurrency, "max_concurrency"),
-        batch_size=positive_int(batch_size, "batch_size"),
-        rate_limit=rate_limit,
-    )
-
-
-def _validate_timeout(timeout: float | httpx.Timeout) -> httpx.Timeout:
-    """*timeout* as an `httpx.Timeout`, every phase a positive finite number
-    of seconds or `None` (no bound) inside one."""
-    if isinstance(timeout, httpx.Timeout):
-        for phase, value in timeout.as_dict().items():
-            if value is not None:
-                number(value, f"timeout.{phase}", exclusive=True)
-        return timeout
-    if timeout is None:
-        raise TypeError("timeout must be a number of seconds; httpx.Timeout(None) for no timeout")
-    return httpx.Timeout(number(timeout, "timeout", exclusive=True))
-
-
-def _validate_base_url(base_url: str) -> str:
-    """
-    *base_url* without its trailing slash, if it is safe to send the token
-    to. No message here quotes *base_url* whole: it may hold a password.
-    """
-    if not isinstance(base_url, str):
-        raise TypeError(f"base_url must be a string, not {type(base_url).__name__}")
-    try:
-        url = httpx.URL(base_url)
-    except httpx.InvalidURL as exc:
-        shown = "" if "@" in base_url else f" {base_url!r}"
-        raise ValueError(f"invalid base_url{shown}: {exc}") from None
-    if url.userinfo:
-        raise ValueError(
-            "base_url must not carry a user name or password: the client authenticates "
-            "with api_token"
-        )
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"base_url must be an http(s) URL with a host, got {base_url!r}")
-    if url.query or url.fragment:
-        raise ValueError(f"base_url must not have a query or fragment, got {base_url!r}")
-    if url.scheme == "http" and not _is_loopback(url.host):
-        raise ValueError(
-            f"base_url {base_url!r} is plain http to a host that is not loopback: "
-            "use https so the API token is not sent in clear text"
-        )
-    root = str(url).rstrip("/")
-    if url.path.rstrip("/").endswith("/api"):
-        hint = root.removesuffix("/api")
-        raise ValueError(
-            f"base_url {base_url!r} ends in /api, and the client adds /api/journey/... "
-            f"itself, so requests would go to /api/api/...: pass {hint!r}"
-        )
-    return root
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -22,25 +22,17 @@ The one cattrs converter: every rule for reading the API's JSON lives here.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import types
 from collections.abc import Callable, Mapping
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
-import cattrs
-import httpx
-from cattrs.cols import homogenous_tuple_structure_factory
-from cattrs.errors import ClassValidationError, IterableValidationError
-from cattrs.gen import make_dict_structure_fn, override
 
 from ._exceptions import (
-    JourneyError,
     ResponseFormatError,
-    rebuild_error,
-    response_from_summary,
-    response_summary,
 )
 from ._models import (
     InAppStats,
@@ -48,20 +40,20 @@ from ._models import (
     JourneyStats,
     MessageStats,
     PointStats,
-    StatsFailure,
-    StatsResult,
-    StatsSuccess,
     UnknownStats,
 )
 from ._validation import integer, number
 
+if TYPE_CHECKING:
+    import cattrs
+
 __all__ = [
+    "KIND_CLASSES",
     "POINT_KINDS",
     "decode_json",
-    "error_from_dict",
-    "error_to_dict",
-    "result_from_dict",
-    "result_to_dict",
+    "strict_float",
+    "strict_int",
+    "strict_str",
     "structure_removal_ack",
     "structure_stats",
     "unstructure_point_stats",
@@ -98,7 +90,7 @@ MAX_EXACT_FLOAT_COUNT: Final = 2**53
 """The largest float read as a count: above it a float holds no exact integer."""
 
 
-def _strict_int(value: object, _: object) -> int:
+def strict_int(value: object, _: object) -> int:
     # bool is an int subclass; an integral float of exact size is still a count.
     if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_EXACT_FLOAT_COUNT:
         value = int(value)
@@ -107,7 +99,7 @@ def _strict_int(value: object, _: object) -> int:
     return integer(value, "count", minimum=0)
 
 
-def _strict_float(value: object, _: object) -> float:
+def strict_float(value: object, _: object) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise TypeError(f"expected a number, got {_preview(value)}")
     return number(value, "number")
@@ -133,7 +125,7 @@ def _check_finite(value: object, path: str = "") -> None:
             _check_finite(item, f"{path}[{index}]")
 
 
-def _strict_str(value: object, _: object) -> str:
+def strict_str(value: object, _: object) -> str:
     if isinstance(value, str):
         return value
     raise TypeError(f"expected a string, got {value!r}")
@@ -155,10 +147,15 @@ def _required_fields(cls: type[Any]) -> frozenset[str]:
 
 
 def _make_converter(*, detailed_validation: bool) -> cattrs.Converter:
+    # cattrs is imported with the first response read, not with the package.
+    import cattrs
+    from cattrs.cols import homogenous_tuple_structure_factory
+    from cattrs.gen import make_dict_structure_fn, override
+
     converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=detailed_validation)
-    converter.register_structure_hook(int, _strict_int)
-    converter.register_structure_hook(float, _strict_float)
-    converter.register_structure_hook(str, _strict_str)
+    converter.register_structure_hook(int, strict_int)
+    converter.register_structure_hook(float, strict_float)
+    converter.register_structure_hook(str, strict_str)
     converter.register_structure_hook(bool, _strict_bool)
 
     shapes: list[tuple[type[MessageStats | InAppStats], frozenset[str]]] = [
@@ -212,8 +209,14 @@ def _make_converter(*, detailed_validation: bool) -> cattrs.Converter:
 # problem, without collecting notes; a body it refuses is read again by the
 # detailed one, only to name every field that did not fit. Valid bodies, all
 # but a few, pay only for the fast one.
-_fast_converter: Final = _make_converter(detailed_validation=False)
-_detailed_converter: Final = _make_converter(detailed_validation=True)
+@functools.cache
+def _fast_converter() -> cattrs.Converter:
+    return _make_converter(detailed_validation=False)
+
+
+@functools.cache
+def _detailed_converter() -> cattrs.Converter:
+    return _make_converter(detailed_validation=True)
 
 
 def _json_key(cls: type[Any], name: str) -> str:
@@ -222,6 +225,8 @@ def _json_key(cls: type[Any], name: str) -> str:
 
 def _describe(exc: BaseException, path: str) -> list[str]:
     """Flatten a cattrs validation error into ``problem @ $.json.path`` lines."""
+    from cattrs.errors import ClassValidationError, IterableValidationError
+
     if isinstance(exc, ClassValidationError):
         with_notes, others = exc.group_exceptions()
         lines = [
@@ -247,14 +252,16 @@ def _structure(data: object, cls: type[_T], what: str) -> _T:
     if not isinstance(data, dict):
         raise ResponseFormatError(f"{what}: expected a JSON object, got {_preview(data)}")
     try:
-        return _fast_converter.structure(data, cls)
+        return _fast_converter().structure(data, cls)
     except (TypeError, ValueError, KeyError):
         # What the hooks raise for a body that does not fit (KeyError: a
         # required field missing); the detailed pass below says where. Any
         # other exception is a bug, and is not hidden.
         pass
+    from cattrs.errors import ClassValidationError, IterableValidationError
+
     try:
-        return _detailed_converter.structure(data, cls)
+        return _detailed_converter().structure(data, cls)
     except (ClassValidationError, IterableValidationError) as exc:
         problems = "; ".join(_describe(exc, "$"))
         raise ResponseFormatError(f"{what} does not match the API's schema: {problems}") from None
@@ -339,7 +346,9 @@ class _DirectStats:
         raise TypeError("an unknown shape: the converters keep it raw")
 
 
-_direct_stats: Final = _DirectStats(_fast_converter)
+@functools.cache
+def _direct_stats() -> _DirectStats:
+    return _DirectStats(_fast_converter())
 
 
 def structure_stats(content: bytes) -> JourneyStats:
@@ -348,7 +357,7 @@ def structure_stats(content: bytes) -> JourneyStats:
     """
     what = "journey statistics response"
     data = decode_json(content, what)
-    if type(data) is dict and (stats := _direct_stats.read(data)) is not None:
+    if type(data) is dict and (stats := _direct_stats().read(data)) is not None:
         return stats
     return _structure(data, _StatsEnvelope, what).payload
 
@@ -365,11 +374,11 @@ def structure_removal_ack(content: bytes) -> None:
 
 # The name of each pointStat shape in plain data: the command line's JSON and
 # CSV, and the dicts of result_to_dict.
-_KINDS: Final[Mapping[str, type[MessageStats | InAppStats]]] = types.MappingProxyType(
+KIND_CLASSES: Final[Mapping[str, type[MessageStats | InAppStats]]] = types.MappingProxyType(
     {"message": MessageStats, "in_app": InAppStats}
 )
 POINT_KINDS: Final[Mapping[type[PointStats], str]] = types.MappingProxyType(
-    {**{cls: kind for kind, cls in _KINDS.items()}, UnknownStats: "unknown"}
+    {**{cls: kind for kind, cls in KIND_CLASSES.items()}, UnknownStats: "unknown"}
 )
 
 
@@ -379,189 +388,4 @@ def unstructure_point_stats(stat: PointStats) -> tuple[str, dict[str, Any]]:
     values: the one place that switches on the shape of a point's statistics,
     so that JSON, CSV and tables cannot disagree.
     """
-    return POINT_KINDS[type(stat)], _fast_converter.unstructure(stat)
-
-
-# Plain dicts: results and errors to and from JSON-safe dicts, for task queues
-# (taskiq) and processes. Python names, not the API's; a point's shape is told
-# by its "kind", as the command line's JSON tells it.
-
-
-def _point_to_dict(point: JourneyPoint) -> dict[str, Any]:
-    kind, fields = unstructure_point_stats(point.stat)
-    return {
-        "title": point.title,
-        "campaign_code": point.campaign_code,
-        "preset_code": point.preset_code,
-        "kind": kind,
-        "stat": fields,
-    }
-
-
-def _point_from_dict(data: dict[str, Any]) -> JourneyPoint:
-    kind, fields = data["kind"], data["stat"]
-    if not isinstance(fields, dict):
-        raise TypeError(f"a point's stat must be a dict, not {type(fields).__name__}")
-    stat: PointStats
-    if kind == "unknown":
-        stat = UnknownStats(raw=types.MappingProxyType(dict(fields)))
-    elif kind in _KINDS:
-        stat = _plain.structure(fields, _KINDS[kind])
-    else:
-        raise ValueError(f"unknown point kind {kind!r}")
-    return JourneyPoint(
-        title=_strict_str(data["title"], None),
-        stat=stat,
-        campaign_code=_optional_str(data.get("campaign_code")),
-        preset_code=_optional_str(data.get("preset_code")),
-    )
-
-
-def _optional_str(value: object) -> str | None:
-    return None if value is None else _strict_str(value, None)
-
-
-def _make_plain_converter() -> cattrs.Converter:
-    converter = cattrs.Converter(detailed_validation=False)
-    converter.register_structure_hook(int, _strict_int)
-    converter.register_structure_hook(float, _strict_float)
-    converter.register_structure_hook(str, _strict_str)
-    converter.register_unstructure_hook(JourneyPoint, _point_to_dict)
-    converter.register_structure_hook(JourneyPoint, lambda data, _: _point_from_dict(data))
-    return converter
-
-
-_plain: Final = _make_plain_converter()
-
-
-def result_to_dict(result: StatsResult) -> dict[str, Any]:
-    """
-    *result* as a plain, JSON-safe dict: ``journey_id``, ``ok``, ``stats``
-    (title and points, each point's ``kind`` beside its ``stat``) and
-    ``error`` (as `error_to_dict` gives it). `result_from_dict` reads it back.
-
-    For task queues and processes, which move results as JSON or dicts::
-
-        payload = ja.result_to_dict(result)
-        assert ja.result_from_dict(payload) == result  # errors compare by identity
-
-    .. versionadded:: 0.2.0
-    """
-    if isinstance(result, StatsSuccess):
-        return {
-            "journey_id": result.journey_id,
-            "ok": True,
-            "stats": _plain.unstructure(result.stats),
-            "error": None,
-        }
-    if isinstance(result, StatsFailure):
-        return {
-            "journey_id": result.journey_id,
-            "ok": False,
-            "stats": None,
-            "error": error_to_dict(result.error),
-        }
-    raise TypeError(f"expected a StatsResult, not {type(result).__name__}")
-
-
-def result_from_dict(data: Mapping[str, Any]) -> StatsResult:
-    """
-    The `StatsResult` that `result_to_dict` gave *data* for.
-
-    Raises:
-        TypeError, ValueError: *data* is not such a dict.
-
-    .. versionadded:: 0.2.0
-    """
-    try:
-        journey_id = _strict_str(data["journey_id"], None)
-        if data["ok"] is True:
-            return StatsSuccess(journey_id, _plain.structure(data["stats"], JourneyStats))
-        if data["ok"] is False:
-            return StatsFailure(journey_id, error_from_dict(data["error"]))
-    except KeyError as exc:
-        raise ValueError(f"not a result dict: no {exc}") from None
-    except cattrs.BaseValidationError as exc:
-        raise ValueError(f"not a result dict: {exc}") from None
-    raise ValueError(f"not a result dict: ok is {data['ok']!r}")
-
-
-def error_to_dict(error: JourneyError) -> dict[str, Any]:
-    """
-    *error* as a plain, JSON-safe dict: its ``type`` (the class name), its
-    ``message`` (``str(error)``) and its attributes (``status_code``,
-    ``retry_after``, ``removed``, nested errors...). `error_from_dict` reads
-    it back as the same class with the same message and attributes; an
-    `APIStatusError`'s ``response`` comes back as its method, URL, status and
-    request id, without the body or the other headers, and never the token.
-
-    .. versionadded:: 0.2.0
-    """
-    if not isinstance(error, JourneyError):
-        raise TypeError(f"expected a JourneyError, not {type(error).__name__}")
-    return {
-        "type": type(error).__name__,
-        "message": str(error),
-        "attributes": {name: _encode(value, name) for name, value in vars(error).items()},
-    }
-
-
-def error_from_dict(data: Mapping[str, Any]) -> JourneyError:
-    """
-    The `JourneyError` that `error_to_dict` gave *data* for.
-
-    Raises:
-        TypeError, ValueError: *data* is not such a dict.
-
-    .. versionadded:: 0.2.0
-    """
-    try:
-        name, message, attributes = data["type"], data["message"], data["attributes"]
-    except KeyError as exc:
-        raise ValueError(f"not an error dict: no {exc}") from None
-    cls = _error_classes().get(name)
-    if cls is None:
-        raise ValueError(f"not an error dict: unknown error type {name!r}")
-    if not isinstance(message, str) or not isinstance(attributes, dict):
-        raise TypeError("not an error dict: message must be a str and attributes a dict")
-    return rebuild_error(
-        cls, (message,), {key: _decode(value) for key, value in attributes.items()}
-    )
-
-
-def _error_classes() -> dict[str, type[JourneyError]]:
-    # Every JourneyError class defined in the package, by name.
-    found: dict[str, type[JourneyError]] = {}
-    pending: list[type[JourneyError]] = [JourneyError]
-    while pending:
-        cls = pending.pop()
-        if cls.__module__.startswith("journey_async"):
-            found[cls.__name__] = cls
-        pending.extend(cls.__subclasses__())
-    return found
-
-
-def _encode(value: object, name: str) -> object:
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, tuple | list):
-        return [_encode(item, name) for item in value]
-    if isinstance(value, JourneyError):
-        return {"error": error_to_dict(value)}
-    if isinstance(value, httpx.Response):
-        return {"response": response_summary(value)}
-    raise TypeError(
-        f"cannot put the attribute {name!r} ({type(value).__name__}) of an error in a dict"
-    )
-
-
-def _decode(value: object) -> object:
-    if isinstance(value, list):
-        return tuple(_decode(item) for item in value)
-    if isinstance(value, dict):
-        if "error" in value:
-            return error_from_dict(value["error"])
-        if "response" in value:
-            return response_from_summary(value["response"])
-        raise ValueError(f"not an error dict: attribute {value!r}")
-    return value
+    return POINT_KINDS[type(stat)], _fast_converter().unstructure(stat)

@@ -25,17 +25,19 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Final
-
-import httpx
+from typing import TYPE_CHECKING, Any, Final
 
 from ._redaction import redact
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "LOG_ENV_VAR",
     "CallLog",
     "call_log",
     "configure_from_environment",
+    "log_attempt",
     "logged_path",
     "logger",
     "request_extra",
@@ -90,6 +92,21 @@ def logged_path(request: httpx.Request) -> str:
     log = call_log.get()
     path = request.url.path
     return path if log is None else redact(path, log.secret)
+
+
+def log_attempt(request: httpx.Request, outcome: str, status_code: int | None) -> None:
+    """The DEBUG record of one attempt at *request*: its *outcome* (a status
+    or an exception's name) and *status_code* (`None` when none came)."""
+    extra = request_extra(request, status_code)
+    logger.debug(
+        "%s %s: attempt %s -> %s after %.3f s",
+        request.method,
+        logged_path(request),
+        extra["attempt"],
+        outcome,
+        extra["elapsed"] or 0.0,
+        extra=extra,
+    )
 
 
 def configure_from_environment() -> None:

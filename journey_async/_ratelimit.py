@@ -277,7 +277,10 @@ class _Budget:
             # The first 429: all we know is what the server took before it,
             # its burst and a little of its rate. Start from that, climb fast.
             self._burst_seen = accepted
-            self._first = (accepted, length)
+            # Paced, the first phase's length says how much rate it had on
+            # top of the burst; unpaced, its requests left in a heap whose
+            # sending took longer than their arrival: all of it is burst.
+            self._first = (accepted, 0.0 if phase.rate is None else length)
             low = accepted / max(length, 1.0)
             target = None if phase.rate is None else BACKOFF * phase.rate
         else:

@@ -1,8 +1,8 @@
 """
-Fixtures shared by the test modules of the command line and of the emulator,
-and the event loops the integration tests run on: asyncio's own and uvloop,
-where async services run in production (uvicorn picks it whenever it is
-installed), and trio for the batcher's tests (`pytest_pycollect_makeitem`).
+Fixtures shared by the test modules: respx's router (``api``), the command
+line's and the emulator's; and the event loops the integration tests run on:
+asyncio's own and uvloop, where async services run in production (uvicorn
+picks it whenever it is installed), and trio for the batcher's tests (`pytest_pycollect_makeitem`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
+import respx
 from cli_support import make_emulator as make_cli_emulator
 from emulator_support import Mode, make_emulator
 
@@ -23,7 +24,7 @@ from journey_async.testing import EmulatorServer, JourneyEmulator, serve_emulato
 # The tests that talk to real sockets through the default transport.
 _ON_EVERY_LOOP = ("test_http_", "test_fanout", "test_retry_integration")
 # Written on anyio alone: each async test also runs on trio, as `name_on_trio`.
-_ON_TRIO = ("test_batching.py",)
+_ON_TRIO = ("test_batching.py", "test_batcher.py")
 
 
 def _loop_factories() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
@@ -72,6 +73,14 @@ def pytest_pycollect_makeitem(
     setattr(collector.obj, trio_name, on_trio)  # where pytest looks a test up by name
     trio_items = list(collector._genfunctions(trio_name, on_trio))
     return [*(items or []), *trio_items]
+
+
+@pytest.fixture
+def api() -> Iterator[respx.MockRouter]:
+    """respx in place of the network for one test; a request nothing in it
+    expects fails the test (assert_all_mocked)."""
+    with respx.mock(assert_all_called=False, assert_all_mocked=True) as router:
+        yield router
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The API reference's response examples, verbatim, for tests to share."""
+"""The API reference's response examples, verbatim, and the URLs of its two
+endpoints for `JOURNEY_ID`, for tests to share."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 TOKEN = "test-token-5f0c1e"
 BASE_URL = "https://journey.pushwoosh.com"
 JOURNEY_ID = "11111111-2222-3333-4444-555555555555"
+STATS_URL = f"{BASE_URL}/api/journey/{JOURNEY_ID}/statistics/external"
+REMOVAL_URL = f"{BASE_URL}/api/journey/drop-users/external"
 
 MESSAGE_EXAMPLE: dict[str, Any] = {
     "payload": {

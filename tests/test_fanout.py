@@ -16,20 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import string
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 import journey_async as ja
-from journey_async._client import _url_builder
 from journey_async._fanout import map_as_completed, map_ordered
-from journey_async._http import ACCEPT_ENCODING
-from journey_async._validation import validate_journey_id
 from journey_async.testing import EmulatorServer, Fault, JourneyEmulator, serve_emulator
 
 TOKEN = "test-token"  # the emulator's default
@@ -478,69 +471,3 @@ async def settled(emulator: JourneyEmulator) -> None:
     async with asyncio.timeout(10):
         while emulator.in_flight:  # noqa: ASYNC110 - the server's count, in its thread
             await asyncio.sleep(0.01)
-
-
-# --- building URLs without re-parsing -----------------------------------------------------
-
-journey_ids = st.text(
-    st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=40
-).filter(lambda text: _is_valid_id(text))
-
-
-def _is_valid_id(text: str) -> bool:
-    try:
-        validate_journey_id(text)
-    except ValueError:
-        return False
-    return True
-
-
-@given(
-    base=st.sampled_from(
-        ["https://journey.pushwoosh.com", "http://127.0.0.1:8080", "https://proxy.example.com/pw"]
-    ),
-    journey_id=journey_ids | st.text(string.ascii_letters + string.digits + "-._~", min_size=1),
-)
-def test_urls_are_the_ones_httpx_would_build(base: str, journey_id: str) -> None:
-    path = f"/api/journey/{journey_id}/statistics/external"
-    built = _url_builder(base)(path)
-    parsed = httpx.URL(base + path)
-    assert built == parsed
-    assert str(built) == str(parsed)
-    assert built.raw_path == parsed.raw_path
-
-
-@pytest.mark.parametrize(
-    "base_url", ["https://journey.pushwoosh.com", "http://127.0.0.1:8080", "http://[::1]:81/pw"]
-)
-async def test_requests_are_the_ones_httpx_would_build(base_url: str) -> None:
-    seen: list[httpx.Request] = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        if request.method == "POST":
-            return httpx.Response(200, json={"success": True})
-        return httpx.Response(200, json={"payload": {"title": "t", "points": []}})
-
-    async with ja.AsyncJourneyClient(
-        TOKEN, base_url=base_url, transport=httpx.MockTransport(answer), retry=None
-    ) as client:
-        await client.get_stats("journey-1")
-        await client.remove_users(["u1", "u2"], all_journeys=True)
-    get, post = seen
-    for request in seen:
-        expected = httpx.Request(
-            request.method,
-            str(request.url),
-            headers={
-                "Authorization": f"Api {TOKEN}",
-                "User-Agent": f"journey-async/{ja.__version__}",
-                "Accept": "application/json",
-                "Accept-Encoding": ACCEPT_ENCODING,
-                **({"Content-Type": "application/json"} if request.method == "POST" else {}),
-            },
-            content=request.content or None,
-        )
-        assert request.headers.raw == expected.headers.raw
-    assert get.content == b""
-    assert post.content == b'{"user_ids": ["u1", "u2"], "all_journeys": true}'

@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import brotli
 import httpx
 import pytest
@@ -270,3 +271,36 @@ async def test_behind_nginx_gzip_on(nginx_gzip: tuple[str, JourneyEmulator]) -> 
         response = await client._send("GET", path)
     assert stats.title
     assert response.headers.get("content-encoding") == "gzip"
+
+
+def test_decoding_holds_on_the_httpcore_handover(
+    gzip_server: tuple[str, JourneyEmulator],
+) -> None:
+    # On trio the default transport hands requests over to httpcore; the
+    # body is still decoded here.
+    url, emulator = gzip_server
+    journey_id = emulator.journey_ids[0]
+
+    async def scenario() -> None:
+        async with ja.AsyncJourneyClient(TOKEN, base_url=url, retry=None) as client:
+            path = f"/api/journey/{journey_id}/statistics/external"
+            response = await client._send("GET", path)
+            assert response.headers["content-encoding"] == "gzip"
+            assert (await client.get_stats(journey_id)).title
+
+    anyio.run(scenario, backend="trio")
+
+
+async def test_the_cap_holds_on_a_streamed_httpcore_response(
+    gzip_server: tuple[str, JourneyEmulator],
+) -> None:
+    url, emulator = gzip_server
+    async with ja.AsyncJourneyClient(
+        TOKEN,
+        base_url=url,
+        retry=None,
+        max_response_bytes=64,
+        transport=httpx.AsyncHTTPTransport(),
+    ) as client:
+        with pytest.raises(ja.ResponseTooLargeError):
+            await client.get_stats(emulator.journey_ids[0])

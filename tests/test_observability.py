@@ -1,72 +1,27 @@
-"""Request ids on errors, structured log records, JOURNEY_ASYNC_LOG, and fork safety."""
+"""Structured log records and JOURNEY_ASYNC_LOG (`_logging`), on every attempt and retry.
+
+Request ids on errors are in tests/test_outcomes.py, fork safety in tests/test_shared.py.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import pickle
 import subprocess
 import sys
-import warnings
 
 import httpx
 import pytest
-import respx
-from payloads import BASE_URL, JOURNEY_ID, MIXED_EXAMPLE, TOKEN
+from payloads import JOURNEY_ID, TOKEN
 
 import journey_async as ja
 from journey_async.testing import Fault, JourneyEmulator, emulator_client
 
-STATS_URL = f"{BASE_URL}/api/journey/{JOURNEY_ID}/statistics/external"
 EXTRA_FIELDS = ("journey_id", "attempt", "status_code", "elapsed", "url")
 
 
 async def instant(_: float) -> None:
     return None
-
-
-# request_id -------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("headers", "expected"),
-    [
-        ({"x-request-id": "req-123"}, "req-123"),
-        ({"Request-Id": "abc"}, "abc"),
-        ({"x-request-id": "first", "request-id": "second"}, "first"),
-        ({}, None),
-        ({"x-request-id": ""}, None),
-        ({"x-request-id": "a" * 500}, "a" * 125 + "..."),
-        ({"x-request-id": f"id-{TOKEN}"}, "id-[secret]"),
-    ],
-)
-async def test_status_errors_carry_the_request_id(
-    headers: dict[str, str], expected: str | None
-) -> None:
-    with respx.mock(assert_all_mocked=True) as api:
-        api.get(STATS_URL).respond(404, headers=headers, json={"message": "no such journey"})
-        async with ja.AsyncJourneyClient(TOKEN, retry=None) as client:
-            with pytest.raises(ja.NotFoundError) as info:
-                await client.get_stats(JOURNEY_ID)
-    assert info.value.request_id == expected
-    if expected is None:
-        assert "request id" not in str(info.value)
-    else:
-        assert str(info.value).endswith(f"no such journey (request id {expected})")
-    assert TOKEN not in str(info.value)
-
-
-async def test_a_rate_limit_error_carries_its_request_id_through_pickle() -> None:
-    with respx.mock(assert_all_mocked=True) as api:
-        api.get(STATS_URL).respond(429, headers={"x-request-id": "r-9", "Retry-After": "99"})
-        async with ja.AsyncJourneyClient(TOKEN) as client:
-            with pytest.raises(ja.RateLimitError) as info:
-                await client.get_stats(JOURNEY_ID)
-    assert (info.value.request_id, info.value.retry_after) == ("r-9", 99.0)
-    restored = pickle.loads(pickle.dumps(info.value))  # noqa: S301 - our own pickle
-    assert restored.request_id == "r-9"
-    assert ja.error_from_dict(ja.error_to_dict(info.value)).request_id == "r-9"  # type: ignore[attr-defined]
 
 
 # Structured log records ---------------------------------------------------------
@@ -174,68 +129,6 @@ def test_journey_async_log_info_shows_retries() -> None:
     assert "journey_async INFO GET /api/journey/" in result.stderr
     assert "attempt 1 of 6 failed (HTTP 503); retrying" in result.stderr
     assert "DEBUG" not in result.stderr
-
-
-# Fork safety --------------------------------------------------------------------
-
-
-def run_in_fork(client: ja.AsyncJourneyClient, journey_id: str) -> str:
-    """get_stats in a forked child; what it ended with, as text."""
-    read_end, write_end = os.pipe()
-    with warnings.catch_warnings():
-        # Python 3.12+ warns about forking a process that has threads.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:  # the child: report and leave, whatever happens
-        try:
-            try:
-                stats = asyncio.run(client.get_stats(journey_id))
-                outcome = f"stats {stats.title}"
-            except BaseException as exc:
-                outcome = f"{type(exc).__name__}: {exc}"
-            os.write(write_end, outcome.encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    try:
-        chunks = []
-        while chunk := os.read(read_end, 65536):
-            chunks.append(chunk)
-    finally:
-        os.close(read_end)
-        os.waitpid(pid, 0)
-    return b"".join(chunks).decode()
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
-def test_a_client_used_before_a_fork_refuses_in_the_child() -> None:
-    emulator = JourneyEmulator.with_sample_data(journeys=1)
-    journey_id = emulator.journey_ids[0]
-    client = emulator_client(emulator, retry=None)
-    asyncio.run(client.get_stats(journey_id))
-
-    outcome = run_in_fork(client, journey_id)
-    assert outcome.startswith("RuntimeError: this client sent requests before the process was")
-    assert "create a new AsyncJourneyClient" in outcome
-    # The parent's client is untouched.
-    assert asyncio.run(client.get_stats(journey_id)).title
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
-def test_a_client_not_used_before_a_fork_works_in_the_child() -> None:
-    emulator = JourneyEmulator.with_sample_data(journeys=1)
-    client = emulator_client(emulator, retry=None)
-    outcome = run_in_fork(client, emulator.journey_ids[0])
-    assert outcome.startswith("stats ")
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
-def test_a_copy_of_a_used_client_refuses_in_the_child_too() -> None:
-    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=MIXED_EXAMPLE))
-    client = ja.AsyncJourneyClient(TOKEN, transport=transport, retry=None)
-    asyncio.run(client.with_options(timeout=1.0).get_stats(JOURNEY_ID))
-    outcome = run_in_fork(client.with_options(timeout=2.0), JOURNEY_ID)
-    assert outcome.startswith("RuntimeError: this client sent requests before")
 
 
 async def test_log_records_blot_out_a_token_in_the_url(caplog: pytest.LogCaptureFixture) -> None:

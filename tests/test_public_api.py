@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.resources
 import inspect
+from pathlib import Path
+
+import pytest
 
 import journey_async
 
@@ -13,12 +17,35 @@ def test_all_is_sorted() -> None:
 
 
 def test_all_is_complete() -> None:
+    # Names are loaded on first use (PEP 562): those not used yet are in _WHERE.
     public = {
         name
         for name, value in vars(journey_async).items()
         if not name.startswith("_") and not inspect.ismodule(value)
     }
-    assert public | {"__version__"} == set(journey_async.__all__)
+    lazy = set(journey_async._WHERE)
+    assert public | lazy | {"__version__"} == set(journey_async.__all__)
+    assert set(dir(journey_async)) >= set(journey_async.__all__)
+
+
+def test_the_lazy_names_are_the_ones_type_checkers_see() -> None:
+    # The imports under TYPE_CHECKING and the runtime table name the same
+    # modules for the same names.
+    tree = ast.parse(Path(journey_async.__file__).read_text(encoding="utf-8"))
+    [block] = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "_typing.TYPE_CHECKING"
+    ]
+    seen = {
+        alias.name: "." * node.level + (node.module or "")
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert seen == journey_async._WHERE
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        journey_async.nothing  # type: ignore[attr-defined]  # noqa: B018 - the lookup is the test
 
 
 def test_every_name_in_all_exists() -> None:

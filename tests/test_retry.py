@@ -6,7 +6,7 @@ import email.utils
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
@@ -46,12 +46,6 @@ class FakeTime:
 
 def ok() -> httpx.Response:
     return httpx.Response(200, json=MIXED_EXAMPLE)
-
-
-@pytest.fixture
-def api() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False, assert_all_mocked=True) as router:
-        yield router
 
 
 @pytest.fixture

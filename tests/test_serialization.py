@@ -14,7 +14,7 @@ import pytest
 from payloads import BASE_URL, JOURNEY_ID, TOKEN
 
 import journey_async as ja
-from journey_async._converter import _error_classes
+from journey_async._serialization import _error_classes
 
 STATS = ja.JourneyStats(
     title="Journey",

@@ -19,7 +19,8 @@ from journey_async._client import AsyncJourneyClient
 from journey_async._converter import unstructure_point_stats
 from journey_async._models import StatsResult
 
-from ._args import EXIT_FAILED, EXIT_OK, PROG, _require_uvicorn
+from ._args import EXIT_FAILED, EXIT_OK, PROG
+from ._inputs import _require_uvicorn
 from ._output import (
     ProgressCallback,
     _Column,

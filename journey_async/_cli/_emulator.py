@@ -10,7 +10,8 @@ import io
 import sys
 from collections.abc import Callable
 
-from ._args import EMULATOR_DEFAULT_TOKEN, EXIT_OK, PROG, UsageError, _require_uvicorn
+from ._args import EMULATOR_DEFAULT_TOKEN, EXIT_OK, PROG, UsageError
+from ._inputs import _require_uvicorn
 from ._output import _count, _Output
 
 

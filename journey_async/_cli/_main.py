@@ -6,13 +6,12 @@ become a line on stderr and an exit code (never a traceback, never the token).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import sys
 from collections.abc import Sequence
 
-from journey_async._client import TOKEN_ENV_VAR
+from journey_async._defaults import TOKEN_ENV_VAR
 from journey_async._exceptions import JourneyError
 from journey_async._redaction import redact
 
@@ -47,8 +46,10 @@ def _fail(message: str, secrets: Sequence[str]) -> None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    # Each command's module is imported when it runs: ``--help``, a usage
-    # error and every other command do not pay for it.
+    # Each command's module (and asyncio) is imported when it runs:
+    # ``--help``, a usage error and every other command do not pay for it.
+    import asyncio
+
     output = _Output()
     if args.command == "emulator":
         from ._emulator import _emulator

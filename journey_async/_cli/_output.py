@@ -13,9 +13,7 @@ import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Final, TypeAlias
-
-import attrs
+from typing import TYPE_CHECKING, Final, NamedTuple, TypeAlias
 
 from journey_async._exceptions import APIStatusError, JourneyError
 
@@ -23,8 +21,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
-@attrs.frozen
-class _Column:
+class _Column(NamedTuple):
     header: str
     numeric: bool = False
     # Ids: folded only when the other text columns cannot give way enough.

@@ -31,7 +31,8 @@ from journey_async._exceptions import JourneyError, RemovalError
 from journey_async._guard import CallGuard
 from journey_async._validation import removal_target
 
-from ._args import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PROG, _client, _user_ids
+from ._args import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PROG
+from ._inputs import _client, _user_ids
 from ._output import ProgressCallback, _describe_error, _Output, _plural, _seconds
 from ._stopped import call_stopper, stopped_message
 

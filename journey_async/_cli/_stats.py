@@ -20,7 +20,8 @@ from journey_async._converter import unstructure_point_stats
 from journey_async._exceptions import APIStatusError, JourneyError
 from journey_async._models import StatsResult
 
-from ._args import EXIT_FAILED, EXIT_OK, PROG, _client, _journey_ids
+from ._args import EXIT_FAILED, EXIT_OK, PROG
+from ._inputs import _client, _journey_ids
 from ._output import (
     _Column,
     _count,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable
 
-from journey_async._client import TOKEN_ENV_VAR
+from journey_async._defaults import TOKEN_ENV_VAR
 from journey_async._exceptions import APIStatusError, JourneyError, NotAttemptedError
 from journey_async._guard import stops_call
 

@@ -34,10 +34,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
+import sys
 from types import FunctionType
 from typing import Final
 
-import httpcore
 import httpx
 
 from ._body import max_body, read_bounded
@@ -89,6 +89,11 @@ def patched() -> bool:
     send = httpx.AsyncHTTPTransport.handle_async_request
     if type(send) is not FunctionType or not send.__module__.startswith("httpx."):
         return True
+    # httpcore is imported by the first handover (httpx imports it lazily
+    # too): a module nobody has imported yet has no pool anyone patched.
+    httpcore = sys.modules.get("httpcore")
+    if httpcore is None:
+        return False
     pool = httpcore.AsyncConnectionPool.handle_async_request
     return type(pool) is not FunctionType or not pool.__module__.startswith("httpcore.")
 
