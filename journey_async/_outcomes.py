@@ -77,7 +77,7 @@ def status_error(response: httpx.Response, *, secret: str | None = None) -> APIS
     (a server may quote the Authorization header it refused).
     """
     status = response.status_code
-    cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else APIStatusError)
+    cls = _STATUS_ERRORS.get(status, ServerError if 500 <= status <= 599 else APIStatusError)
     message = _server_message(response, secret)
     request_id = _request_id(response, secret)
     if cls is RateLimitError:

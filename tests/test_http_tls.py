@@ -180,6 +180,12 @@ def test_bad_tls_and_proxy_options_are_refused_at_construction(
     assert "hunter2" not in str(info.value)
 
 
+def test_a_refused_proxy_is_named_with_its_credentials_hidden_and_readable() -> None:
+    with pytest.raises(ValueError, match="socksio") as info:
+        ja.AsyncJourneyClient(TOKEN, proxy="socks5://user:hunter2@proxy.example:1080")
+    assert "proxy socks5://[secret]@proxy.example:1080 is a SOCKS proxy" in str(info.value)
+
+
 def test_an_unusable_environment_proxy_is_refused_at_construction(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -47,6 +47,9 @@ async def client() -> AsyncIterator[ja.AsyncJourneyClient]:
         (502, ja.ServerError, None),
         (503, ja.ServerError, None),
         (504, ja.ServerError, None),
+        (599, ja.ServerError, None),
+        (600, ja.APIStatusError, None),  # not HTTP's: 5xx only is a server error
+        (999, ja.APIStatusError, None),
     ],
 )
 async def test_status_maps_to_error(
@@ -63,7 +66,8 @@ async def test_status_maps_to_error(
     assert info.value.status_code == status
     assert info.value.response.status_code == status
     expected = body.get("message") if body else None
-    assert info.value.message == (expected or httpx.codes.get_reason_phrase(status))
+    phrase = httpx.codes.get_reason_phrase(status) or "error"  # no phrase for 599 and up
+    assert info.value.message == (expected or phrase)
     assert f"GET /api/journey/{JOURNEY_ID}/statistics/external -> {status}" in str(info.value)
 
 

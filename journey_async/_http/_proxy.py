@@ -28,7 +28,10 @@ def redacted(url: str | httpx.URL) -> str:
     except (httpx.InvalidURL, TypeError):
         return "<an unparsable proxy URL>"
     if parsed.userinfo:
-        parsed = parsed.copy_with(username="[secret]", password=None)
+        # httpx percent-encodes the brackets of the marker: "%5Bsecret%5D".
+        return str(parsed.copy_with(username="secret", password=None)).replace(
+            "//secret@", "//[secret]@", 1
+        )
     return str(parsed)
 
 
