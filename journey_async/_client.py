@@ -6,8 +6,6 @@ read-only properties), the two endpoints, the fan-out and removal calls, and
 What the constructor checks is in `_config`, what copies share in `_shared`,
 the headers and URLs prepared once in `_prepared`, and what an outcome
 becomes in the error tree in `_outcomes`.
-
-.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ with at most *concurrency* calls in flight, results in input order
 
 Both run *concurrency* workers that pull from one shared iterator, rather
 than one task per item behind a limiter: the bound then needs no limiter,
-an item costs no task creation (measurable at thousands of items a second),
+an item costs no task creation (a cost that adds up at thousands of items),
 and no more than *concurrency* items are ever pulled and not yet settled, so
 a lazy iterable of 100k items is never materialised.
 
