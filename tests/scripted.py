@@ -12,6 +12,7 @@ import itertools
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -72,13 +73,21 @@ class ScriptedServer:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    @contextlib.asynccontextmanager
-    async def running(self, tls: ssl.SSLContext | None = None) -> AsyncIterator[str]:
-        server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=tls)
-        port = server.sockets[0].getsockname()[1]
-        async with server:
-            yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
-            server.close()
+    def running(self, tls: ssl.SSLContext | None = None) -> AbstractAsyncContextManager[str]:
+        return serving(self._serve, tls)
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def serving(handler: Handler, tls: ssl.SSLContext | None = None) -> AsyncIterator[str]:
+    """Serve *handler*'s connections on a free port of 127.0.0.1; yields the base URL."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=tls)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        server.close()
 
 
 def constant(answer: bytes, delay: float = 0.0) -> Reply:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tracemalloc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 import httpx
 import pytest
-from scripted import OK, constant, scripted, send
+from scripted import OK, constant, scripted, send, serving
 
 import journey_async as ja
 from journey_async._http import (
@@ -52,12 +53,8 @@ class Endless:
         finally:
             writer.close()
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[str]:
-        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        async with server:
-            yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-            server.close()
+    def running(self) -> AbstractAsyncContextManager[str]:
+        return serving(self._serve)
 
 
 async def held_while(call: Callable[[], object]) -> int:

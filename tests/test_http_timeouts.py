@@ -13,11 +13,13 @@ import asyncio
 import contextlib
 import gc
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
 
 import anyio
 import httpx
 import pytest
+from scripted import serving
 
 import journey_async as ja
 from journey_async._http import AttemptTimeout, CallDeadlineExceeded, run_within
@@ -50,12 +52,8 @@ class Trickling:
         finally:
             writer.close()
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[str]:
-        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        async with server:
-            yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-            server.close()
+    def running(self) -> AbstractAsyncContextManager[str]:
+        return serving(self._serve)
 
 
 async def no_sleep(seconds: float) -> None:

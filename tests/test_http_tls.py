@@ -11,12 +11,13 @@ import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import httpx
 import pytest
 import trustme
-from scripted import ScriptedServer, constant
+from scripted import ScriptedServer, constant, serving
 
 import journey_async as ja
 from journey_async._http import CertificateVerifyFailed
@@ -251,12 +252,8 @@ class Proxy:
         finally:
             writer.close()
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[str]:
-        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        async with server:
-            yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-            server.close()
+    def running(self) -> AbstractAsyncContextManager[str]:
+        return serving(self._serve)
 
 
 async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
