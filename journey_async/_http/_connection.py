@@ -13,11 +13,13 @@ import asyncio
 import math
 import socket
 import ssl
+from collections.abc import Sequence
 from typing import Final, cast
 
 import httpx
 
-from ._eyeballs import AddrInfo, connect_socket, interleave
+from ._eyeballs import AddrInfo, connect_socket
+from ._resolver import resolver_for
 from ._timeouts import attempt_timed_out
 from ._tls import tls_failure
 from ._wire import ParsedResponse, ResponseParser
@@ -274,11 +276,12 @@ async def connect(
     return connection
 
 
-async def _addresses(loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[AddrInfo]:
+async def _addresses(loop: asyncio.AbstractEventLoop, host: str, port: int) -> Sequence[AddrInfo]:
     """
     The addresses *host* resolves to for a TCP connection, in the order to
-    try them (`interleave`); an IP address as it is, without asking the
-    resolver (which asyncio runs in its thread pool).
+    try them, from the loop's `Resolver` (which asks once for the
+    connections a fan-out opens at once); an IP address as it is, without
+    asking.
     """
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
@@ -286,10 +289,7 @@ async def _addresses(loop: asyncio.AbstractEventLoop, host: str, port: int) -> l
         except OSError:
             continue
         return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port))]
-    infos = interleave(await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM))
-    if not infos:
-        raise OSError(f"{host} resolves to no address")
-    return infos
+    return await resolver_for(loop).resolve(loop, host, port)
 
 
 def _numeric_host(info: AddrInfo) -> str:
