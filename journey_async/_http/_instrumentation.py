@@ -116,6 +116,10 @@ async def send_through(
     as ``wrapped``, *instance* as the transport, and ``(request,)``.
     *send* is reached with the request the innermost wrapper passes on
     (OpenTelemetry's carries its ``traceparent`` header).
+
+    *instance* is the transport that does the I/O (`HTTP11Transport`, an
+    ``httpx.AsyncBaseTransport``): OpenTelemetry's wrapper reads nothing
+    from it, only the request in *args* and the response it gets back.
     """
 
     # httpx's method is called as handle_async_request(request), or with

@@ -12,12 +12,15 @@ request with an in-memory body and return the whole response. What it does
 not do, it hands over to httpx's own `httpx.AsyncHTTPTransport` (httpcore),
 per origin and decided once: a proxy from the environment (``HTTPS_PROXY``,
 ``ALL_PROXY``, minus ``NO_PROXY``), an event loop that is not asyncio (trio),
-or a URL scheme other than http and https. And while httpx's transport or
-httpcore's pool is patched (pytest-httpx, ``respx.mock``, OpenTelemetry's
-httpx instrumentation), every request goes through httpx's transport, so
-that mocks and tracers see the requests as they would with httpx's default
-transport (`patched`). Plain httpcore for everything is one
-argument away: ``AsyncJourneyClient(transport=httpx.AsyncHTTPTransport())``.
+or a URL scheme other than http and https. While tracers wrap httpx's
+transport (OpenTelemetry's httpx instrumentation: wrapt wrappers over httpx's
+own method), requests are still sent here, through those wrappers, so that
+the tracer makes its spans around the fast path (`_instrumentation`). While
+anything else patches httpx's transport or httpcore's pool (pytest-httpx,
+``respx.mock``), every request goes through httpx's transport, so that mocks
+see the requests as they would with httpx's default transport. Plain
+httpcore for everything is one argument away:
+``AsyncJourneyClient(transport=httpx.AsyncHTTPTransport())``.
 
 Timeouts are httpx's, read from ``request.extensions["timeout"]``:
 ``pool`` bounds the wait for a free connection (`httpx.PoolTimeout`),
