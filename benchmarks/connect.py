@@ -23,9 +23,8 @@ and ratios to the first row of each table, within the run:
   addresses asked once and shared (`_resolver`);
 - ``..., a lookup each``: the same with the resolver asked for every
   connection (as before the cache; and as ``connect`` did for an IP too);
-- ``race(ip)``: the happy-eyeballs race over one address, then
-  ``create_connection(sock=)`` (what a name with several addresses costs
-  beyond the resolver);
+- ``race(ip)``: the happy-eyeballs race over one address (what a name with
+  several addresses costs beyond the resolver);
 - ``get_stats_many ip`` / ``localhost``: a whole fan-out, C journeys at
   ``max_concurrency=C`` (C connections), with ``base_url`` an IP or a name.
 """
@@ -45,8 +44,8 @@ import httpx
 
 import journey_async as ja
 from journey_async._http import _connection
-from journey_async._http._connection import HAPPY_EYEBALLS_DELAY, connect
-from journey_async._http._eyeballs import connect_socket
+from journey_async._http._connection import HAPPY_EYEBALLS_DELAY, Connection, _tcp_to, connect
+from journey_async._http._eyeballs import connect_first
 from journey_async._http._resolver import Resolver
 
 from ._common import LOOPS, TOKEN, check_all_ok, machine, markdown_table, run_on, sample_ids
@@ -75,9 +74,11 @@ def _opener(kind: str, port: int) -> Callable[[], Awaitable[asyncio.BaseTranspor
 
     async def raced() -> asyncio.BaseTransport:
         info = (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (IP, port))
-        sock = await connect_socket(loop, [info], HAPPY_EYEBALLS_DELAY)
-        transport, _ = await loop.create_connection(asyncio.Protocol, sock=sock)
-        return transport
+        connection = await connect_first(
+            loop, [info], HAPPY_EYEBALLS_DELAY, _tcp_to(loop), Connection.close
+        )
+        assert connection.transport is not None
+        return connection.transport
 
     def ours(host: str) -> Callable[[], Awaitable[asyncio.BaseTransport]]:
         async def opened() -> asyncio.BaseTransport:

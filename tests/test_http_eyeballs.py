@@ -5,20 +5,21 @@ has IPv6 loopback, ::1: the order of the attempts, the delay, the errors, TLS
 on the winner, and no socket left open when cancelled at any point, down to
 a fan-out of `get_stats_many`. The resolution is injected (the loop's
 ``getaddrinfo`` patched) so that one name yields several addresses, and a
-black hole is a patched ``sock_connect`` that never answers: no network
-beyond loopback.
+black hole is a patched ``create_connection`` that never answers: no
+network beyond loopback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import socket
 import ssl
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -26,8 +27,8 @@ import trustme
 
 import journey_async as ja
 from journey_async._http import CertificateVerifyFailed, _connection
-from journey_async._http._connection import Connection, connect
-from journey_async._http._eyeballs import AddrInfo, AllAttemptsFailed, connect_socket, interleave
+from journey_async._http._connection import Connection, _tcp_to, connect
+from journey_async._http._eyeballs import AddrInfo, AllAttemptsFailed, connect_first, interleave
 from journey_async.testing import JourneyEmulator, serve_emulator
 
 NAME = "eyeballs.test"
@@ -90,29 +91,46 @@ def resolving(monkeypatch: pytest.MonkeyPatch, infos: Sequence[AddrInfo], name: 
     monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
 
 
-class BlackHole:
-    """The running loop's ``sock_connect`` never answering for *addresses*
-    (until cancelled); every other address connects for real."""
+Connect = Callable[..., Awaitable[tuple[asyncio.BaseTransport, asyncio.BaseProtocol]]]
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, *addresses: tuple[Any, ...]) -> None:
+
+def patch_connect(
+    monkeypatch: pytest.MonkeyPatch,
+    around: Callable[[Connect, Any, Any, Any], Awaitable[Any]],
+) -> None:
+    """The running loop's ``create_connection`` through *around* (given
+    the real one, the factory, host and port) when called with a host."""
+    loop = asyncio.get_running_loop()
+    real = loop.create_connection
+
+    async def create_connection(factory: Any, host: Any = None, port: Any = None, **kw: Any) -> Any:
+        if host is None:
+            return await real(factory, host, port, **kw)
+        return await around(functools.partial(real, **kw), factory, host, port)
+
+    monkeypatch.setattr(loop, "create_connection", create_connection)
+
+
+class BlackHole:
+    """The running loop's ``create_connection`` never answering for
+    *addresses* (until cancelled); every other address connects for real."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *addresses: tuple[str, int]) -> None:
         loop = asyncio.get_running_loop()
-        real = loop.sock_connect
-        self.held: list[socket.socket] = []
-        self.started: dict[tuple[Any, ...], float] = {}
+        self.started: dict[tuple[str, int], float] = {}
         self.cancelled = 0
 
-        async def sock_connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
-            self.started[address] = loop.time()
-            if address not in addresses:
-                return await real(sock, address)
-            self.held.append(sock)
+        async def around(real: Connect, factory: Any, host: Any, port: Any) -> Any:
+            self.started[host, port] = loop.time()
+            if (host, port) not in addresses:
+                return await real(factory, host, port)
             try:
                 await loop.create_future()
             except asyncio.CancelledError:
                 self.cancelled += 1
                 raise
 
-        monkeypatch.setattr(loop, "sock_connect", sock_connect)
+        patch_connect(monkeypatch, around)
 
 
 HAS_PROC_FD = os.path.isdir("/proc/self/fd")
@@ -159,8 +177,15 @@ async def no_socket_left(*server_ports: int) -> AsyncIterator[None]:
     assert not unclosed, f"{len(unclosed)} sockets collected unclosed: {unclosed[0].message}"
 
 
-def peer_port(sock: socket.socket) -> int:
-    return int(sock.getpeername()[1])
+def peer_port(connection: Connection) -> int:
+    assert connection.transport is not None
+    return int(connection.transport.get_extra_info("peername")[1])
+
+
+async def race(infos: Sequence[AddrInfo], delay: float) -> Connection:
+    """`connect_first` as `connect` calls it: a TCP connection per attempt."""
+    loop = asyncio.get_running_loop()
+    return await connect_first(loop, infos, delay, _tcp_to(loop), Connection.close)
 
 
 async def connect_to(port: int, tls: ssl.SSLContext | None = None) -> Connection:
@@ -189,15 +214,12 @@ def test_the_families_take_turns_from_the_first_and_repeats_are_dropped() -> Non
 
 
 async def test_the_first_address_refusing_the_next_starts_at_once_and_wins() -> None:
-    loop = asyncio.get_running_loop()
     with refusing() as closed, listening() as port:
         async with no_socket_left(), asyncio.timeout(5):
             # A delay far longer than the timeout: only the refusal can start the second.
-            sock = await connect_socket(
-                loop, [info("127.0.0.1", closed), info("127.0.0.1", port)], 60
-            )
-            with sock:
-                assert peer_port(sock) == port
+            connection = await race([info("127.0.0.1", closed), info("127.0.0.1", port)], 60)
+            assert peer_port(connection) == port
+            connection.close()
 
 
 async def test_a_first_address_that_never_answers_gives_way_after_the_delay(
@@ -209,15 +231,13 @@ async def test_a_first_address_that_never_answers_gives_way_after_the_delay(
         first, second = info("127.0.0.1", hole), info("127.0.0.1", port)
         async with no_socket_left(), asyncio.timeout(5):
             called = loop.time()
-            sock = await connect_socket(loop, [first, second], 0.1)
-            with sock:
-                assert peer_port(sock) == port
-            # Cancelled and closed before the race returned.
-            assert black_hole.cancelled == 1
-            assert [held.fileno() for held in black_hole.held] == [-1]
+            connection = await race([first, second], 0.1)
+            assert peer_port(connection) == port
+            assert black_hole.cancelled == 1, "stopped before the race returned"
+            connection.close()
     # Timers never fire early (beyond the clock's resolution: uvloop's is a
     # millisecond), however busy the machine.
-    assert black_hole.started[second[4]] - called >= 0.1 - 0.005, "not before the delay"
+    assert black_hole.started["127.0.0.1", port] - called >= 0.1 - 0.005, "not before the delay"
 
 
 async def test_an_attempt_still_running_when_the_next_starts_may_still_win(
@@ -225,39 +245,37 @@ async def test_an_attempt_still_running_when_the_next_starts_may_still_win(
 ) -> None:
     loop = asyncio.get_running_loop()
     with listening() as slow, listening() as hole:
-        real = loop.sock_connect
         go = asyncio.Event()
 
-        async def sock_connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
-            if address[1] == slow:
+        async def around(real: Connect, factory: Any, host: Any, port: Any) -> Any:
+            if port == slow:
                 await go.wait()  # the second attempt has started meanwhile
-                return await real(sock, address)
+                return await real(factory, host, port)
             go.set()
             await loop.create_future()  # never answers
             return None
 
-        monkeypatch.setattr(loop, "sock_connect", sock_connect)
+        patch_connect(monkeypatch, around)
         async with no_socket_left(), asyncio.timeout(5):
-            sock = await connect_socket(loop, [info("127.0.0.1", slow), info("127.0.0.1", hole)], 0)
-            with sock:
-                assert peer_port(sock) == slow
+            connection = await race([info("127.0.0.1", slow), info("127.0.0.1", hole)], 0)
+            assert peer_port(connection) == slow
+            connection.close()
     assert go.is_set()
 
 
 async def test_every_address_refusing_is_one_error_naming_each() -> None:
-    loop = asyncio.get_running_loop()
     with refusing() as one, refusing() as two, refusing() as three:
         infos = [info("127.0.0.1", port) for port in (one, two, three)]
         async with no_socket_left(), asyncio.timeout(5):
             with pytest.raises(AllAttemptsFailed) as caught:
-                await connect_socket(loop, infos, 0)
+                await race(infos, 0)
     assert str(caught.value) == (
         "all 3 addresses failed: 127.0.0.1: Connection refused; "
         "127.0.0.1: Connection refused; 127.0.0.1: Connection refused"
     )
-    assert [type(error) for error in caught.value.errors] == [ConnectionRefusedError] * 3
-    for started, error in zip(infos, caught.value.errors, strict=True):  # in that order
-        assert str(started[4]) in str(error)
+    failures = caught.value.failures
+    assert [address for address, _ in failures] == infos, "in the order they started"
+    assert [type(error) for _, error in failures] == [ConnectionRefusedError] * 3
 
 
 # --- connect() to a name with several addresses --------------------------------------------
@@ -310,7 +328,6 @@ async def test_connect_when_no_address_answers_in_time_is_a_connect_timeout(
             with pytest.raises(httpx.ConnectTimeout, match=f"connecting to {NAME}:{one} took"):
                 await connect(loop, NAME, one, tls=None, connect_timeout=0.5, request=request)
         assert black_hole.cancelled == 2, "both were trying"
-        assert [held.fileno() for held in black_hole.held] == [-1, -1]
 
 
 async def test_an_ip_address_is_connected_to_without_the_resolver(
@@ -337,10 +354,10 @@ async def test_an_ip_address_is_connected_to_without_the_resolver(
 async def test_a_name_with_one_address_is_connected_to_without_the_race(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def no_race(*args: Any) -> socket.socket:
+    async def no_race(*args: Any) -> Connection:
         raise AssertionError("raced")
 
-    monkeypatch.setattr(_connection, "connect_socket", no_race)
+    monkeypatch.setattr(_connection, "connect_first", no_race)
     with listening() as port:
         resolving(monkeypatch, [info("127.0.0.1", port)] * 2)  # one address, twice
         async with no_socket_left(), asyncio.timeout(5):
@@ -474,62 +491,62 @@ async def test_cancelled_after_any_number_of_turns_over_tls_no_socket_is_left_op
                 await _cancel_after(turns, lambda: connect_to(port, tls=context))
 
 
-async def test_cancelled_the_moment_a_connect_succeeds_its_socket_is_closed(
+async def test_cancelled_the_moment_a_connect_succeeds_its_connection_is_closed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Python 3.11's own race (asyncio.staggered) drops its winner right here.
-    loop = asyncio.get_running_loop()
-    real = loop.sock_connect
     racing: list[asyncio.Task[Connection]] = []
-    won: list[socket.socket] = []
+    won: list[Connection] = []
 
-    async def sock_connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
-        await real(sock, address)
-        won.append(sock)
+    async def around(real: Connect, factory: Any, host: Any, port: Any) -> Any:
+        made = await real(factory, host, port)
+        won.append(cast(Connection, made[1]))
         racing[0].cancel()  # connected, and the race has not seen it yet
+        return made
 
-    monkeypatch.setattr(loop, "sock_connect", sock_connect)
+    patch_connect(monkeypatch, around)
     with listening() as one, listening() as two:
         resolving(monkeypatch, [info("127.0.0.1", one), info("127.0.0.1", two)])
         async with no_socket_left(), asyncio.timeout(5):
             racing.append(asyncio.ensure_future(connect_to(one)))
             with pytest.raises(asyncio.CancelledError):
                 await racing[0]
-            assert [sock.fileno() for sock in won] == [-1], "closed before the cancel surfaced"
+            assert [connection.closed for connection in won] == [True], "before the cancel surfaced"
 
 
 async def test_cancelled_while_the_losers_stop_the_winner_is_closed_too(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    loop = asyncio.get_running_loop()
-    real = loop.sock_connect
-    won: list[socket.socket] = []
-    lost: list[socket.socket] = []
-    racing: list[asyncio.Task[socket.socket]] = []
+    won: list[Connection] = []
+    racing: list[asyncio.Task[Connection]] = []
+    stopped = asyncio.Event()
 
-    async def sock_connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
-        if address[1] == port:
-            await real(sock, address)
-            won.append(sock)
-            return
-        lost.append(sock)
+    async def around(real: Connect, factory: Any, host: Any, port: Any) -> Any:
+        if port == winning:
+            made = await real(factory, host, port)
+            won.append(cast(Connection, made[1]))
+            return made
         try:
-            await loop.create_future()  # never answers
+            await asyncio.get_running_loop().create_future()  # never answers
         except asyncio.CancelledError:
             # The race has won and waits for this loser to stop: cancelled now.
             racing[0].cancel()
             await asyncio.sleep(0)
+            stopped.set()
             raise
 
-    monkeypatch.setattr(loop, "sock_connect", sock_connect)
-    with listening() as hole, listening() as port:
-        first, second = info("127.0.0.1", hole), info("127.0.0.1", port)
+    patch_connect(monkeypatch, around)
+    with listening() as hole, listening() as winning:
         async with no_socket_left(), asyncio.timeout(5):
-            racing.append(asyncio.ensure_future(connect_socket(loop, [first, second], 0)))
+            racing.append(
+                asyncio.ensure_future(
+                    race([info("127.0.0.1", hole), info("127.0.0.1", winning)], 0)
+                )
+            )
             with pytest.raises(asyncio.CancelledError):
                 await racing[0]
-            assert [sock.fileno() for sock in won] == [-1]
-        assert [sock.fileno() for sock in lost] == [-1]
+            assert [connection.closed for connection in won] == [True]
+            assert stopped.is_set()
 
 
 # --- a fan-out cancelled while its connections open -------------------------------------------

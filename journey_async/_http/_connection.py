@@ -13,12 +13,12 @@ import asyncio
 import math
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, cast
 
 import httpx
 
-from ._eyeballs import AddrInfo, connect_socket
+from ._eyeballs import AddrInfo, connect_first
 from ._resolver import resolver_for
 from ._timeouts import attempt_timed_out
 from ._tls import tls_failure
@@ -229,10 +229,12 @@ async def connect(
 ) -> Connection:
     """
     A new connection to *host*:*port* (TLS with *tls*, checked against
-    *host*), every address *host* resolves to tried: one is connected to
-    directly, several are raced (`connect_socket`: happy eyeballs, as
-    asyncio's, on every loop). Cancelled at any point, it leaves no socket
-    open.
+    *host*). An IP address, or a name's one address, is connected to
+    directly; a name's several addresses are raced (`connect_socket`: happy
+    eyeballs, as asyncio's, on every loop, which asyncio 3.11's own race is
+    not: it drops its winner when cancelled), TLS on the winner. A name's addresses come from
+    the loop's `Resolver`, asked once for the connections that open
+    together. Cancelled at any point, it leaves no socket open.
 
     Raises `httpx.ConnectTimeout` after *connect_timeout*, `httpx.ConnectError`
     when no address accepts (refused, unreachable, DNS, TLS; the message names
@@ -254,13 +256,20 @@ async def connect(
                     server_hostname=server_hostname,
                 )
             else:
-                sock = await connect_socket(loop, infos, HAPPY_EYEBALLS_DELAY)
-                # No await between the race and this call, whose first step
-                # hands the socket to a transport, which closes it when the
-                # TLS handshake fails or is cancelled.
-                _, connection = await loop.create_connection(
-                    lambda: Connection(loop), sock=sock, ssl=tls, server_hostname=server_hostname
+                connection = await connect_first(
+                    loop, infos, HAPPY_EYEBALLS_DELAY, _tcp_to(loop), Connection.close
                 )
+                if tls is not None:
+                    # The race is over TCP connects, as asyncio's, so that a
+                    # slow handshake does not start a second one; TLS on the
+                    # winner. No await in between: cancelled from here on,
+                    # start_tls closes the connection itself.
+                    raw = connection.transport
+                    assert raw is not None  # made connected
+                    upgraded = await loop.start_tls(
+                        raw, connection, tls, server_hostname=server_hostname
+                    )
+                    connection.transport = cast(asyncio.Transport, upgraded)
     except TimeoutError:
         raise httpx.ConnectTimeout(
             f"connecting to {host}:{port} took longer than {connect_timeout} s", request=request
@@ -290,6 +299,22 @@ async def _addresses(loop: asyncio.AbstractEventLoop, host: str, port: int) -> S
             continue
         return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port))]
     return await resolver_for(loop).resolve(loop, host, port)
+
+
+def _tcp_to(
+    loop: asyncio.AbstractEventLoop,
+) -> Callable[[AddrInfo], Awaitable[Connection]]:
+    """An attempt of the race: a TCP connection to one address, by the
+    loop's own connect (which closes its socket when it fails or is
+    cancelled)."""
+
+    async def attempt(info: AddrInfo) -> Connection:
+        _, connection = await loop.create_connection(
+            lambda: Connection(loop), _numeric_host(info), info[4][1]
+        )
+        return connection
+
+    return attempt
 
 
 def _numeric_host(info: AddrInfo) -> str:

@@ -1,17 +1,17 @@
 """
-Happy eyeballs (RFC 8305) for a name with several addresses: TCP connects
+Happy eyeballs (RFC 8305) for a name with several addresses: connects
 staggered over the addresses, interleaved by family; the first to connect
-wins and every other socket is closed.
+wins and every other connection is closed.
 
 asyncio has a race of its own (``loop.create_connection(happy_eyeballs_delay=)``),
 but on Python 3.11 it (`asyncio.staggered`) drops the socket that won when
 its caller is cancelled before it returns (fixed in later CPython
 versions): a fan-out cancelled while its connections open left sockets
 unclosed. uvloop has none (it tries the addresses one after the other).
-This race runs on both. As asyncio's, it races the TCP connects alone: TLS
-follows on the winner (``loop.create_connection(sock=...)``). It owns every
-socket it opens until it hands the winner back, and leaves none open behind
-it, whether it returns, fails or is cancelled at any point.
+This race runs on both, each attempt the loop's own connect to one address
+(all in C on uvloop). It owns what every attempt made until it hands the
+winner back, and leaves nothing open behind it, whether it returns, fails
+or is cancelled at any point.
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Iterable, Sequence
-from typing import Any, TypeAlias
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeAlias, TypeVar
 
-__all__ = ["AddrInfo", "AllAttemptsFailed", "connect_socket", "interleave"]
+__all__ = ["AddrInfo", "AllAttemptsFailed", "connect_first", "interleave"]
+
+_T = TypeVar("_T")
 
 AddrInfo: TypeAlias = tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[Any, ...]]
 """One address as `socket.getaddrinfo` gives it: family, type, proto,
@@ -34,13 +36,14 @@ class AllAttemptsFailed(OSError):
     No address accepted: the message names each with what failed.
 
     Attributes:
-        errors: What each attempt raised, in the order they were started.
+        failures: Each address with what its attempt raised, in the order
+            they were started.
     """
 
     def __init__(self, failures: Sequence[tuple[AddrInfo, OSError]]) -> None:
         described = "; ".join(f"{_shown(info)}: {_reason(exc)}" for info, exc in failures)
         super().__init__(f"all {len(failures)} addresses failed: {described}")
-        self.errors = [exc for _, exc in failures]
+        self.failures = list(failures)
 
 
 def _shown(info: AddrInfo) -> str:
@@ -75,29 +78,38 @@ def interleave(infos: Iterable[AddrInfo]) -> list[AddrInfo]:
     return ordered
 
 
-async def connect_socket(
-    loop: asyncio.AbstractEventLoop, infos: Sequence[AddrInfo], delay: float
-) -> socket.socket:
+async def connect_first(
+    loop: asyncio.AbstractEventLoop,
+    infos: Sequence[AddrInfo],
+    delay: float,
+    attempt: Callable[[AddrInfo], Awaitable[_T]],
+    discard: Callable[[_T], object],
+) -> _T:
     """
-    A non-blocking socket connected to the first of *infos* to accept. They
-    are tried in order: the next attempt starts *delay* seconds after the
-    previous one started, or as soon as that one fails; the first to connect
-    wins, the others are cancelled and their sockets closed before this
-    returns (or raises: cancelled, every socket it opened is closed).
+    What *attempt* makes of the first of *infos* to connect. They are tried
+    in order: the next attempt starts *delay* seconds after the previous one
+    started, or as soon as that one fails; the first to succeed wins, the
+    others are cancelled, and what any of them made is given to *discard*
+    (to close) before this returns, or raises: cancelled at any point, it
+    leaves nothing open.
+
+    An *attempt* must close what it opened when it fails or is cancelled
+    (``loop.create_connection`` to one address does); an `OSError` from it
+    is that address failing.
 
     Raises `AllAttemptsFailed` when no address accepts.
     """
-    attempts: list[asyncio.Task[socket.socket]] = []
+    attempts: list[asyncio.Task[_T]] = []
     try:
-        winner = await _race(loop, infos, delay, attempts)
+        winner = await _race(loop, infos, delay, attempt, attempts)
     except BaseException:  # cancelled, or no address accepted
-        await _stop_losers(attempts, None)
+        await _stop_losers(attempts, None, discard)
         raise
     try:
-        await _stop_losers(attempts, winner)
+        await _stop_losers(attempts, winner, discard)
     except BaseException:
         # Cancelled while the losers stop: nobody else will close the winner.
-        winner.result().close()
+        discard(winner.result())
         raise
     return winner.result()
 
@@ -106,17 +118,18 @@ async def _race(
     loop: asyncio.AbstractEventLoop,
     infos: Sequence[AddrInfo],
     delay: float,
-    attempts: list[asyncio.Task[socket.socket]],
-) -> asyncio.Task[socket.socket]:
-    """The first of *attempts* (appended as they start) to connect."""
+    attempt: Callable[[AddrInfo], Awaitable[_T]],
+    attempts: list[asyncio.Task[_T]],
+) -> asyncio.Task[_T]:
+    """The first of *attempts* (appended as they start) to succeed."""
     failures: list[tuple[AddrInfo, OSError]] = []
-    pending: set[asyncio.Task[socket.socket]] = set()
+    pending: set[asyncio.Task[_T]] = set()
     start_now = True
     next_at = 0.0
-    latest: asyncio.Task[socket.socket] | None = None
+    latest: asyncio.Task[_T] | None = None
     while True:
         if start_now and len(attempts) < len(infos):
-            latest = loop.create_task(_attempt(loop, infos[len(attempts)]))
+            latest = loop.create_task(_run(attempt, infos[len(attempts)]))
             attempts.append(latest)
             pending.add(latest)
             next_at = loop.time() + delay
@@ -127,46 +140,40 @@ async def _race(
             pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
         )
         latest_failed = False
-        for index, attempt in enumerate(attempts):  # in the order they started
-            if attempt not in done:
+        for index, started in enumerate(attempts):  # in the order they started
+            if started not in done:
                 continue
-            exc = attempt.exception()
+            exc = started.exception()
             if exc is None:
-                return attempt
+                return started
             if not isinstance(exc, OSError):
                 raise exc  # not a connect that failed: a defect, not an address to skip
             failures.append((infos[index], exc))
-            latest_failed = latest_failed or attempt is latest
+            latest_failed = latest_failed or started is latest
         start_now = not done or latest_failed or loop.time() >= next_at
 
 
-async def _attempt(loop: asyncio.AbstractEventLoop, info: AddrInfo) -> socket.socket:
-    family, kind, proto, _, address = info
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setblocking(False)
-        await loop.sock_connect(sock, address)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+async def _run(attempt: Callable[[AddrInfo], Awaitable[_T]], info: AddrInfo) -> _T:
+    return await attempt(info)
 
 
 async def _stop_losers(
-    attempts: Sequence[asyncio.Task[socket.socket]], winner: asyncio.Task[socket.socket] | None
+    attempts: Sequence[asyncio.Task[_T]],
+    winner: asyncio.Task[_T] | None,
+    discard: Callable[[_T], object],
 ) -> None:
-    """Every attempt but *winner* ended, its socket closed: one that
-    connected is closed here, the ones still running are cancelled (each
-    then closes its own, even if this wait is itself cancelled) and waited
-    for."""
+    """Every attempt but *winner* ended, nothing of theirs left open: what
+    one made is discarded here, the ones still running are cancelled (each
+    then closes what it opened, even if this wait is itself cancelled) and
+    waited for."""
     running = []
-    for attempt in attempts:
-        if attempt is winner:
+    for started in attempts:
+        if started is winner:
             continue
-        if not attempt.done():
-            attempt.cancel()
-            running.append(attempt)
-        elif not attempt.cancelled() and attempt.exception() is None:
-            attempt.result().close()  # connected, too late
+        if not started.done():
+            started.cancel()
+            running.append(started)
+        elif not started.cancelled() and started.exception() is None:
+            discard(started.result())  # connected, too late
     if running:
         await asyncio.wait(running)
