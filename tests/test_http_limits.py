@@ -13,6 +13,7 @@ import contextlib
 import tracemalloc
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from scripted import OK, constant, scripted, send, serving
 
 import journey_async as ja
 from journey_async._http import (
+    DEFAULT_MAX_RESPONSE_BYTES,
     MAX_REMOVAL_ACK_BYTES,
     HTTP11Transport,
     ResponseTooLarge,
@@ -213,3 +215,16 @@ async def test_caps_hold_on_a_caller_transport_and_a_caller_client() -> None:
 async def test_ok_is_untouched() -> None:
     async with scripted(constant(OK)) as (url, _, transport):
         assert (await send(transport, url)).json() == {}
+
+
+def test_the_caps_are_the_ones_the_readme_documents() -> None:
+    readme = " ".join((Path(__file__).parent.parent / "README.md").read_text().split())
+    documented = {
+        "max_response_bytes` (4 MiB by default": DEFAULT_MAX_RESPONSE_BYTES == 4 * 1024 * 1024,
+        "acknowledgement is capped at 64 KiB": MAX_REMOVAL_ACK_BYTES == 64 * 1024,
+        "8190 bytes a line": MAX_HEAD_LINE_BYTES == 8190,
+        "64 KiB in all": MAX_HEAD_BYTES == 64 * 1024,
+    }
+    for phrase, holds in documented.items():
+        assert phrase in readme
+        assert holds, phrase
