@@ -146,7 +146,14 @@ async def test_a_head_of_endless_short_headers_stops_at_the_head_cap() -> None:
 )
 async def test_a_whole_head_over_a_cap_in_one_read(answer: bytes, cap: str) -> None:
     async with scripted(constant(answer)) as (url, _, transport):
-        assert (await failure(transport, url)).cap == cap
+        error = await failure(transport, url)
+    assert error.cap == cap
+    # The message names the cap too, for whoever reads only the message.
+    said = {
+        "head line": f"a line of the response head is over {MAX_HEAD_LINE_BYTES} bytes",
+        "head": f"the response head is over {MAX_HEAD_BYTES} bytes",
+    }
+    assert str(error).startswith(said[cap])
 
 
 async def test_at_the_caps_is_fine() -> None:
