@@ -6,13 +6,15 @@ servers on 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from scripted import OK, constant, scripted, send
+from scripted import OK, constant, scripted, send, serving
 
+from journey_async._http import HTTP11Transport
 from journey_async._http._wire import serialize_request
 
 
@@ -118,3 +120,46 @@ def test_a_clean_request_is_serialized_as_is() -> None:
     assert bytes(serialize_request(request, b"{}")) == (
         b"POST /p?q=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nX-A: b\r\n\r\n{}"
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "framed"),
+    [(b"hello", b"5\r\nhello\r\n0\r\n\r\n"), (b"", b"0\r\n\r\n")],
+    ids=["one-chunk", "empty"],
+)
+def test_a_chunked_request_body_goes_as_one_chunk_and_the_last(body: bytes, framed: bytes) -> None:
+    request = httpx.Request("POST", "http://127.0.0.1/p", headers={"Transfer-Encoding": "chunked"})
+    head = b"POST /p HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert bytes(serialize_request(request, body)) == head + framed
+
+
+def test_a_header_that_only_mentions_transfer_encoding_does_not_chunk() -> None:
+    request = httpx.Request(
+        "POST", "http://127.0.0.1/p", headers={"X-Note": "no transfer-encoding here"}
+    )
+    assert bytes(serialize_request(request, b"{}")).endswith(b"here\r\n\r\n{}")
+
+
+async def test_a_streamed_request_body_arrives_whole_in_its_chunk() -> None:
+    async def parts() -> AsyncIterator[bytes]:
+        yield b'{"user_ids": '
+        yield b'["u1"]}'
+
+    received: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.readuntil(b"\r\n\r\n"))
+        received.append(await reader.readuntil(b"\r\n0\r\n\r\n"))
+        writer.write(OK)
+        await writer.drain()
+        writer.close()
+
+    async with serving(handler) as url:
+        transport = HTTP11Transport(max_connections=1)
+        try:
+            response = await send(transport, url, method="POST", content=parts())
+        finally:
+            await transport.aclose()
+    assert response.status_code == 200
+    assert b"Transfer-Encoding: chunked" in received[0]
+    assert received[1] == b'14\r\n{"user_ids": ["u1"]}\r\n0\r\n\r\n'
