@@ -163,3 +163,21 @@ async def test_a_streamed_request_body_arrives_whole_in_its_chunk() -> None:
     assert response.status_code == 200
     assert b"Transfer-Encoding: chunked" in received[0]
     assert received[1] == b'14\r\n{"user_ids": ["u1"]}\r\n0\r\n\r\n'
+
+
+@pytest.mark.parametrize(
+    "header", [b"", b"X-Mode: chunked\r\n"], ids=["no-length", "chunked-elsewhere"]
+)
+async def test_a_body_without_length_or_chunks_ends_with_the_connection(header: bytes) -> None:
+    answer = b"HTTP/1.1 200 OK\r\n" + header + b"\r\n" + b'{"to": "the close"}'
+    async with scripted(constant(answer), close_after_answer=True) as (url, server, transport):
+        assert (await send(transport, url)).content == b'{"to": "the close"}'
+        assert (await send(transport, url)).content == b'{"to": "the close"}'
+    assert server.connections == 2, "not reused: its end was the close"
+
+
+async def test_a_chunked_body_cut_by_the_close_is_incomplete() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"
+    async with scripted(constant(answer), close_after_answer=True) as (url, _, transport):
+        with pytest.raises(httpx.RemoteProtocolError, match="complete response"):
+            await send(transport, url)
