@@ -27,6 +27,7 @@ from journey_async._http import (
     ResponseTooLarge,
 )
 from journey_async._http._limits import MAX_HEAD_BYTES, MAX_HEAD_LINE_BYTES
+from journey_async._http._wire import ParsedResponse, ResponseParser
 
 TOKEN = "test-token"
 CHUNK = b"x" * 65536
@@ -235,3 +236,46 @@ def test_the_caps_are_the_ones_the_readme_documents() -> None:
     for phrase, holds in documented.items():
         assert phrase in readme
         assert holds, phrase
+
+
+def test_a_head_at_the_head_cap_is_fine_and_a_byte_more_is_not() -> None:
+    # Fed by hand, in pieces as a socket may deliver them: the head still
+    # incomplete is bounded as it grows, by every byte of it.
+    status = b"HTTP/1.1 200 OK\r\n"
+    line = b"X-Many: " + b"v" * 1000 + b"\r\n"
+    lines = [line] * ((MAX_HEAD_BYTES - len(status)) // len(line))
+    rest = MAX_HEAD_BYTES - len(status) - len(line) * len(lines)
+    head = status + b"".join(lines) + b"X-Last: " + b"w" * (rest - len(b"X-Last: "))
+    assert len(head) == MAX_HEAD_BYTES
+    parser = ResponseParser(lambda response: None)
+    parser.expect(is_head=False, max_body=100)
+    for start in range(0, len(head), 4096):
+        parser.feed(head[start : start + 4096])
+    with pytest.raises(ResponseTooLarge) as info:
+        parser.feed(b"w")
+    assert info.value.cap == "head"
+
+
+def test_header_fields_at_the_head_cap_are_fine_and_a_byte_more_is_not() -> None:
+    # One read holding the whole head: its names and values are what is counted.
+    def fields(size: int) -> bytes:
+        value = b"v" * 4000
+        lines = []
+        while size > 0:
+            take = min(size, 4000 + len(b"X-F"))
+            lines.append(b"X-F: " + value[: take - len(b"X-F")] + b"\r\n")
+            size -= take
+        return b"".join(lines)
+
+    done: list[ParsedResponse] = []
+    for size, fine in [(MAX_HEAD_BYTES, True), (MAX_HEAD_BYTES + 1, False)]:
+        parser = ResponseParser(done.append)
+        parser.expect(is_head=False, max_body=100)
+        length = b"Content-Length: 0\r\n\r\n"  # 15 bytes of field: its name and "0"
+        answer = b"HTTP/1.1 200 OK\r\n" + fields(size - 15) + length
+        if fine:
+            parser.feed(answer)
+        else:
+            with pytest.raises(ResponseTooLarge):
+                parser.feed(answer)
+    assert len(done) == 1
