@@ -279,3 +279,14 @@ def test_header_fields_at_the_head_cap_are_fine_and_a_byte_more_is_not() -> None
             with pytest.raises(ResponseTooLarge):
                 parser.feed(answer)
     assert len(done) == 1
+
+
+def test_a_line_still_arriving_at_the_line_cap_is_fine_and_a_byte_more_is_not() -> None:
+    parser = ResponseParser(lambda response: None)
+    parser.expect(is_head=False, max_body=100)
+    start = b"X-Long: "
+    parser.feed(b"HTTP/1.1 200 OK\r\n" + start + b"v" * (MAX_HEAD_LINE_BYTES - len(start) - 10))
+    parser.feed(b"v" * 10)  # the line, still without its end, exactly at the cap
+    with pytest.raises(ResponseTooLarge) as info:
+        parser.feed(b"v")
+    assert info.value.cap == "head line"
