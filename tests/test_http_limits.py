@@ -290,3 +290,13 @@ def test_a_line_still_arriving_at_the_line_cap_is_fine_and_a_byte_more_is_not() 
     with pytest.raises(ResponseTooLarge) as info:
         parser.feed(b"v")
     assert info.value.cap == "head line"
+
+
+def test_a_line_at_the_cap_whose_line_feed_starts_the_next_read_is_fine() -> None:
+    parser = ResponseParser(lambda response: None)
+    parser.expect(is_head=False, max_body=100)
+    start = b"X-Long: "
+    line = start + b"v" * (MAX_HEAD_LINE_BYTES - len(start) - 1)
+    parser.feed(b"HTTP/1.1 200 OK\r\n" + line + b"\r")
+    parser.feed(b"\nX-Next: 1")  # a new line begins: the long one no longer counts
+    parser.feed(b"\r\n")

@@ -15,7 +15,7 @@ import pytest
 from scripted import OK, constant, scripted, send, serving
 
 from journey_async._http import HTTP11Transport
-from journey_async._http._wire import serialize_request
+from journey_async._http._wire import ParsedResponse, ResponseParser, serialize_request
 
 
 @pytest.mark.parametrize(
@@ -181,3 +181,21 @@ async def test_a_chunked_body_cut_by_the_close_is_incomplete() -> None:
     async with scripted(constant(answer), close_after_answer=True) as (url, _, transport):
         with pytest.raises(httpx.RemoteProtocolError, match="complete response"):
             await send(transport, url)
+
+
+def test_a_status_line_in_pieces_keeps_its_whole_reason() -> None:
+    done: list[ParsedResponse] = []
+    parser = ResponseParser(done.append)
+    parser.expect(is_head=False, max_body=100)
+    for piece in [b"HTTP/1.1 503 Try ", b"La", b"ter\r\nContent-Length: 0\r\n\r\n"]:
+        parser.feed(piece)
+    assert [(response.status, response.reason) for response in done] == [(503, b"Try Later")]
+
+
+@pytest.mark.parametrize("stray", [OK, b"HTTP/1.1 200 Str"], ids=["whole", "status-begun"])
+async def test_a_response_nobody_asked_for_spends_the_connection(stray: bytes) -> None:
+    # After the answer, in the same read, bytes that answer no request.
+    async with scripted(constant(OK + stray)) as (url, server, transport):
+        assert (await send(transport, url)).json() == {}
+        assert (await send(transport, url)).json() == {}
+    assert server.connections == 2, "not reused after bytes nobody asked for"
