@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import zlib
 from collections.abc import AsyncIterator
 
 import httpx
@@ -199,3 +200,31 @@ async def test_a_response_nobody_asked_for_spends_the_connection(stray: bytes) -
         assert (await send(transport, url)).json() == {}
         assert (await send(transport, url)).json() == {}
     assert server.connections == 2, "not reused after bytes nobody asked for"
+
+
+async def test_after_a_head_response_the_next_request_gets_its_own_body() -> None:
+    async def reply(head: bytes, number: int) -> bytes:
+        answer = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"
+        return answer if head.startswith(b"HEAD ") else answer + b"0123456789"
+
+    async with scripted(reply) as (url, server, transport):
+        assert (await send(transport, url, method="HEAD")).content == b""
+        assert (await send(transport, url)).content == b"0123456789"
+    assert server.connections == 2, "not reused after a HEAD: its body was announced"
+
+
+async def test_codings_in_two_header_lines_are_undone_in_reverse() -> None:
+    encoded = gzip.compress(zlib.compress(b'{"z": 1}'))
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Encoding: gzip\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(encoded), encoded)
+    )
+    async with scripted(constant(answer)) as (url, _, transport):
+        assert (await send(transport, url)).content == b'{"z": 1}'
+
+
+async def test_only_content_encoding_says_how_a_body_is_encoded() -> None:
+    # Another header of the same length (16) naming a coding changes nothing.
+    answer = b"HTTP/1.1 200 OK\r\nX-Was-Encoding-1: gzip\r\nContent-Length: 2\r\n\r\n{}"
+    async with scripted(constant(answer)) as (url, _, transport):
+        assert (await send(transport, url)).content == b"{}"
