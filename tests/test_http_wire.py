@@ -15,7 +15,8 @@ import httpx
 import pytest
 from scripted import OK, constant, scripted, send, serving
 
-from journey_async._http import HTTP11Transport
+from journey_async._http import HTTP11Transport, ResponseTooLarge
+from journey_async._http._limits import MAX_HEAD_LINE_BYTES
 from journey_async._http._wire import ParsedResponse, ResponseParser, serialize_request
 
 
@@ -228,3 +229,23 @@ async def test_only_content_encoding_says_how_a_body_is_encoded() -> None:
     answer = b"HTTP/1.1 200 OK\r\nX-Was-Encoding-1: gzip\r\nContent-Length: 2\r\n\r\n{}"
     async with scripted(constant(answer)) as (url, _, transport):
         assert (await send(transport, url)).content == b"{}"
+
+
+def test_an_interim_response_leaves_nothing_of_itself_in_the_real_one() -> None:
+    done: list[ParsedResponse] = []
+    parser = ResponseParser(done.append)
+    parser.expect(is_head=False, max_body=100)
+    parser.feed(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n")
+    parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    [response] = done
+    assert (response.status, response.reason, response.body) == (200, b"OK", [b"{}"])
+    assert response.headers == [(b"Content-Length", b"2")]
+
+
+def test_the_head_of_the_real_response_after_an_interim_one_is_capped_as_it_grows() -> None:
+    parser = ResponseParser(lambda response: None)
+    parser.expect(is_head=False, max_body=100)
+    parser.feed(b"HTTP/1.1 100 Continue\r\n\r\n")
+    parser.feed(b"HTTP/1.1 200 OK\r\nX-Long: " + b"v" * (MAX_HEAD_LINE_BYTES - 8))
+    with pytest.raises(ResponseTooLarge):
+        parser.feed(b"v")
