@@ -238,9 +238,11 @@ def test_the_caps_are_the_ones_the_readme_documents() -> None:
         assert holds, phrase
 
 
-def test_a_head_at_the_head_cap_is_fine_and_a_byte_more_is_not() -> None:
+@pytest.mark.parametrize("interim", [b"", b"HTTP/1.1 100 Continue\r\n\r\n"], ids=["", "interim"])
+def test_a_head_at_the_head_cap_is_fine_and_a_byte_more_is_not(interim: bytes) -> None:
     # Fed by hand, in pieces as a socket may deliver them: the head still
-    # incomplete is bounded as it grows, by every byte of it.
+    # incomplete is bounded as it grows, by every byte of it (after an
+    # interim response too, whose bytes do not count).
     status = b"HTTP/1.1 200 OK\r\n"
     line = b"X-Many: " + b"v" * 1000 + b"\r\n"
     lines = [line] * ((MAX_HEAD_BYTES - len(status)) // len(line))
@@ -249,6 +251,8 @@ def test_a_head_at_the_head_cap_is_fine_and_a_byte_more_is_not() -> None:
     assert len(head) == MAX_HEAD_BYTES
     parser = ResponseParser(lambda response: None)
     parser.expect(is_head=False, max_body=100)
+    if interim:
+        parser.feed(interim)
     for start in range(0, len(head), 4096):
         parser.feed(head[start : start + 4096])
     with pytest.raises(ResponseTooLarge) as info:

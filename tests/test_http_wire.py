@@ -249,3 +249,12 @@ def test_the_head_of_the_real_response_after_an_interim_one_is_capped_as_it_grow
     parser.feed(b"HTTP/1.1 200 OK\r\nX-Long: " + b"v" * (MAX_HEAD_LINE_BYTES - 8))
     with pytest.raises(ResponseTooLarge):
         parser.feed(b"v")
+
+
+async def test_an_http_1_0_response_says_so_and_its_connection_is_not_reused() -> None:
+    answer = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    async with scripted(constant(answer)) as (url, server, transport):
+        for _ in range(2):
+            response = await send(transport, url)
+            assert (response.http_version, response.content) == ("HTTP/1.0", b"{}")
+    assert server.connections == 2
