@@ -169,3 +169,13 @@ async def test_a_connect_cancelled_while_the_socket_opens_closes_it() -> None:
     await server.wait_closed()
     unclosed = [w for w in caught if issubclass(w.category, ResourceWarning)]
     assert not unclosed, f"{len(unclosed)} sockets left unclosed: {unclosed[0].message}"
+
+
+async def test_a_connection_the_server_said_to_close_is_not_reused_even_left_open() -> None:
+    # The server says "Connection: close" but keeps the socket open and would
+    # answer again: the client still takes a new connection.
+    answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"
+    async with scripted(constant(answer)) as (url, server, transport):
+        for _ in range(2):
+            assert (await send(transport, url)).json() == {}
+    assert server.connections == 2
