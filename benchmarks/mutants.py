@@ -41,6 +41,7 @@ TESTS: dict[str, list[str]] = {
     ],
     "journey_async/_http/_connection.py": [
         "tests/test_http_connection.py",
+        "tests/test_http_wire.py",
         "tests/test_http_timeouts.py",
         "tests/test_http_transport.py",
     ],
