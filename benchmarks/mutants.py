@@ -167,7 +167,7 @@ def main() -> int:
         )
         totals: dict[str, dict[str, int]] = {}
         for module in args.modules:
-            tests = [test for test in args.tests or TESTS[module] if (copy / test).exists()]
+            tests = [t for t in args.tests or TESTS[module] if (copy / t.split("::")[0]).exists()]
             target = copy / module
             source = target.read_text()
             baseline, seconds = run_tests(copy, tests, None, options)
