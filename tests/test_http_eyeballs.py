@@ -263,6 +263,68 @@ async def test_an_attempt_still_running_when_the_next_starts_may_still_win(
     assert go.is_set()
 
 
+async def test_the_next_attempt_waits_for_the_delay_unless_the_latest_one_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As asyncio's race: the first failing while the second is under way
+    # does not start the third before the second's delay is up.
+    loop = asyncio.get_running_loop()
+    second_started = asyncio.Event()
+    with listening() as one, listening() as two, listening() as three:
+        black_hole = BlackHole(monkeypatch, ("127.0.0.1", two))
+        hanging = loop.create_connection
+
+        async def create_connection(factory: Any, host: Any = None, port: Any = None) -> Any:
+            if port == one:
+                await second_started.wait()
+                raise ConnectionRefusedError(111, "refused, once the second has started")
+            if port == two:
+                second_started.set()
+            return await hanging(factory, host, port)
+
+        monkeypatch.setattr(loop, "create_connection", create_connection)
+        infos = [info("127.0.0.1", port) for port in (one, two, three)]
+        async with no_socket_left(), asyncio.timeout(5):
+            connection = await race(infos, 0.1)
+            assert peer_port(connection) == three
+            connection.close()
+    started = black_hole.started
+    # Timers never fire early (beyond uvloop's millisecond), however busy the machine.
+    assert started["127.0.0.1", three] - started["127.0.0.1", two] >= 0.1 - 0.005
+
+
+async def test_with_every_attempt_started_the_race_waits_without_spinning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waits = 0
+    real_wait = asyncio.wait
+
+    async def wait(*args: Any, **kwargs: Any) -> Any:
+        nonlocal waits
+        waits += 1
+        return await real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "wait", wait)
+    with listening() as one, listening() as two:
+        BlackHole(monkeypatch, ("127.0.0.1", one), ("127.0.0.1", two))
+        racing = asyncio.ensure_future(race([info("127.0.0.1", one), info("127.0.0.1", two)], 0))
+        async with no_socket_left():
+            for _ in range(50):
+                await asyncio.sleep(0)
+            racing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await racing
+    # One wait for each attempt started, one for the losers to stop: not one a turn.
+    assert waits <= 3
+
+
+def test_an_error_without_errno_is_named_by_its_message_or_its_class() -> None:
+    failed = AllAttemptsFailed(
+        [(info("127.0.0.1", 1), OSError("no route")), (info("::1", 1), ConnectionError())]
+    )
+    assert str(failed) == "all 2 addresses failed: 127.0.0.1: no route; [::1]: ConnectionError"
+
+
 async def test_every_address_refusing_is_one_error_naming_each() -> None:
     with refusing() as one, refusing() as two, refusing() as three:
         infos = [info("127.0.0.1", port) for port in (one, two, three)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 from typing import Any
 
@@ -98,7 +99,7 @@ async def test_a_failure_reaches_every_caller_and_is_not_kept(
         outcomes = await asyncio.gather(*waiting, return_exceptions=True)
     assert [type(outcome) for outcome in outcomes] == [socket.gaierror] * 3
     lookups.answer = []
-    with pytest.raises(OSError, match=f"{NAME} resolves to no address"):
+    with pytest.raises(OSError, match=f"^{re.escape(NAME)} resolves to no address$"):
         await resolver.resolve(loop, NAME, 80)
     lookups.answer = [V4]
     assert list(await resolver.resolve(loop, NAME, 80)) == [V4]

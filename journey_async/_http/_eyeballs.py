@@ -65,11 +65,10 @@ def interleave(infos: Iterable[AddrInfo]) -> list[AddrInfo]:
     so that a family that does not work costs one delay, not one per address.
     """
     families: dict[int, list[AddrInfo]] = {}
-    seen: set[tuple[int, tuple[Any, ...]]] = set()
+    seen: set[tuple[Any, ...]] = set()
     for info in infos:
-        key = (info[0], info[4])
-        if key not in seen:
-            seen.add(key)
+        if info[4] not in seen:  # an address of one family only
+            seen.add(info[4])
             families.setdefault(info[0], []).append(info)
     turns = list(families.values())
     ordered: list[AddrInfo] = []
