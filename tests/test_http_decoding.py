@@ -321,3 +321,21 @@ def test_a_zstd_window_up_to_8_mib_is_decoded_and_a_byte_more_is_not() -> None:
     assert decoder is not None
     with pytest.raises(httpx.DecodingError, match="zstd"):
         decoder.decode(over, size + 1)
+
+
+@pytest.mark.parametrize("coding", sorted(ENCODED))
+def test_each_coding_fills_its_room_exactly_in_one_piece(coding: str) -> None:
+    decoder = decoder_for(coding.encode())
+    assert decoder is not None
+    assert decoder.decode(ENCODED[coding], len(BODY)) == BODY
+    decoder = decoder_for(coding.encode())
+    assert decoder is not None
+    with pytest.raises(Overflow):
+        decoder.decode(ENCODED[coding], len(BODY) - 1)
+
+
+def test_a_zstd_body_bigger_than_one_piece_of_its_writer_comes_out_whole() -> None:
+    body = bytes(range(256)) * 1024  # 256 KiB: four of the writer's 64 KiB pieces
+    decoder = decoder_for(b"zstd")
+    assert decoder is not None
+    assert decoder.decode(zstandard.ZstdCompressor().compress(body), len(body)) == body
