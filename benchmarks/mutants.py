@@ -44,7 +44,10 @@ TESTS: dict[str, list[str]] = {
         "tests/test_http_wire.py",
         "tests/test_http_timeouts.py",
         "tests/test_http_transport.py",
+        "tests/test_http_eyeballs.py",
     ],
+    "journey_async/_http/_eyeballs.py": ["tests/test_http_eyeballs.py"],
+    "journey_async/_http/_resolver.py": ["tests/test_http_resolver.py"],
     "journey_async/_http/_pool.py": ["tests/test_http_pool.py"],
     "journey_async/_http/_body.py": [
         "tests/test_http_body.py",

@@ -138,9 +138,8 @@ async def test_a_connection_that_broke_mid_response_is_not_retried() -> None:
 
 
 async def test_a_connect_cancelled_while_the_socket_opens_closes_it() -> None:
-    # Python 3.11's happy eyeballs (asyncio.staggered) drops the socket that
-    # won the race when the caller is cancelled before the race returns: a
-    # fan-out cancelled while its connections open left them unclosed.
+    # One address, connected to directly; a name with several, raced, is
+    # tests/test_http_eyeballs.py's.
     from journey_async._http._connection import connect
 
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
