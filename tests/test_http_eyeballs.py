@@ -27,7 +27,7 @@ import trustme
 
 import journey_async as ja
 from journey_async._http import CertificateVerifyFailed, _connection
-from journey_async._http._connection import Connection, _tcp_to, connect
+from journey_async._http._connection import Connection, _numeric_host, _tcp_to, connect
 from journey_async._http._eyeballs import AddrInfo, AllAttemptsFailed, connect_first, interleave
 from journey_async.testing import JourneyEmulator, serve_emulator
 
@@ -387,9 +387,17 @@ async def test_connect_when_no_address_answers_in_time_is_a_connect_timeout(
         request = httpx.Request("GET", f"http://{NAME}:{one}/")
         loop = asyncio.get_running_loop()
         async with no_socket_left():
-            with pytest.raises(httpx.ConnectTimeout, match=f"connecting to {NAME}:{one} took"):
+            with pytest.raises(httpx.ConnectTimeout, match=f"^connecting to {NAME}:{one} took"):
                 await connect(loop, NAME, one, tls=None, connect_timeout=0.5, request=request)
         assert black_hole.cancelled == 2, "both were trying"
+
+
+def test_an_ipv6_link_local_address_keeps_its_scope_and_the_delay_is_rfc_8305s() -> None:
+    scoped = (socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("fe80::1", 80, 0, 2))
+    assert _numeric_host(scoped) == "fe80::1%2"
+    assert _numeric_host(info("::1", 80)) == "::1"
+    assert _numeric_host(info("127.0.0.1", 80)) == "127.0.0.1"
+    assert _connection.HAPPY_EYEBALLS_DELAY == 0.25, "RFC 8305's recommended value"
 
 
 async def test_an_ip_address_is_connected_to_without_the_resolver(
@@ -435,11 +443,11 @@ def ca() -> trustme.CA:
 
 
 @contextlib.asynccontextmanager
-async def tls_server(ca: trustme.CA) -> AsyncIterator[int]:
-    """A TLS server on 127.0.0.1 with a certificate for `NAME`, that closes
+async def tls_server(ca: trustme.CA, name: str = NAME) -> AsyncIterator[int]:
+    """A TLS server on 127.0.0.1 with a certificate for *name*, that closes
     what it accepts once the handshake is done."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(NAME).configure_cert(context)
+    ca.issue_cert(name).configure_cert(context)
 
     async def close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.close()
@@ -470,8 +478,24 @@ async def test_tls_over_the_race_checks_the_certificate_against_the_name(
                 finally:
                     connection.close()
                 # A CA not trusted: refused, naming the cause, its socket closed.
-                with pytest.raises(CertificateVerifyFailed, match="certificate was refused"):
+                with pytest.raises(CertificateVerifyFailed) as refused:
                     await connect_to(port, tls=trusting(trustme.CA()))
+    assert str(refused.value).startswith(
+        f"cannot connect to {NAME}:{port}: the server's TLS certificate was refused: "
+    )
+    assert refused.value.request.url.host == NAME
+
+
+async def test_tls_over_the_race_refuses_a_certificate_for_another_name(
+    ca: trustme.CA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # start_tls without server_hostname would check the CA and not the name.
+    async with tls_server(ca, "other.example") as port:
+        with refusing() as closed:
+            resolving(monkeypatch, [info("127.0.0.1", closed), info("127.0.0.1", port)])
+            async with no_socket_left(port), asyncio.timeout(5):
+                with pytest.raises(CertificateVerifyFailed, match="Hostname mismatch"):
+                    await connect_to(port, tls=trusting(ca))
 
 
 # --- cancelled at any point ------------------------------------------------------------------
