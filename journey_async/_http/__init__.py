@@ -8,6 +8,8 @@ The default transport: HTTP/1.1 on asyncio, one job per module.
 - `_pool`: the bound on open connections and the idle ones per origin.
 - `_transport`: `HTTP11Transport`, the `httpx.AsyncBaseTransport` face, and
   the handovers to httpx's own transport.
+- `_instrumentation`: the wrappers tracers put around httpx's transport
+  (OpenTelemetry's), and the fast path's send run through them.
 - `_tls`: the client's `ssl.SSLContext`, and refused certificates.
 - `_proxy`: which proxy a request goes through, checked up front.
 - `_timeouts`: the wall-clock bounds on an attempt and on a whole call.
