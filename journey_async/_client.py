@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
-import anyio
 import httpx
 
 from ._batcher import DEFAULT_MAX_DELAY, RemovalBatcher
@@ -62,6 +61,7 @@ from ._ratelimit import RateLimiter, paced
 from ._redaction import REDACTED, redact, redact_bytes
 from ._retry import RetryPolicy, SendRequest, retrying
 from ._shared import FORKED_MESSAGE, shared_resources
+from ._slots import Slots
 from ._validation import (
     callback,
     fanout_ids,
@@ -237,7 +237,7 @@ class AsyncJourneyClient:
         self._own_slots = (
             None
             if settings.max_concurrency >= shared.pool_size
-            else anyio.Semaphore(settings.max_concurrency, fast_acquire=True)
+            else Slots(settings.max_concurrency)
         )
         retry = settings.retry
         # Every attempt asks the rate limiter first (docs/ratelimits.md).
@@ -708,14 +708,21 @@ class AsyncJourneyClient:
         if log is not None:
             log.attempt += 1
         send = shared.send if self._attempt_bound is None else self._bounded_attempt
+        own = self._own_slots
+        slots = shared.slots
         try:
-            own = self._own_slots
-            if own is None:
-                async with shared.slots:
+            if own is not None and not own.try_take():
+                await own.take()
+            try:
+                if not slots.try_take():
+                    await slots.take()
+                try:
                     response = await send(request)
-            else:
-                async with own, shared.slots:
-                    response = await send(request)
+                finally:
+                    slots.give()
+            finally:
+                if own is not None:
+                    own.give()
         except Exception as exc:
             if logger.isEnabledFor(logging.DEBUG):
                 log_attempt(request, type(exc).__name__, None)
