@@ -88,12 +88,12 @@ async def run_within(
             task.uncancel()
         return result
     if loop is not None:  # a coroutine stepped by hand, outside any task
-        bound = asyncio.timeout(seconds)
+        timeout = asyncio.timeout(seconds)
         try:
-            async with bound:
+            async with timeout:
                 return await func(request)
         except TimeoutError:
-            if not bound.expired():
+            if not timeout.expired():
                 raise
             raise _with_request(error(), request) from None
     with anyio.move_on_after(seconds) as scope:
