@@ -37,12 +37,17 @@ class Slots:
         self._waiters: deque[_Waiter] = deque()
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} free={self._free} waiting={len(self._waiters)}>"
+        return f"<{type(self).__name__} free={self._free} waiting={self.waiting}>"
 
     @property
     def free(self) -> int:
         """Slots free now."""
         return self._free
+
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a slot now."""
+        return len(self._waiters)
 
     def try_take(self) -> bool:
         """Take a slot if one is free and nobody waits for one before us."""

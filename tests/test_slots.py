@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -28,6 +29,22 @@ def test_free_slots_are_taken_without_waiting_until_none_is_left() -> None:
     assert "free=1" in repr(slots)
 
 
+async def until(condition: Callable[[], bool]) -> None:
+    # Polled: what is waited for is the state of the code under test, which
+    # has no event to wait on.
+    with anyio.fail_after(5):
+        while not condition():  # noqa: ASYNC110
+            await anyio.sleep(0.001)
+
+
+def waiting(slots: Slots, count: int) -> bool:
+    return slots.waiting == count
+
+
+def has_length(items: list[int], count: int) -> bool:
+    return len(items) == count
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_waiters_get_given_slots_in_the_order_they_came(backend: str) -> None:
     async def test() -> None:
@@ -42,14 +59,18 @@ def test_waiters_get_given_slots_in_the_order_they_came(backend: str) -> None:
         async with anyio.create_task_group() as group:
             for number in range(3):
                 group.start_soon(wait, number)
-                await anyio.sleep(0.01)  # each waits before the next comes
+                await until(functools.partial(waiting, slots, number + 1))
             # A newcomer does not overtake the waiters, even with a slot given back.
             slots.give()
             assert not slots.try_take()
-            slots.give()
-            slots.give()
+            await until(lambda: len(order) == 1)
+            # One slot at a time, so that the order is the slots', not the scheduler's.
+            for given in (2, 3):
+                slots.give()
+                await until(functools.partial(has_length, order, given))
         assert order == [0, 1, 2]
         assert slots.free == 0
+        assert slots.waiting == 0
 
     on(backend, test)
 
