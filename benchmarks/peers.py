@@ -73,22 +73,26 @@ within one run are compared, never figures across runs.
 the marginal instructions per request under valgrind's callgrind, that is the
 instructions of a child doing its warm-up and its run of N requests, less
 those of the same child doing its warm-up alone, over N (the fresh client
-and its connections included, as in the wall times). Counts do not depend on
-the load of the machine: repeated, a cell's figure stays within a fraction
-of a percent, so each cell is one pair of runs (``--repeat`` is not used),
-and ``--jobs`` children (one per CPU) are counted at once. The server runs
-outside callgrind, as in a timed run; every client is first run once
-natively, so that no counted run compiles a module; the children have
-``PYTHONHASHSEED=0``, and, since callgrind makes them tens of times slower,
-journey_async's and httpx2's timeouts raised (``--patient``; a timeout's
-length does not change what a client does). The table gives thousands of
-instructions per request and the ratios to the floor on each loop asked for.
-Limits:
+and its connections included, as in the wall times). Counts hardly depend
+on the load of the machine: two runs agree within 1 % in every cell but
+pyreqwest's (2 %: its threads), so each cell is one pair of runs
+(``--repeat`` is not used), and ``--jobs`` children (one per CPU) are
+counted at once. The server runs outside callgrind, as in a timed run; every
+client is first run once natively, so that no counted run compiles a
+module; the children have ``PYTHONHASHSEED=0``, and, since callgrind makes
+them tens of times slower, journey_async's and httpx2's timeouts raised
+(``--patient``; a timeout's length does not change what a client does). The
+table gives thousands of instructions per request and the ratios to the
+floor on each loop asked for. callgrind counts what the process runs, not
+the kernel's work in its system calls nor the cost of cache misses: ratios
+by instructions are not ratios of CPU seconds, and come out larger where
+more of the floor's time is in the kernel (on uvloop, whose floor runs half
+the instructions of asyncio's). Limits:
 
 - Slow: each child's start (the interpreter and its imports, a billion
   instructions) takes 15 to 20 s of CPU under callgrind, and there are two
-  children per cell: config A on both loops takes about 10 minutes of CPU
-  (5 on two free cores). ``ja+otel`` and ``httpx2``, millions of
+  children per cell: config A on both loops takes about 9 minutes of CPU
+  (8 minutes on the two shared cores). ``ja+otel`` and ``httpx2``, millions of
   instructions a request, would take longer than all the others together:
   they are left out unless named with ``--clients`` (httpx2 adds about 5
   minutes of CPU; ja+otel, some 30 times journey_async's CPU, has not been
