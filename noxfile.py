@@ -1,7 +1,8 @@
 """
 The project's sessions: ``nox -s tests``, ``lint``, ``typing``, ``bench``
 (``nox -s bench -- fanout`` runs one benchmark, ``nox -s bench -- peers --config A``
-one with its options).
+one with its options), and ``mutants``, mutation testing of the transport and
+the retry loop (``nox -s mutants -- journey_async/_http/_wire.py`` for one module).
 
 Python versions come from the trove classifiers in pyproject.toml, so adding a
 version there adds it here.
@@ -53,3 +54,11 @@ def bench(session: nox.Session) -> None:
         return
     for benchmark in ["peers", "fanout", "batching", "hotpath", "ratelimit"]:
         session.run("python", "-m", f"benchmarks.{benchmark}")
+
+
+@nox.session
+def mutants(session: nox.Session) -> None:
+    # Not a default session: all modules take about two hours on two cores.
+    install(session, "tests")
+    session.install("mutmut>=2.5,<3")  # only its mutant generator is used
+    session.run("python", "-m", "benchmarks.mutants", *session.posargs)

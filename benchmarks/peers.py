@@ -37,10 +37,9 @@ under test, with C workers pulling from one iterator of ids:
   with everything else at its default: retries, timeouts, typed models.
 - ``ja+otel``: the same with OpenTelemetry's
   ``HTTPXClientInstrumentor().instrument()`` on, spans going to an in-memory
-  exporter: the cost of instrumentation (the spans are counted). While it is
-  on, journey_async sends through httpx's own transport so that the spans
-  are made; at config B's scale that takes minutes a run, so it runs in
-  config A only unless named with ``--clients``.
+  exporter: the cost of instrumentation (the spans are counted). journey_async
+  still sends on its own transport, through OpenTelemetry's wrappers, so
+  what it adds is the spans' own cost.
 - ``pyreqwest`` (the Rust reqwest client), ``aiohttp`` (a ``ClientSession``,
   ``json.loads`` of each body) and ``httpx2`` (the httpx successor's
   ``AsyncClient``, limits raised to C): each parses the JSON, and each checks
@@ -91,12 +90,10 @@ the instructions of asyncio's). Limits:
 
 - Slow: each child's start (the interpreter and its imports, a billion
   instructions) takes 15 to 20 s of CPU under callgrind, and there are two
-  children per cell: config A on both loops takes about 9 minutes of CPU
-  (8 minutes on the two shared cores). ``ja+otel`` and ``httpx2``, millions of
-  instructions a request, would take longer than all the others together:
-  they are left out unless named with ``--clients`` (httpx2 adds about 5
-  minutes of CPU; ja+otel, some 30 times journey_async's CPU, has not been
-  tried).
+  children per cell: config A on both loops takes about 10 minutes of CPU
+  (8 minutes on the two shared cores). ``httpx2``, millions of instructions
+  a request, would take about as long as all the others together: it is
+  left out unless named with ``--clients`` (it adds about 5 minutes of CPU).
 - Config B runs (floor and journey_async on one loop in a few minutes), but
   callgrind makes a round of C requests take seconds, which hides its 50 ms
   of server delay: its counts are those of C=1000 without delay. Config A
@@ -401,15 +398,11 @@ CLIENTS: Final[dict[str, Runner]] = {
     "httpx2": run_httpx2,
 }
 PEERS: Final = ("pyreqwest", "aiohttp", "httpx2")
-AT_SCALE_SKIPPED: Final = ("ja+otel",)
-"""Left out of config B unless asked for with ``--clients``: with the
-instrumentation on, requests go through httpx's own transport, and 10,000 of
-them at 1000 in flight take minutes a run (docs/performance.md)."""
 MEASURES: Final = ("wall", "instructions")
-INSTRUCTIONS_SKIPPED: Final = ("ja+otel", "httpx2")
+INSTRUCTIONS_SKIPPED: Final = ("httpx2",)
 """Left out of ``--measure instructions`` unless asked for with ``--clients``:
-each spends millions of instructions a request, so that under callgrind either
-takes longer than all the other clients together."""
+it spends millions of instructions a request, so that under callgrind it
+takes about as long as all the other clients together."""
 
 
 # --- one run, in a fresh process ----------------------------------------------------------------
@@ -719,7 +712,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--clients",
         nargs="+",
         choices=list(CLIENTS),
-        help="the clients to run (default: all; ja+otel in config A only)",
+        help="the clients to run (default: all; with --measure instructions, all but httpx2)",
     )
     parser.add_argument("--loops", nargs="+", choices=LOOPS, default=list(LOOPS))
     parser.add_argument("--repeat", type=int, default=5, help="fresh processes per cell (5)")
@@ -756,20 +749,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "uvloop" in loops and importlib.util.find_spec("uvloop") is None:
         print("uvloop is not installed: its columns are left out", file=sys.stderr)
         loops.remove("uvloop")
-    chosen = args.clients
+    skipped = INSTRUCTIONS_SKIPPED if instructions else ()
+    default = [name for name in CLIENTS if name not in skipped]
+    clients = [name for name in CLIENTS if name in (args.clients or default)]
     packages = ("journey-async", "httpx", "httptools", "aiohttp", "pyreqwest", "httpx2", "uvloop")
     counted = f"; counted by {valgrind_version()}" if instructions else ""
     print(f"Machine: {machine(packages, loops=' and '.join(loops))}{counted}")
     print(f"Command: python -m benchmarks.peers {' '.join(argv or sys.argv[1:])}".rstrip())
-    skipped = INSTRUCTIONS_SKIPPED if instructions else ()
     for key in args.config or (["A"] if instructions else list(CONFIGS)):
         config = CONFIGS[key]
-        default = [
-            name
-            for name in CLIENTS
-            if (key == "A" or name not in AT_SCALE_SKIPPED) and name not in skipped
-        ]
-        clients = [name for name in CLIENTS if name in (chosen or default)]
         with server(args.server, config.delay) as url:
             if instructions:
                 cells = measure_instructions(url, config, loops, clients, args.jobs)

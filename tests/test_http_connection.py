@@ -12,7 +12,7 @@ import warnings
 
 import httpx
 import pytest
-from scripted import OK, ScriptedServer, constant, scripted, send
+from scripted import OK, ScriptedServer, constant, scripted, send, serving
 
 from journey_async._http import HTTP11Transport
 
@@ -138,9 +138,8 @@ async def test_a_connection_that_broke_mid_response_is_not_retried() -> None:
 
 
 async def test_a_connect_cancelled_while_the_socket_opens_closes_it() -> None:
-    # Python 3.11's happy eyeballs (asyncio.staggered) drops the socket that
-    # won the race when the caller is cancelled before the race returns: a
-    # fan-out cancelled while its connections open left them unclosed.
+    # One address, connected to directly; a name with several, raced, is
+    # tests/test_http_eyeballs.py's.
     from journey_async._http._connection import connect
 
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
@@ -169,3 +168,40 @@ async def test_a_connect_cancelled_while_the_socket_opens_closes_it() -> None:
     await server.wait_closed()
     unclosed = [w for w in caught if issubclass(w.category, ResourceWarning)]
     assert not unclosed, f"{len(unclosed)} sockets left unclosed: {unclosed[0].message}"
+
+
+async def test_a_connection_the_server_said_to_close_is_not_reused_even_left_open() -> None:
+    # The server says "Connection: close" but keeps the socket open and would
+    # answer again: the client still takes a new connection.
+    answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"
+    async with scripted(constant(answer)) as (url, server, transport):
+        for _ in range(2):
+            assert (await send(transport, url)).json() == {}
+    assert server.connections == 2
+
+
+async def test_silence_after_part_of_a_response_is_a_read_timeout() -> None:
+    ended = asyncio.Event()
+
+    async def half(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345")
+            await writer.drain()
+            with contextlib.suppress(ConnectionError):
+                await reader.read()  # silent until the client gives up
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+            ended.set()
+
+    async with serving(half) as url:
+        transport = HTTP11Transport(max_connections=1)
+        try:
+            async with asyncio.timeout(5):
+                with pytest.raises(httpx.ReadTimeout):
+                    await send(transport, url, timeouts=httpx.Timeout(5.0, read=0.1))
+                await ended.wait()
+        finally:
+            await transport.aclose()

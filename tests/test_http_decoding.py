@@ -304,3 +304,38 @@ async def test_the_cap_holds_on_a_streamed_httpcore_response(
     ) as client:
         with pytest.raises(ja.ResponseTooLargeError):
             await client.get_stats(emulator.journey_ids[0])
+
+
+def test_a_zstd_window_up_to_8_mib_is_decoded_and_a_byte_more_is_not() -> None:
+    # A frame holding its whole content in one segment has that size as its
+    # window: 8 MiB of zeros is, 8 MiB and one byte is over RFC 8878's bound.
+    params = zstandard.ZstdCompressionParameters.from_level(1, window_log=24)
+    compressor = zstandard.ZstdCompressor(compression_params=params)
+    size = 8 * 1024 * 1024
+    decoder = decoder_for(b"zstd")
+    assert decoder is not None
+    assert len(decoder.decode(compressor.compress(b"\0" * size), size)) == size
+    over = compressor.compress(b"\0" * (size + 1))
+    assert zstandard.get_frame_parameters(over).window_size == size + 1
+    decoder = decoder_for(b"zstd")
+    assert decoder is not None
+    with pytest.raises(httpx.DecodingError, match="zstd"):
+        decoder.decode(over, size + 1)
+
+
+@pytest.mark.parametrize("coding", sorted(ENCODED))
+def test_each_coding_fills_its_room_exactly_in_one_piece(coding: str) -> None:
+    decoder = decoder_for(coding.encode())
+    assert decoder is not None
+    assert decoder.decode(ENCODED[coding], len(BODY)) == BODY
+    decoder = decoder_for(coding.encode())
+    assert decoder is not None
+    with pytest.raises(Overflow):
+        decoder.decode(ENCODED[coding], len(BODY) - 1)
+
+
+def test_a_zstd_body_bigger_than_one_piece_of_its_writer_comes_out_whole() -> None:
+    body = bytes(range(256)) * 1024  # 256 KiB: four of the writer's 64 KiB pieces
+    decoder = decoder_for(b"zstd")
+    assert decoder is not None
+    assert decoder.decode(zstandard.ZstdCompressor().compress(body), len(body)) == body

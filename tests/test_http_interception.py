@@ -2,8 +2,10 @@
 What tracing and mocking tools see of the default client: OpenTelemetry's
 httpx instrumentation, pytest-httpx's ``httpx_mock``, ``respx.mock`` and
 ``respx.mock(using="httpx")``, and the event hooks of a caller's client.
-While one of them patches httpx, the default transport steps aside to
-httpx's own; otherwise it is not involved at all.
+While a mock patches httpx, the default transport steps aside to httpx's
+own; OpenTelemetry's wrappers run around the default transport's own send
+(tests/test_http_instrumentation.py); with nothing patched, httpx's
+transport is not involved at all.
 """
 
 from __future__ import annotations

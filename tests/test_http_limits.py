@@ -13,6 +13,7 @@ import contextlib
 import tracemalloc
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,11 +21,13 @@ from scripted import OK, constant, scripted, send, serving
 
 import journey_async as ja
 from journey_async._http import (
+    DEFAULT_MAX_RESPONSE_BYTES,
     MAX_REMOVAL_ACK_BYTES,
     HTTP11Transport,
     ResponseTooLarge,
 )
 from journey_async._http._limits import MAX_HEAD_BYTES, MAX_HEAD_LINE_BYTES
+from journey_async._http._wire import ParsedResponse, ResponseParser
 
 TOKEN = "test-token"
 CHUNK = b"x" * 65536
@@ -144,7 +147,14 @@ async def test_a_head_of_endless_short_headers_stops_at_the_head_cap() -> None:
 )
 async def test_a_whole_head_over_a_cap_in_one_read(answer: bytes, cap: str) -> None:
     async with scripted(constant(answer)) as (url, _, transport):
-        assert (await failure(transport, url)).cap == cap
+        error = await failure(transport, url)
+    assert error.cap == cap
+    # The message names the cap too, for whoever reads only the message.
+    said = {
+        "head line": f"a line of the response head is over {MAX_HEAD_LINE_BYTES} bytes",
+        "head": f"the response head is over {MAX_HEAD_BYTES} bytes",
+    }
+    assert str(error).startswith(said[cap])
 
 
 async def test_at_the_caps_is_fine() -> None:
@@ -213,3 +223,84 @@ async def test_caps_hold_on_a_caller_transport_and_a_caller_client() -> None:
 async def test_ok_is_untouched() -> None:
     async with scripted(constant(OK)) as (url, _, transport):
         assert (await send(transport, url)).json() == {}
+
+
+def test_the_caps_are_the_ones_the_readme_documents() -> None:
+    readme = " ".join((Path(__file__).parent.parent / "README.md").read_text().split())
+    documented = {
+        "max_response_bytes` (4 MiB by default": DEFAULT_MAX_RESPONSE_BYTES == 4 * 1024 * 1024,
+        "acknowledgement is capped at 64 KiB": MAX_REMOVAL_ACK_BYTES == 64 * 1024,
+        "8190 bytes a line": MAX_HEAD_LINE_BYTES == 8190,
+        "64 KiB in all": MAX_HEAD_BYTES == 64 * 1024,
+    }
+    for phrase, holds in documented.items():
+        assert phrase in readme
+        assert holds, phrase
+
+
+@pytest.mark.parametrize("interim", [b"", b"HTTP/1.1 100 Continue\r\n\r\n"], ids=["", "interim"])
+def test_a_head_at_the_head_cap_is_fine_and_a_byte_more_is_not(interim: bytes) -> None:
+    # Fed by hand, in pieces as a socket may deliver them: the head still
+    # incomplete is bounded as it grows, by every byte of it (after an
+    # interim response too, whose bytes do not count).
+    status = b"HTTP/1.1 200 OK\r\n"
+    line = b"X-Many: " + b"v" * 1000 + b"\r\n"
+    lines = [line] * ((MAX_HEAD_BYTES - len(status)) // len(line))
+    rest = MAX_HEAD_BYTES - len(status) - len(line) * len(lines)
+    head = status + b"".join(lines) + b"X-Last: " + b"w" * (rest - len(b"X-Last: "))
+    assert len(head) == MAX_HEAD_BYTES
+    parser = ResponseParser(lambda response: None)
+    parser.expect(is_head=False, max_body=100)
+    if interim:
+        parser.feed(interim)
+    for start in range(0, len(head), 4096):
+        parser.feed(head[start : start + 4096])
+    with pytest.raises(ResponseTooLarge) as info:
+        parser.feed(b"w")
+    assert info.value.cap == "head"
+
+
+def test_header_fields_at_the_head_cap_are_fine_and_a_byte_more_is_not() -> None:
+    # One read holding the whole head: its names and values are what is counted.
+    def fields(size: int) -> bytes:
+        value = b"v" * 4000
+        lines = []
+        while size > 0:
+            take = min(size, 4000 + len(b"X-F"))
+            lines.append(b"X-F: " + value[: take - len(b"X-F")] + b"\r\n")
+            size -= take
+        return b"".join(lines)
+
+    done: list[ParsedResponse] = []
+    for size, fine in [(MAX_HEAD_BYTES, True), (MAX_HEAD_BYTES + 1, False)]:
+        parser = ResponseParser(done.append)
+        parser.expect(is_head=False, max_body=100)
+        length = b"Content-Length: 0\r\n\r\n"  # 15 bytes of field: its name and "0"
+        answer = b"HTTP/1.1 200 OK\r\n" + fields(size - 15) + length
+        if fine:
+            parser.feed(answer)
+        else:
+            with pytest.raises(ResponseTooLarge):
+                parser.feed(answer)
+    assert len(done) == 1
+
+
+def test_a_line_still_arriving_at_the_line_cap_is_fine_and_a_byte_more_is_not() -> None:
+    parser = ResponseParser(lambda response: None)
+    parser.expect(is_head=False, max_body=100)
+    start = b"X-Long: "
+    parser.feed(b"HTTP/1.1 200 OK\r\n" + start + b"v" * (MAX_HEAD_LINE_BYTES - len(start) - 10))
+    parser.feed(b"v" * 10)  # the line, still without its end, exactly at the cap
+    with pytest.raises(ResponseTooLarge) as info:
+        parser.feed(b"v")
+    assert info.value.cap == "head line"
+
+
+def test_a_line_at_the_cap_whose_line_feed_starts_the_next_read_is_fine() -> None:
+    parser = ResponseParser(lambda response: None)
+    parser.expect(is_head=False, max_body=100)
+    start = b"X-Long: "
+    line = start + b"v" * (MAX_HEAD_LINE_BYTES - len(start) - 1)
+    parser.feed(b"HTTP/1.1 200 OK\r\n" + line + b"\r")
+    parser.feed(b"\nX-Next: 1")  # a new line begins: the long one no longer counts
+    parser.feed(b"\r\n")

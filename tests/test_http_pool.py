@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import cast
 
 import httpx
 import pytest
 from scripted import OK, constant, scripted, send
 
+from journey_async._http._connection import Connection
 from journey_async._http._pool import Pool
 
 
@@ -102,3 +104,50 @@ async def test_a_slot_handed_to_a_waiter_cancelled_meanwhile_is_passed_on() -> N
     pool.release()
     assert pool.free == 1
     assert not pool.waiters
+
+
+async def test_every_slot_released_is_free_again() -> None:
+    pool = Pool(asyncio.get_running_loop(), 3, 5.0)
+    assert [pool.try_acquire() for _ in range(4)] == [True, True, True, False]
+    for _ in range(3):
+        pool.release()
+    assert pool.free == 3
+    assert [pool.try_acquire() for _ in range(4)] == [True, True, True, False]
+
+
+class Clock:
+    """A loop whose time is set by the test (all the pool asks a loop for here)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def time(self) -> float:
+        return self.now
+
+
+class Idle:
+    """A connection as the pool sees one: usable, closed when dropped."""
+
+    def __init__(self) -> None:
+        self.idle_since = 0.0
+        self.closed = False
+
+    def is_usable(self) -> bool:
+        return not self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_connection_idle_for_exactly_the_keepalive_expiry_is_expired() -> None:
+    clock = Clock()
+    pool = Pool(cast(asyncio.AbstractEventLoop, clock), 1, 5.0)
+    origin = ("http", b"127.0.0.1", 80)
+    fresh, expired = Idle(), Idle()
+    pool.put_idle(origin, cast(Connection, fresh))
+    clock.now += 4.999
+    assert pool.take_idle(origin) is cast(Connection, fresh)
+    pool.put_idle(origin, cast(Connection, expired))
+    clock.now += 5.0
+    assert pool.take_idle(origin) is None
+    assert expired.closed

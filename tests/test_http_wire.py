@@ -6,14 +6,18 @@ servers on 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import zlib
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from scripted import OK, constant, scripted, send
+from scripted import OK, constant, scripted, send, serving
 
-from journey_async._http._wire import serialize_request
+from journey_async._http import HTTP11Transport, ResponseTooLarge
+from journey_async._http._limits import MAX_HEAD_LINE_BYTES
+from journey_async._http._wire import ParsedResponse, ResponseParser, serialize_request
 
 
 @pytest.mark.parametrize(
@@ -118,3 +122,139 @@ def test_a_clean_request_is_serialized_as_is() -> None:
     assert bytes(serialize_request(request, b"{}")) == (
         b"POST /p?q=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nX-A: b\r\n\r\n{}"
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "framed"),
+    [(b"hello", b"5\r\nhello\r\n0\r\n\r\n"), (b"", b"0\r\n\r\n")],
+    ids=["one-chunk", "empty"],
+)
+def test_a_chunked_request_body_goes_as_one_chunk_and_the_last(body: bytes, framed: bytes) -> None:
+    request = httpx.Request("POST", "http://127.0.0.1/p", headers={"Transfer-Encoding": "chunked"})
+    head = b"POST /p HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert bytes(serialize_request(request, body)) == head + framed
+
+
+def test_a_header_that_only_mentions_transfer_encoding_does_not_chunk() -> None:
+    request = httpx.Request(
+        "POST", "http://127.0.0.1/p", headers={"X-Note": "no transfer-encoding here"}
+    )
+    assert bytes(serialize_request(request, b"{}")).endswith(b"here\r\n\r\n{}")
+
+
+async def test_a_streamed_request_body_arrives_whole_in_its_chunk() -> None:
+    async def parts() -> AsyncIterator[bytes]:
+        yield b'{"user_ids": '
+        yield b'["u1"]}'
+
+    received: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.readuntil(b"\r\n\r\n"))
+        received.append(await reader.readuntil(b"\r\n0\r\n\r\n"))
+        writer.write(OK)
+        await writer.drain()
+        writer.close()
+
+    async with serving(handler) as url:
+        transport = HTTP11Transport(max_connections=1)
+        try:
+            response = await send(transport, url, method="POST", content=parts())
+        finally:
+            await transport.aclose()
+    assert response.status_code == 200
+    assert b"Transfer-Encoding: chunked" in received[0]
+    assert received[1] == b'14\r\n{"user_ids": ["u1"]}\r\n0\r\n\r\n'
+
+
+@pytest.mark.parametrize(
+    "header", [b"", b"X-Mode: chunked\r\n"], ids=["no-length", "chunked-elsewhere"]
+)
+async def test_a_body_without_length_or_chunks_ends_with_the_connection(header: bytes) -> None:
+    answer = b"HTTP/1.1 200 OK\r\n" + header + b"\r\n" + b'{"to": "the close"}'
+    async with scripted(constant(answer), close_after_answer=True) as (url, server, transport):
+        assert (await send(transport, url)).content == b'{"to": "the close"}'
+        assert (await send(transport, url)).content == b'{"to": "the close"}'
+    assert server.connections == 2, "not reused: its end was the close"
+
+
+async def test_a_chunked_body_cut_by_the_close_is_incomplete() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"
+    async with scripted(constant(answer), close_after_answer=True) as (url, _, transport):
+        with pytest.raises(httpx.RemoteProtocolError, match="complete response"):
+            await send(transport, url)
+
+
+def test_a_status_line_in_pieces_keeps_its_whole_reason() -> None:
+    done: list[ParsedResponse] = []
+    parser = ResponseParser(done.append)
+    parser.expect(is_head=False, max_body=100)
+    for piece in [b"HTTP/1.1 503 Try ", b"La", b"ter\r\nContent-Length: 0\r\n\r\n"]:
+        parser.feed(piece)
+    assert [(response.status, response.reason) for response in done] == [(503, b"Try Later")]
+
+
+@pytest.mark.parametrize("stray", [OK, b"HTTP/1.1 200 Str"], ids=["whole", "status-begun"])
+async def test_a_response_nobody_asked_for_spends_the_connection(stray: bytes) -> None:
+    # After the answer, in the same read, bytes that answer no request.
+    async with scripted(constant(OK + stray)) as (url, server, transport):
+        assert (await send(transport, url)).json() == {}
+        assert (await send(transport, url)).json() == {}
+    assert server.connections == 2, "not reused after bytes nobody asked for"
+
+
+async def test_after_a_head_response_the_next_request_gets_its_own_body() -> None:
+    async def reply(head: bytes, number: int) -> bytes:
+        answer = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"
+        return answer if head.startswith(b"HEAD ") else answer + b"0123456789"
+
+    async with scripted(reply) as (url, server, transport):
+        assert (await send(transport, url, method="HEAD")).content == b""
+        assert (await send(transport, url)).content == b"0123456789"
+    assert server.connections == 2, "not reused after a HEAD: its body was announced"
+
+
+async def test_codings_in_two_header_lines_are_undone_in_reverse() -> None:
+    encoded = gzip.compress(zlib.compress(b'{"z": 1}'))
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Encoding: gzip\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(encoded), encoded)
+    )
+    async with scripted(constant(answer)) as (url, _, transport):
+        assert (await send(transport, url)).content == b'{"z": 1}'
+
+
+async def test_only_content_encoding_says_how_a_body_is_encoded() -> None:
+    # Another header of the same length (16) naming a coding changes nothing.
+    answer = b"HTTP/1.1 200 OK\r\nX-Was-Encoding-1: gzip\r\nContent-Length: 2\r\n\r\n{}"
+    async with scripted(constant(answer)) as (url, _, transport):
+        assert (await send(transport, url)).content == b"{}"
+
+
+def test_an_interim_response_leaves_nothing_of_itself_in_the_real_one() -> None:
+    done: list[ParsedResponse] = []
+    parser = ResponseParser(done.append)
+    parser.expect(is_head=False, max_body=100)
+    parser.feed(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n")
+    parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    [response] = done
+    assert (response.status, response.reason, response.body) == (200, b"OK", [b"{}"])
+    assert response.headers == [(b"Content-Length", b"2")]
+
+
+def test_the_head_of_the_real_response_after_an_interim_one_is_capped_as_it_grows() -> None:
+    parser = ResponseParser(lambda response: None)
+    parser.expect(is_head=False, max_body=100)
+    parser.feed(b"HTTP/1.1 100 Continue\r\n\r\n")
+    parser.feed(b"HTTP/1.1 200 OK\r\nX-Long: " + b"v" * (MAX_HEAD_LINE_BYTES - 8))
+    with pytest.raises(ResponseTooLarge):
+        parser.feed(b"v")
+
+
+async def test_an_http_1_0_response_says_so_and_its_connection_is_not_reused() -> None:
+    answer = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    async with scripted(constant(answer)) as (url, server, transport):
+        for _ in range(2):
+            response = await send(transport, url)
+            assert (response.http_version, response.content) == ("HTTP/1.0", b"{}")
+    assert server.connections == 2

@@ -4,10 +4,16 @@ The default transport: HTTP/1.1 on asyncio, one job per module.
 - `_limits`: every size cap on a response, and `ResponseTooLarge`.
 - `_decoding`: Content-Encoding undone as the body arrives, within the cap.
 - `_wire`: a request's bytes, and responses parsed from bytes (llhttp).
-- `_connection`: one connection, an `asyncio.Protocol`.
+- `_connection`: one connection, an `asyncio.Protocol`, and `connect`.
+- `_resolver`: a name's addresses, asked once for the connections that open
+  within a few seconds.
+- `_eyeballs`: happy eyeballs over a name's addresses, leaving no socket open
+  when cancelled.
 - `_pool`: the bound on open connections and the idle ones per origin.
 - `_transport`: `HTTP11Transport`, the `httpx.AsyncBaseTransport` face, and
   the handovers to httpx's own transport.
+- `_instrumentation`: the wrappers tracers put around httpx's transport
+  (OpenTelemetry's), and the fast path's send run through them.
 - `_tls`: the client's `ssl.SSLContext`, and refused certificates.
 - `_proxy`: which proxy a request goes through, checked up front.
 - `_timeouts`: the wall-clock bounds on an attempt and on a whole call.

@@ -13,10 +13,13 @@ import asyncio
 import math
 import socket
 import ssl
-from typing import Any, Final, cast
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final, cast
 
 import httpx
 
+from ._eyeballs import AddrInfo, connect_first
+from ._resolver import resolver_for
 from ._timeouts import attempt_timed_out
 from ._tls import tls_failure
 from ._wire import ParsedResponse, ResponseParser
@@ -25,8 +28,9 @@ __all__ = ["HAPPY_EYEBALLS_DELAY", "Connection", "connect"]
 
 HAPPY_EYEBALLS_DELAY: Final = 0.25
 """Seconds before the next resolved address is tried while one is still
-connecting (RFC 8305's recommended value): a name with an unreachable IPv6
-address and a working IPv4 one connects almost as fast as IPv4 alone."""
+connecting (RFC 8305's recommended value, and asyncio's): a name with an
+unreachable IPv6 address and a working IPv4 one connects almost as fast as
+IPv4 alone."""
 
 
 class Connection(asyncio.Protocol):
@@ -224,23 +228,48 @@ async def connect(
     request: httpx.Request,
 ) -> Connection:
     """
-    A new connection to *host*:*port* (TLS with *tls*), every resolved
-    address tried, as `loop.create_connection` does with happy eyeballs.
+    A new connection to *host*:*port* (TLS with *tls*, checked against
+    *host*). An IP address, or a name's one address, is connected to
+    directly; a name's several addresses are raced (`connect_socket`: happy
+    eyeballs, as asyncio's, on every loop, which asyncio 3.11's own race is
+    not: it drops its winner when cancelled), TLS on the winner. A name's addresses come from
+    the loop's `Resolver`, asked once for the connections that open
+    together. Cancelled at any point, it leaves no socket open.
 
     Raises `httpx.ConnectTimeout` after *connect_timeout*, `httpx.ConnectError`
-    when no address accepts (refused, unreachable, DNS, TLS).
+    when no address accepts (refused, unreachable, DNS, TLS; the message names
+    each address that failed), `CertificateVerifyFailed` for a refused
+    certificate.
     """
     try:
         async with asyncio.timeout(connect_timeout):
-            address, eyeballs = await _addresses(loop, host, port)
-            _, connection = await loop.create_connection(
-                lambda: Connection(loop),
-                address,
-                port,
-                ssl=tls,
-                server_hostname=host if tls is not None else None,
-                **eyeballs,
-            )
+            infos = await _addresses(loop, host, port)
+            server_hostname = host if tls is not None else None
+            if len(infos) == 1:
+                # asyncio's own connect to one address closes its socket
+                # when cancelled (and costs uvloop less than the race).
+                _, connection = await loop.create_connection(
+                    lambda: Connection(loop),
+                    _numeric_host(infos[0]),
+                    port,
+                    ssl=tls,
+                    server_hostname=server_hostname,
+                )
+            else:
+                connection = await connect_first(
+                    loop, infos, HAPPY_EYEBALLS_DELAY, _tcp_to(loop), Connection.close
+                )
+                if tls is not None:
+                    # The race is over TCP connects, as asyncio's, so that a
+                    # slow handshake does not start a second one; TLS on the
+                    # winner. No await in between: cancelled from here on,
+                    # start_tls closes the connection itself.
+                    raw = connection.transport
+                    assert raw is not None  # made connected
+                    upgraded = await loop.start_tls(
+                        raw, connection, tls, server_hostname=server_hostname
+                    )
+                    connection.transport = cast(asyncio.Transport, upgraded)
     except TimeoutError:
         raise httpx.ConnectTimeout(
             f"connecting to {host}:{port} took longer than {connect_timeout} s", request=request
@@ -256,24 +285,42 @@ async def connect(
     return connection
 
 
-async def _addresses(
-    loop: asyncio.AbstractEventLoop, host: str, port: int
-) -> tuple[str, dict[str, Any]]:
+async def _addresses(loop: asyncio.AbstractEventLoop, host: str, port: int) -> Sequence[AddrInfo]:
     """
-    Where to connect and how: the one address *host* resolves to, or *host*
-    itself raced over its addresses (happy eyeballs) when it has several.
+    The addresses *host* resolves to for a TCP connection, in the order to
+    try them, from the loop's `Resolver` (which asks once for the
+    connections a fan-out opens at once); an IP address as it is, without
+    asking.
+    """
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port))]
+    return await resolver_for(loop).resolve(loop, host, port)
 
-    asyncio's race (`asyncio.staggered`) is used only where it races
-    something: on Python 3.11 it drops the socket that won when its caller
-    is cancelled before it returns (fixed in later CPython versions), so a
-    fan-out cancelled while its connections open left them unclosed.
-    A plain connect to one address closes its socket when cancelled.
-    """
-    if not isinstance(loop, asyncio.BaseEventLoop):
-        # uvloop has no race: it tries the addresses one after the other.
-        return host, {}
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    addresses = {str(info[4][0]) for info in infos}
-    if len(addresses) == 1:
-        return addresses.pop(), {}
-    return host, {"happy_eyeballs_delay": HAPPY_EYEBALLS_DELAY, "interleave": 1}
+
+def _tcp_to(
+    loop: asyncio.AbstractEventLoop,
+) -> Callable[[AddrInfo], Awaitable[Connection]]:
+    """An attempt of the race: a TCP connection to one address, by the
+    loop's own connect (which closes its socket when it fails or is
+    cancelled)."""
+
+    async def attempt(info: AddrInfo) -> Connection:
+        _, connection = await loop.create_connection(
+            lambda: Connection(loop), _numeric_host(info), info[4][1]
+        )
+        return connection
+
+    return attempt
+
+
+def _numeric_host(info: AddrInfo) -> str:
+    """The address of *info* as a host that needs no resolver: an IPv6
+    link-local address keeps its scope (``fe80::1%2``)."""
+    address = info[4]
+    if len(address) == 4 and address[3]:
+        return f"{address[0]}%{address[3]}"
+    return str(address[0])

@@ -12,12 +12,15 @@ request with an in-memory body and return the whole response. What it does
 not do, it hands over to httpx's own `httpx.AsyncHTTPTransport` (httpcore),
 per origin and decided once: a proxy from the environment (``HTTPS_PROXY``,
 ``ALL_PROXY``, minus ``NO_PROXY``), an event loop that is not asyncio (trio),
-or a URL scheme other than http and https. And while httpx's transport or
-httpcore's pool is patched (pytest-httpx, ``respx.mock``, OpenTelemetry's
-httpx instrumentation), every request goes through httpx's transport, so
-that mocks and tracers see the requests as they would with httpx's default
-transport (`patched`). Plain httpcore for everything is one
-argument away: ``AsyncJourneyClient(transport=httpx.AsyncHTTPTransport())``.
+or a URL scheme other than http and https. While tracers wrap httpx's
+transport (OpenTelemetry's httpx instrumentation: wrapt wrappers over httpx's
+own method), requests are still sent here, through those wrappers, so that
+the tracer makes its spans around the fast path (`_instrumentation`). While
+anything else patches httpx's transport or httpcore's pool (pytest-httpx,
+``respx.mock``), every request goes through httpx's transport, so that mocks
+see the requests as they would with httpx's default transport. Plain
+httpcore for everything is one argument away:
+``AsyncJourneyClient(transport=httpx.AsyncHTTPTransport())``.
 
 Timeouts are httpx's, read from ``request.extensions["timeout"]``:
 ``pool`` bounds the wait for a free connection (`httpx.PoolTimeout`),
@@ -34,14 +37,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
-import sys
-from types import FunctionType
 from typing import Final
 
 import httpx
 
 from ._body import max_body, read_bounded
 from ._connection import Connection, connect
+from ._instrumentation import send_through, wrappers
 from ._pool import Origin, Pool
 from ._proxy import proxy_for
 from ._timeouts import ATTEMPT_TIMEOUT_EXTENSION, attempt_timed_out, run_within
@@ -72,30 +74,6 @@ def default_transport(
     return HTTP11Transport(
         max_connections=max_connections, ssl_context=ssl_context, proxy=proxy, trust_env=trust_env
     )
-
-
-def patched() -> bool:
-    """
-    Whether httpx's transport or httpcore's pool is patched, as the mocking
-    and tracing tools do: pytest-httpx and OpenTelemetry's
-    ``HTTPXClientInstrumentor`` replace `httpx.AsyncHTTPTransport.handle_async_request`,
-    ``respx.mock`` httpcore's pool. Requests then go through httpx's own
-    transport, where the mock answers them or the tracer sees them.
-
-    A check of two class attributes per request: each is httpx's or
-    httpcore's own plain function unless something replaced it (a wrapper
-    object, or a function of another module).
-    """
-    send = httpx.AsyncHTTPTransport.handle_async_request
-    if type(send) is not FunctionType or not send.__module__.startswith("httpx."):
-        return True
-    # httpcore is imported by the first handover (httpx imports it lazily
-    # too): a module nobody has imported yet has no pool anyone patched.
-    httpcore = sys.modules.get("httpcore")
-    if httpcore is None:
-        return False
-    pool = httpcore.AsyncConnectionPool.handle_async_request
-    return type(pool) is not FunctionType or not pool.__module__.startswith("httpcore.")
 
 
 class HTTP11Transport(httpx.AsyncBaseTransport):
@@ -156,9 +134,24 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
             loop = asyncio.get_running_loop()
         except RuntimeError:  # trio, or another non-asyncio loop
             return await _whole(self._handover_fallback(), request, attempt_timeout)
-        if patched():
+        through = wrappers()
+        if through is None:  # a mock, or a patch it cannot run: httpx's own path
             return await _whole(self._handover_fallback(), request, attempt_timeout)
+        if through:  # tracers' wrappers: they run around the fast path
+            send = functools.partial(
+                self._send, loop=loop, origin=origin, attempt_timeout=attempt_timeout
+            )
+            return await send_through(through, self, send, request)
+        return await self._send(request, loop, origin, attempt_timeout)
 
+    async def _send(
+        self,
+        request: httpx.Request,
+        loop: asyncio.AbstractEventLoop,
+        origin: Origin,
+        attempt_timeout: float | None,
+    ) -> httpx.Response:
+        """The fast path: *request* sent on a pooled connection of *loop*."""
         pool = self._pool
         if pool is None or pool.loop is not loop:
             if pool is not None:
