@@ -90,8 +90,8 @@ the instructions of asyncio's). Limits:
 
 - Slow: each child's start (the interpreter and its imports, a billion
   instructions) takes 15 to 20 s of CPU under callgrind, and there are two
-  children per cell: config A on both loops takes about 10 minutes of CPU
-  (8 minutes on the two shared cores). ``httpx2``, millions of instructions
+  children per cell: config A on both loops takes about 12 minutes of CPU
+  (11 minutes on the two shared cores). ``httpx2``, millions of instructions
   a request, would take about as long as all the others together: it is
   left out unless named with ``--clients`` (it adds about 5 minutes of CPU).
 - Config B runs (floor and journey_async on one loop in a few minutes), but
