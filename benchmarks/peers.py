@@ -73,8 +73,8 @@ the marginal instructions per request under valgrind's callgrind, that is the
 instructions of a child doing its warm-up and its run of N requests, less
 those of the same child doing its warm-up alone, over N (the fresh client
 and its connections included, as in the wall times). Counts hardly depend
-on the load of the machine: two runs agree within 1 % in every cell but
-pyreqwest's (2 %: its threads), so each cell is one pair of runs
+on the load of the machine: three runs agreed within about 1 % in every
+cell but pyreqwest's (2 %: its threads), so each cell is one pair of runs
 (``--repeat`` is not used), and ``--jobs`` children (one per CPU) are
 counted at once. The server runs outside callgrind, as in a timed run; every
 client is first run once natively, so that no counted run compiles a
