@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
-import anyio
 import httpx
 
 from ._batcher import DEFAULT_MAX_DELAY, RemovalBatcher
@@ -47,6 +46,7 @@ from ._http import (
     DEFAULT_MAX_RESPONSE_BYTES,
     MAX_REMOVAL_ACK_BYTES,
     MAX_RESPONSE_BYTES_EXTENSION,
+    PREPARED_HEAD_EXTENSION,
     CallDeadlineExceeded,
     CertTypes,
     VerifyTypes,
@@ -61,6 +61,7 @@ from ._ratelimit import RateLimiter, paced
 from ._redaction import REDACTED, redact, redact_bytes
 from ._retry import RetryPolicy, SendRequest, retrying
 from ._shared import FORKED_MESSAGE, shared_resources
+from ._slots import Slots
 from ._validation import (
     callback,
     fanout_ids,
@@ -73,6 +74,9 @@ from ._validation import (
 __all__ = ["AsyncJourneyClient"]
 
 _T = TypeVar("_T")
+
+# The stream of every body-less request: a ByteStream holds no state.
+_NO_BODY: Final = httpx.ByteStream(b"")
 
 STATS_PATH: Final = "/api/journey/{journey_id}/statistics/external"
 REMOVAL_PATH: Final = "/api/journey/drop-users/external"
@@ -205,7 +209,7 @@ class AsyncJourneyClient:
         )
         self._is_copy = False
         self._http = self._shared.http
-        self._headers, self._get_headers, self._post_headers = prepared_headers(
+        self._headers, self._get_headers, self._post_headers, self._get_lines = prepared_headers(
             token, self._base_url
         )
         self._url = url_builder(self._base_url)
@@ -233,7 +237,7 @@ class AsyncJourneyClient:
         self._own_slots = (
             None
             if settings.max_concurrency >= shared.pool_size
-            else anyio.Semaphore(settings.max_concurrency, fast_acquire=True)
+            else Slots(settings.max_concurrency)
         )
         retry = settings.retry
         # Every attempt asks the rate limiter first (docs/ratelimits.md).
@@ -616,24 +620,31 @@ class AsyncJourneyClient:
         failure to a `JourneyError`. Returns only 2xx responses, body read.
         *journey_id* goes in the log records of the call.
         """
+        # stream=, not content=: httpx then skips encoding the body and
+        # re-deriving every header (benchmarks/hotpath.py measures both); the
+        # headers are what it would have derived.
         if body is None:
-            headers = self._get_headers
-            extensions = self._extensions
+            request = httpx.Request(
+                method,
+                self._url(path),
+                headers=self._get_headers,
+                stream=_NO_BODY,
+                extensions=self._extensions,
+            )
+            # What request.read() would store, without its checks of the stream.
+            request._content = b""
+            request.extensions[PREPARED_HEAD_EXTENSION] = (request.headers, self._get_lines)
         else:
             headers = httpx.Headers(self._post_headers)
             headers["Content-Length"] = str(len(body))
-            extensions = self._removal_extensions
-        # stream=, not content=: httpx then skips encoding the body and
-        # re-deriving every header (benchmarks/hotpath.py measures both); the
-        # headers above are what it would have derived.
-        request = httpx.Request(
-            method,
-            self._url(path),
-            headers=headers,
-            stream=httpx.ByteStream(body or b""),
-            extensions=extensions,
-        )
-        request.read()  # as httpx does for a body in memory: request.content works
+            request = httpx.Request(
+                method,
+                self._url(path),
+                headers=headers,
+                stream=httpx.ByteStream(body),
+                extensions=self._removal_extensions,
+            )
+            request.read()  # as httpx does for a body in memory: request.content works
         deadline = self._deadline
         # The records' shared fields, only when records can be emitted at all.
         log_token = (
@@ -697,14 +708,21 @@ class AsyncJourneyClient:
         if log is not None:
             log.attempt += 1
         send = shared.send if self._attempt_bound is None else self._bounded_attempt
+        own = self._own_slots
+        slots = shared.slots
         try:
-            own = self._own_slots
-            if own is None:
-                async with shared.slots:
+            if own is not None and not own.try_take():
+                await own.take()
+            try:
+                if not slots.try_take():
+                    await slots.take()
+                try:
                     response = await send(request)
-            else:
-                async with own, shared.slots:
-                    response = await send(request)
+                finally:
+                    slots.give()
+            finally:
+                if own is not None:
+                    own.give()
         except Exception as exc:
             if logger.isEnabledFor(logging.DEBUG):
                 log_attempt(request, type(exc).__name__, None)

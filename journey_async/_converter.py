@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import json
+import json.scanner
 import math
 import types
 from collections.abc import Callable, Mapping
@@ -272,10 +273,24 @@ def _preview(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_scan: Final = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
 def decode_json(content: bytes, what: str) -> object:
     """
     Decode a response body, or raise `ResponseFormatError` saying it is not JSON.
     """
+    # The C scanner straight on the text: what json.loads does once it has
+    # found the encoding and skipped the whitespace, without its Python
+    # layers around it (a fan-out pays them per response). Anything but
+    # UTF-8 JSON with nothing around it goes to json.loads, which decides.
+    try:
+        text = content.decode()
+        data, end = _scan(text, 0)
+        if end == len(text):
+            return data
+    except (ValueError, StopIteration, RecursionError):
+        pass
     try:
         return json.loads(content)
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
@@ -286,27 +301,34 @@ def decode_json(content: bytes, what: str) -> object:
 
 class _DirectStats:
     """
-    `JourneyStats` from a decoded statistics body by direct calls to the fast
-    converter's own hooks for the leaf types (so every rule about a number or
-    a string stays written once, in those hooks), without cattrs' generated
-    dispatch around them, which costs several times more than the checks.
+    `JourneyStats` from a decoded statistics body, by plain code for the
+    common case, without cattrs' generated dispatch, which costs several
+    times more than the checks (a fan-out pays it per journey).
 
-    It reads only bodies made of the known shapes, each field of its JSON
-    type; for anything else (a missing or mistyped field, an unknown shape,
-    a hook refusing a value) `read` returns None, and the converters decide
-    and word the error as before. A property test checks that whatever
-    `read` returns equals what the converters return. A rule on a number or
-    a string goes in its hook and holds here too; a rule on a whole object
-    (a point, the payload) must be written here as well.
+    It reads only bodies made of the known shapes, each value of the exact
+    JSON type its field wants and of the form its hook returns unchanged (a
+    ``str``, an ``int`` of at least 0, a finite ``float`` of at least 0);
+    any other value goes to that field's hook in the fast converter, so every
+    rule about a number or a string stays written once, in the hooks. For
+    anything else (a missing or mistyped field, an unknown shape, a hook
+    refusing a value) `read` returns None, and the converters decide and
+    word the error as before. A property test checks that whatever `read`
+    returns equals what the converters return. A rule on a whole object (a
+    point, the payload) must be written here as well.
     """
 
     def __init__(self, converter: cattrs.Converter) -> None:
         self._str = converter.get_structure_hook(str)
-        self._shapes: list[tuple[type[MessageStats | InAppStats], frozenset[str], Any]] = []
-        for cls in _KNOWN_STATS:
+        self._int = converter.get_structure_hook(int)
+        self._float = converter.get_structure_hook(float)
+        # The readers below name these fields: a model that changes them
+        # must change the readers too, so it fails here, not quietly later.
+        for cls, names in _DIRECT_FIELDS.items():
             fields = attrs.fields(attrs.resolve_types(cls))
-            hooks = tuple((a.name, converter.get_structure_hook(a.type), a.type) for a in fields)
-            self._shapes.append((cls, _required_fields(cls), hooks))
+            if tuple((a.name, a.type) for a in fields) != names:
+                raise AssertionError(f"_DirectStats does not read {cls.__name__} as it is now")
+        self._message_keys = _required_fields(MessageStats)
+        self._in_app_keys = _required_fields(InAppStats)
 
     def read(self, data: dict[str, Any]) -> JourneyStats | None:
         try:
@@ -316,7 +338,9 @@ class _DirectStats:
             points = payload["points"]
             if type(points) is not list:
                 return None
-            title = self._str(payload["title"], str)
+            title = payload["title"]
+            if type(title) is not str:
+                title = self._str(title, str)
             return JourneyStats(title, tuple([self._point(point) for point in points]))
         except Exception:
             return None
@@ -327,23 +351,60 @@ class _DirectStats:
         stat = point["pointStat"]
         if type(stat) is not dict:
             raise TypeError("not an object")
-        to_str = self._str
+        title = point["pointTitle"]
+        if type(title) is not str:
+            title = self._str(title, str)
         campaign_code = point.get("campaignCode")
+        if campaign_code is not None and type(campaign_code) is not str:
+            campaign_code = self._str(campaign_code, str)
         preset_code = point.get("presetCode")
+        if preset_code is not None and type(preset_code) is not str:
+            preset_code = self._str(preset_code, str)
         return JourneyPoint(
-            title=to_str(point["pointTitle"], str),
-            stat=self._stat(stat),
-            campaign_code=None if campaign_code is None else to_str(campaign_code, str),
-            preset_code=None if preset_code is None else to_str(preset_code, str),
+            title=title, stat=self._stat(stat), campaign_code=campaign_code, preset_code=preset_code
         )
 
     def _stat(self, stat: dict[str, Any]) -> MessageStats | InAppStats:
         # The first shape whose required fields are all there, as the converters pick.
         keys = stat.keys()
-        for cls, required, hooks in self._shapes:
-            if keys >= required:
-                return cls(*[hook(stat[name], type_) for name, hook, type_ in hooks])
+        if keys >= self._message_keys:
+            return MessageStats(
+                self._count(stat["sent"]),
+                self._count(stat["opened"]),
+                self._percentage(stat["conversion"]),
+            )
+        if keys >= self._in_app_keys:
+            return InAppStats(
+                self._count(stat["shows"]),
+                self._count(stat["interactions"]),
+                self._count(stat["skipped"]),
+            )
         raise TypeError("an unknown shape: the converters keep it raw")
+
+    def _count(self, value: object) -> int:
+        if type(value) is int and value >= 0:
+            return value
+        return self._int(value, int)  # type: ignore[no-any-return]
+
+    def _percentage(self, value: object) -> float:
+        # NaN fails both comparisons, as an infinity fails the second.
+        if type(value) is float and 0.0 <= value < math.inf:
+            return value
+        return self._float(value, float)  # type: ignore[no-any-return]
+
+
+# What `_DirectStats` reads of each model: its fields, in order, and their types.
+_DIRECT_FIELDS: Final[dict[type[Any], tuple[tuple[str, Any], ...]]] = {
+    MessageStats: (("sent", int), ("opened", int), ("conversion", float)),
+    InAppStats: (("shows", int), ("interactions", int), ("skipped", int)),
+    JourneyPoint: (
+        ("title", str),
+        ("stat", PointStats),
+        ("campaign_code", str | None),
+        ("preset_code", str | None),
+    ),
+    JourneyStats: (("title", str), ("points", tuple[JourneyPoint, ...])),
+}
 
 
 @functools.cache

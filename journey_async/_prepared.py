@@ -13,7 +13,7 @@ from typing import Final, NamedTuple
 
 import httpx
 
-from ._http import ACCEPT_ENCODING
+from ._http import ACCEPT_ENCODING, RequestBytes, header_lines
 from ._logging import logger
 from ._version import __version__
 
@@ -21,12 +21,14 @@ __all__ = ["PreparedHeaders", "prepared_headers", "url_builder"]
 
 
 class PreparedHeaders(NamedTuple):
-    """A client's headers: as given to httpx (``base``), and as they go out
-    on a GET and on a POST (before its Content-Length)."""
+    """A client's headers: as given to httpx (``base``), as they go out on
+    a GET and on a POST (before its Content-Length), and a GET's serialized
+    (``get_lines``, for `PREPARED_HEAD_EXTENSION`)."""
 
     base: httpx.Headers
     get: httpx.Headers
     post: httpx.Headers
+    get_lines: RequestBytes
 
 
 def prepared_headers(token: str, base_url: str) -> PreparedHeaders:
@@ -44,10 +46,12 @@ def prepared_headers(token: str, base_url: str) -> PreparedHeaders:
     # once, since a request given a stream takes them as they are, and
     # copying an httpx.Headers is a list copy.
     host = [(b"Host", httpx.URL(base_url).netloc)]
+    get = httpx.Headers([*host, *base.raw])
     return PreparedHeaders(
         base,
-        httpx.Headers([*host, *base.raw]),
+        get,
         httpx.Headers([*host, *base.raw, (b"Content-Type", b"application/json")]),
+        header_lines(get.raw),
     )
 
 

@@ -11,12 +11,12 @@ import os
 import weakref
 from typing import Any, Final
 
-import anyio
 import httpx
 
 from ._http import HTTP11Transport, default_transport, sender_for_client, sender_for_owned
 from ._ratelimit import adaptive_limiter
 from ._retry import RetryPolicy, SendRequest
+from ._slots import Slots
 
 __all__ = ["FORKED_MESSAGE", "Shared", "shared_resources"]
 
@@ -57,9 +57,7 @@ class Shared:
         # Whether *send* ends at attempt_timeout by itself (our transport
         # does, on the timer it has anyway), or needs a bound around it.
         self.bounds_attempts = bounds_attempts
-        # fast_acquire: a free slot is taken without a trip through the event
-        # loop, which a fan-out would pay on every request.
-        self.slots = anyio.Semaphore(pool_size, fast_acquire=True)
+        self.slots = Slots(pool_size)
         # The rate limiter of the client and its copies given no rate_limit:
         # the shared cool-down after a 429, and the learned rate. It waits
         # with the retry policy's sleep and clock, which tests swap.

@@ -39,6 +39,7 @@ from ._timeouts import (
 )
 from ._tls import CertificateVerifyFailed, CertTypes, VerifyTypes, build_ssl_context
 from ._transport import DEFAULT_KEEPALIVE_EXPIRY, HTTP11Transport, default_transport
+from ._wire import PREPARED_HEAD_EXTENSION, RequestBytes, header_lines
 
 __all__ = [
     "ACCEPT_ENCODING",
@@ -47,17 +48,20 @@ __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "MAX_REMOVAL_ACK_BYTES",
     "MAX_RESPONSE_BYTES_EXTENSION",
+    "PREPARED_HEAD_EXTENSION",
     "AttemptTimeout",
     "CallDeadlineExceeded",
     "CertTypes",
     "CertificateVerifyFailed",
     "HTTP11Transport",
+    "RequestBytes",
     "ResponseTooLarge",
     "VerifyTypes",
     "attempt_timed_out",
     "build_ssl_context",
     "check_proxy",
     "default_transport",
+    "header_lines",
     "proxy_for",
     "redacted",
     "run_within",

@@ -64,14 +64,36 @@ async def run_within(
     loop = asyncio._get_running_loop()
     task = asyncio.current_task(loop) if loop is not None else None
     if loop is not None and task is not None:
-        return await _watched(loop, task, seconds, func, request, error)
-    if loop is not None:  # a coroutine stepped by hand, outside any task
-        bound = asyncio.timeout(seconds)
+        # What asyncio.timeout does, watched by the loop's _Watchdog; here
+        # rather than in a coroutine of its own, whose frame a fan-out would
+        # pay for on every call.
+        watchdog = _watchdog(loop, seconds)
+        bound = _Bound(task, loop.time() + seconds)
+        watchdog.watch(loop, bound)
         try:
-            async with bound:
+            result = await func(request)
+        except BaseException as exc:
+            watchdog.unwatch(bound)
+            # As asyncio.timeout: our cancellation, and no other one since the
+            # call began, becomes the timeout error.
+            if (
+                bound.expiring
+                and task.uncancel() <= bound.cancelling
+                and isinstance(exc, asyncio.CancelledError)
+            ):
+                raise _with_request(error(), request) from None
+            raise
+        watchdog.unwatch(bound)
+        if bound.expiring:
+            task.uncancel()
+        return result
+    if loop is not None:  # a coroutine stepped by hand, outside any task
+        timeout = asyncio.timeout(seconds)
+        try:
+            async with timeout:
                 return await func(request)
         except TimeoutError:
-            if not bound.expired():
+            if not timeout.expired():
                 raise
             raise _with_request(error(), request) from None
     with anyio.move_on_after(seconds) as scope:
@@ -155,38 +177,6 @@ def _watchdog(loop: asyncio.AbstractEventLoop, seconds: float) -> _Watchdog:
     watchdog = _watchdogs.setdefault(loop, {}).setdefault(seconds, _Watchdog())
     _last_watchdog[:] = [(weakref.ref(loop), seconds, watchdog)]
     return watchdog
-
-
-async def _watched(
-    loop: asyncio.AbstractEventLoop,
-    task: asyncio.Task[Any],
-    seconds: float,
-    func: Callable[[httpx.Request], Awaitable[_T]],
-    request: httpx.Request,
-    error: Callable[[], httpx.TimeoutException],
-) -> _T:
-    """`run_within` on asyncio: what `asyncio.timeout` does, watched by the
-    loop's `_Watchdog` for *seconds*."""
-    watchdog = _watchdog(loop, seconds)
-    bound = _Bound(task, loop.time() + seconds)
-    watchdog.watch(loop, bound)
-    try:
-        result = await func(request)
-    except BaseException as exc:
-        watchdog.unwatch(bound)
-        # As asyncio.timeout: our cancellation, and no other one since the
-        # call began, becomes the timeout error.
-        if (
-            bound.expiring
-            and task.uncancel() <= bound.cancelling
-            and isinstance(exc, asyncio.CancelledError)
-        ):
-            raise _with_request(error(), request) from None
-        raise
-    watchdog.unwatch(bound)
-    if bound.expiring:
-        task.uncancel()
-    return result
 
 
 def _with_request(exc: httpx.TimeoutException, request: httpx.Request) -> httpx.TimeoutException:

@@ -48,7 +48,13 @@ from ._pool import Origin, Pool
 from ._proxy import proxy_for
 from ._timeouts import ATTEMPT_TIMEOUT_EXTENSION, attempt_timed_out, run_within
 from ._tls import build_ssl_context, tls_failure
-from ._wire import ParsedResponse, serialize_request
+from ._wire import (
+    PREPARED_HEAD_EXTENSION,
+    ParsedResponse,
+    RequestBytes,
+    request_line,
+    serialize_request,
+)
 
 __all__ = ["DEFAULT_KEEPALIVE_EXPIRY", "HTTP11Transport", "default_transport"]
 
@@ -142,6 +148,11 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
                 self._send, loop=loop, origin=origin, attempt_timeout=attempt_timeout
             )
             return await send_through(through, self, send, request)
+        # Nothing between the client and here: its prepared lines still hold.
+        prepared = request.extensions.get(PREPARED_HEAD_EXTENSION)
+        if prepared is not None and prepared[0] is request.headers:
+            data = RequestBytes(request_line(request) + prepared[1])
+            return await self._send(request, loop, origin, attempt_timeout, data)
         return await self._send(request, loop, origin, attempt_timeout)
 
     async def _send(
@@ -150,15 +161,18 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
         loop: asyncio.AbstractEventLoop,
         origin: Origin,
         attempt_timeout: float | None,
+        data: RequestBytes | None = None,
     ) -> httpx.Response:
-        """The fast path: *request* sent on a pooled connection of *loop*."""
+        """The fast path: *request* (as *data* when serialized already) sent
+        on a pooled connection of *loop*."""
         pool = self._pool
         if pool is None or pool.loop is not loop:
             if pool is not None:
                 pool.discard()
             pool = self._pool = Pool(loop, self._max_connections, self._keepalive_expiry)
 
-        data = serialize_request(request, await request.aread())
+        if data is None:
+            data = serialize_request(request, await request.aread())
         timeouts: dict[str, float | None] = request.extensions.get("timeout") or {}
         deadline = None if attempt_timeout is None else loop.time() + attempt_timeout
         if not pool.try_acquire():

@@ -12,7 +12,7 @@ keeps the rules of the format in one place, testable without a socket.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 import httptools
 import httpx
@@ -21,12 +21,15 @@ from ._decoding import Decoder, Overflow, decoder_for
 from ._limits import MAX_HEAD_BYTES, MAX_HEAD_LINE_BYTES, body_too_large, head_too_large
 
 __all__ = [
+    "PREPARED_HEAD_EXTENSION",
     "Headers",
     "ParsedResponse",
     "RequestBytes",
     "ResponseParser",
     "delimited_by_close",
+    "header_lines",
     "is_chunked",
+    "request_line",
     "serialize_request",
 ]
 
@@ -55,29 +58,10 @@ def serialize_request(request: httpx.Request, body: bytes) -> RequestBytes:
     No local here holds the header bytes in a form whose repr shows them:
     the head is a `RequestBytes` from the moment it exists.
     """
-    method = request.method
-    if not (method.isascii() and method.isalpha()):
-        raise httpx.LocalProtocolError(f"invalid HTTP method {method!r}", request=request)
     raw = request.headers.raw
-    head = RequestBytes(
-        b"".join(
-            [
-                method.encode("ascii"),
-                b" ",
-                request.url.raw_path,
-                b" HTTP/1.1\r\n",
-                *[b"%s: %s\r\n" % header for header in raw],
-                b"\r\n",
-            ]
-        )
-    )
-    # One scan of the whole head instead of one per header: a CR, LF or NUL
-    # inside a name or a value shows as a line too many.
-    lines = len(raw) + 2
+    head = request_line(request) + header_lines(raw, request)
     chunked = b"transfer-encoding" in head.lower() and is_chunked(raw)
     del raw  # the headers, token included: not a local of any frame below
-    if head.count(b"\n") != lines or head.count(b"\r") != lines or head.count(b"\0"):
-        raise httpx.LocalProtocolError("invalid character in a header", request=request)
     if chunked:
         # A streamed body, read whole by the caller: sent as one chunk.
         return RequestBytes(
@@ -87,7 +71,44 @@ def serialize_request(request: httpx.Request, body: bytes) -> RequestBytes:
                 else [head, b"0\r\n\r\n"]
             )
         )
-    return RequestBytes(head + body) if body else head
+    return RequestBytes(head + body) if body else RequestBytes(head)
+
+
+def request_line(request: httpx.Request) -> bytes:
+    """*request*'s first line, its method and its path checked."""
+    method = request.method
+    if not (method.isascii() and method.isalpha()):
+        raise httpx.LocalProtocolError(f"invalid HTTP method {method!r}", request=request)
+    line = b"%s %s HTTP/1.1\r\n" % (method.encode("ascii"), request.url.raw_path)
+    if line.count(b"\n") != 1 or line.count(b"\r") != 1 or line.count(b"\0"):
+        raise httpx.LocalProtocolError("invalid character in the request's path", request=request)
+    return line
+
+
+def header_lines(raw: Headers, request: httpx.Request | None = None) -> RequestBytes:
+    """
+    The header section of a request with the headers *raw*, blank line
+    included, refusing a CR, LF or NUL inside a name or a value. A client
+    serializes its fixed headers once with it (`PREPARED_HEAD_EXTENSION`).
+    """
+    lines = RequestBytes(b"".join([*[b"%s: %s\r\n" % header for header in raw], b"\r\n"]))
+    # One scan of the whole section instead of one per header: a CR, LF or
+    # NUL inside a name or a value shows as a line too many.
+    count = len(raw) + 1
+    if lines.count(b"\n") != count or lines.count(b"\r") != count or lines.count(b"\0"):
+        raise httpx.LocalProtocolError("invalid character in a header", request=request)
+    return lines
+
+
+PREPARED_HEAD_EXTENSION: Final = "journey_async.prepared_head"
+"""
+A request's extension, set by the client on the body-less requests it
+builds: ``(request.headers, header_lines(request.headers.raw))``, the lines
+serialized once per client. The transport writes them, after the request
+line, instead of serializing the headers again, as long as
+``request.headers`` is still that very object and nothing runs between the
+client and the transport that could have changed it in place.
+"""
 
 
 def is_chunked(headers: Headers) -> bool:
