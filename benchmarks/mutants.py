@@ -58,7 +58,11 @@ TESTS: dict[str, list[str]] = {
     "journey_async/_http/_timeouts.py": ["tests/test_http_timeouts.py"],
     "journey_async/_http/_decoding.py": ["tests/test_http_decoding.py"],
     "journey_async/_http/_limits.py": ["tests/test_http_limits.py"],
-    "journey_async/_retry.py": ["tests/test_retry.py", "tests/test_retry_integration.py"],
+    "journey_async/_retry.py": [
+        "tests/test_retry.py",
+        "tests/test_retry_integration.py",
+        "tests/test_guard.py",
+    ],
 }
 """Each module mutated, and the test files that run against its mutants."""
 

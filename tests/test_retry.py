@@ -380,6 +380,26 @@ async def test_deadline_cuts_the_retry_loop_short(api: respx.MockRouter, fake: F
     assert fake.waits == [4.0, 4.0]
 
 
+@pytest.mark.parametrize(
+    ("deadline", "attempts"),
+    [
+        (8, 2),  # at 4 s a wait of 4 s ends exactly at the deadline: not waited
+        (8.5, 3),  # ... with half a second to spare: waited
+        (9, 3),
+    ],
+)
+async def test_a_wait_is_taken_only_if_it_ends_before_the_deadline(
+    api: respx.MockRouter, fake: FakeTime, deadline: float, attempts: int
+) -> None:
+    route = api.get(STATS_URL).respond(503, headers={"Retry-After": "4"})
+    policy = fake.policy(max_attempts=10, deadline=deadline)
+    async with ja.AsyncJourneyClient(TOKEN, retry=policy) as client:
+        with pytest.raises(ja.ServerError):
+            await client.get_stats(JOURNEY_ID)
+    assert route.call_count == attempts
+    assert fake.waits == [4.0] * (attempts - 1)
+
+
 async def test_retry_after_past_the_deadline_is_not_waited(
     api: respx.MockRouter, fake: FakeTime
 ) -> None:
