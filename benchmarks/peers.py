@@ -73,7 +73,7 @@ the marginal instructions per request under valgrind's callgrind, that is the
 instructions of a child doing its warm-up and its run of N requests, less
 those of the same child doing its warm-up alone, over N (the fresh client
 and its connections included, as in the wall times). Counts hardly depend
-on the load of the machine: three runs agreed within about 1 % in every
+on the load of the machine: four runs agreed within about 1 % in every
 cell but pyreqwest's (2 %: its threads), so each cell is one pair of runs
 (``--repeat`` is not used), and ``--jobs`` children (one per CPU) are
 counted at once. The server runs outside callgrind, as in a timed run; every
@@ -91,7 +91,7 @@ the instructions of asyncio's). Limits:
 - Slow: each child's start (the interpreter and its imports, a billion
   instructions) takes 15 to 20 s of CPU under callgrind, and there are two
   children per cell: config A on both loops takes about 12 minutes of CPU
-  (11 minutes on the two shared cores). ``httpx2``, millions of instructions
+  (10 to 11 minutes on the two shared cores). ``httpx2``, millions of instructions
   a request, would take about as long as all the others together: it is
   left out unless named with ``--clients`` (it adds about 5 minutes of CPU).
 - Config B runs (floor and journey_async on one loop in a few minutes), but
