@@ -230,7 +230,7 @@ async def connect(
     """
     A new connection to *host*:*port* (TLS with *tls*, checked against
     *host*). An IP address, or a name's one address, is connected to
-    directly; a name's several addresses are raced (`connect_socket`: happy
+    directly; a name's several addresses are raced (`connect_first`: happy
     eyeballs, as asyncio's, on every loop, which asyncio 3.11's own race is
     not: it drops its winner when cancelled), TLS on the winner. A name's addresses come from
     the loop's `Resolver`, asked once for the connections that open
