@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -144,3 +145,64 @@ async def test_with_nothing_patching_httpx_its_transport_is_not_involved() -> No
             await client.get_stats("j")
             assert transport._fallback is None, "no handover was made"
     assert server.connections == 1
+
+
+async def test_a_wrapped_async_client_send_sees_every_attempt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As Sentry's and Datadog's httpx integrations patch it: on the class, any time.
+    server = ScriptedServer(lambda head, number: _ok())
+    original = httpx.AsyncClient.send
+    seen: list[str] = []
+
+    async def traced_send(
+        self: httpx.AsyncClient, request: httpx.Request, **kwargs: object
+    ) -> httpx.Response:
+        seen.append(request.url.path)
+        return await original(self, request, **kwargs)  # type: ignore[arg-type]
+
+    async with (
+        server.running() as url,
+        ja.AsyncJourneyClient(TOKEN, base_url=url) as client,
+    ):
+        await client.get_stats("before")
+        monkeypatch.setattr(httpx.AsyncClient, "send", traced_send)
+        assert (await client.get_stats("during")).title == "t"
+        monkeypatch.undo()
+        await client.get_stats("after")
+    assert seen == ["/api/journey/during/statistics/external"]
+
+
+async def test_a_subclass_in_httpx_async_client_s_place_sees_every_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As OpenTelemetry's httpx instrumentation did up to 0.48b0: a subclass
+    # whose transport wraps the one it was given.
+    server = ScriptedServer(lambda head, number: _ok())
+    seen: list[str] = []
+
+    class Recording(httpx.AsyncBaseTransport):
+        def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+            self._inner = inner
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            seen.append(request.url.path)
+            return await self._inner.handle_async_request(request)
+
+        async def aclose(self) -> None:
+            await self._inner.aclose()
+
+    class InstrumentedAsyncClient(httpx.AsyncClient):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._transport = Recording(self._transport)
+
+    monkeypatch.setattr(httpx, "AsyncClient", InstrumentedAsyncClient)
+    async with (
+        server.running() as url,
+        ja.AsyncJourneyClient(TOKEN, base_url=url, max_concurrency=4) as client,
+    ):
+        results = await client.get_stats_many(["a", "b", "c"])
+    assert [result.ok for result in results] == [True, True, True]
+    assert sorted(seen) == [f"/api/journey/{j}/statistics/external" for j in "abc"]
+    assert server.connections <= 3, "still the default transport under the subclass"

@@ -110,17 +110,34 @@ def sender_for_owned(
     """
     Straight to *transport* (`send_and_read`), skipping ``client.send``,
     whose per-request work has nothing to do for a client only we configure;
-    except while ``AsyncClient._transport_for_url`` is patched, as
-    ``respx.mock(using="httpx")`` does: then through ``client.send``, where
-    the mock answers.
+    except while anything has patched httpx's client, which then expects to
+    see every request there: ``AsyncClient.send`` replaced or wrapped (as
+    Sentry's and Datadog's httpx integrations do), ``_transport_for_url``
+    replaced (as ``respx.mock(using="httpx")`` does), or *client* of a
+    subclass put in ``httpx.AsyncClient``'s place before it was made (as
+    OpenTelemetry's httpx instrumentation up to 0.48b0 does, wrapping the
+    subclass's transport). Then through ``client.send``, within the cap.
     """
+    # httpx's own class, whatever the client's: its namespace is a live
+    # view, so reading it per request sees a patch made at any time.
+    own = next(cls for cls in type(client).__mro__ if cls.__module__.startswith("httpx."))
+    attributes = own.__dict__
+    replaced = type(client) is not own
 
     async def send(request: httpx.Request) -> httpx.Response:
-        route = httpx.AsyncClient._transport_for_url
-        if type(route) is FunctionType and route.__module__.startswith("httpx."):
+        if (
+            not replaced
+            and _is_httpx_function(attributes.get("send"))
+            and _is_httpx_function(attributes.get("_transport_for_url"))
+        ):
             return await send_and_read(transport, request)
         response = await client.send(request, stream=True)
         await read_bounded(response, max_body(request))
         return response
 
     return send
+
+
+def _is_httpx_function(attribute: object) -> bool:
+    """Whether *attribute* is httpx's own function, not a replacement or a wrapper."""
+    return type(attribute) is FunctionType and attribute.__module__.startswith("httpx.")
