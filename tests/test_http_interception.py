@@ -11,6 +11,7 @@ transport is not involved at all.
 from __future__ import annotations
 
 import asyncio
+import datetime
 from collections.abc import Iterator
 from typing import Any
 
@@ -206,3 +207,25 @@ async def test_a_subclass_in_httpx_async_client_s_place_sees_every_request(
     assert [result.ok for result in results] == [True, True, True]
     assert sorted(seen) == [f"/api/journey/{j}/statistics/external" for j in "abc"]
     assert server.connections <= 3, "still the default transport under the subclass"
+
+
+async def test_through_a_patched_client_send_a_response_is_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = ScriptedServer(lambda head, number: _ok())
+    original = httpx.AsyncClient.send
+
+    async def traced_send(
+        self: httpx.AsyncClient, request: httpx.Request, **kwargs: object
+    ) -> httpx.Response:
+        return await original(self, request, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(httpx.AsyncClient, "send", traced_send)
+    async with (
+        server.running() as url,
+        ja.AsyncJourneyClient(TOKEN, base_url=url) as client,
+    ):
+        response = await client._send("GET", "/api/journey/j/statistics/external")
+    assert response.is_closed
+    assert response.elapsed > datetime.timedelta(0)
+    assert response.request.url.path == "/api/journey/j/statistics/external"

@@ -11,6 +11,7 @@ raw bytes through the bounded decoders of `_decoding`.
 from __future__ import annotations
 
 import datetime
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from types import FunctionType
@@ -95,13 +96,19 @@ def sender_for_client(
     ``client.send`` (the caller's client: its hooks, auth, mounts), with the
     body read here, within its cap, rather than by httpx without one.
     """
+    return functools.partial(_through_client, client)
 
-    async def send(request: httpx.Request) -> httpx.Response:
-        response = await client.send(request, stream=True)
-        await read_bounded(response, max_body(request))
-        return response
 
-    return send
+async def _through_client(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """``client.send(request)``, the body read within its cap, ``elapsed`` set."""
+    started = time.perf_counter()
+    response = await client.send(request, stream=True)
+    await read_bounded(response, max_body(request))
+    try:
+        response.elapsed  # noqa: B018 - set by httpx's stream when httpx closed it
+    except RuntimeError:  # closed already by the transport (ours), so httpx never timed it
+        response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
+    return response
 
 
 def sender_for_owned(
@@ -120,7 +127,7 @@ def sender_for_owned(
     """
     # httpx's own class, whatever the client's: its namespace is a live
     # view, so reading it per request sees a patch made at any time.
-    own = next(cls for cls in type(client).__mro__ if cls.__module__.startswith("httpx."))
+    own = next(cls for cls in type(client).__mro__ if _is_httpx_module(cls.__module__))
     attributes = own.__dict__
     replaced = type(client) is not own
 
@@ -131,13 +138,16 @@ def sender_for_owned(
             and _is_httpx_function(attributes.get("_transport_for_url"))
         ):
             return await send_and_read(transport, request)
-        response = await client.send(request, stream=True)
-        await read_bounded(response, max_body(request))
-        return response
+        return await _through_client(client, request)
 
     return send
 
 
 def _is_httpx_function(attribute: object) -> bool:
     """Whether *attribute* is httpx's own function, not a replacement or a wrapper."""
-    return type(attribute) is FunctionType and attribute.__module__.startswith("httpx.")
+    return type(attribute) is FunctionType and _is_httpx_module(attribute.__module__)
+
+
+def _is_httpx_module(name: str) -> bool:
+    # httpx names "httpx" as the module of its public classes.
+    return name == "httpx" or name.startswith("httpx.")
