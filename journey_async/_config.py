@@ -42,8 +42,8 @@ __all__ = [
     "TOKEN_ENV_VAR",
     "UNSET",
     "Settings",
-    "check_io",
     "check_host_and_port",
+    "check_io",
     "checked_settings",
     "network_options",
     "resolve_token",
@@ -255,6 +255,8 @@ def network_options(
     # An environment proxy that cannot be used is refused here, not per call.
     used = proxy_for(httpx.URL(base_url), explicit, trust_env=trust)
     if used is not None:
-        where = "" if explicit is not None else " (from the environment: trust_env=False ignores it)"
+        where = (
+            "" if explicit is not None else " (from the environment: trust_env=False ignores it)"
+        )
         check_host_and_port(used, f"proxy {redacted(used)}{where}")
     return {"ssl_context": context, "proxy": explicit, "trust_env": trust}

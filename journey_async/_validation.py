@@ -114,8 +114,7 @@ def validate_journey_id(journey_id: object) -> str:
     # as a 404 that does not say why.
     if journey_id != journey_id.strip() or not journey_id.isprintable():
         raise ValueError(
-            f"journey id {journey_id!r} has whitespace around it or characters that cannot "
-            "be seen"
+            f"journey id {journey_id!r} has whitespace around it or characters that cannot be seen"
         )
     return journey_id
 

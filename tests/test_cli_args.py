@@ -55,7 +55,9 @@ from journey_async._cli import main
         ),
         # An unknown option is named, not hidden behind "COMMAND required".
         pytest.param(["--bogus"], "unrecognized arguments: --bogus", id="unknown-option"),
-        pytest.param(["--bogus", "stats", "j1"], "unrecognized arguments: --bogus", id="bogus-stats"),
+        pytest.param(
+            ["--bogus", "stats", "j1"], "unrecognized arguments: --bogus", id="bogus-stats"
+        ),
         pytest.param(["stats", "--bogus", "j1"], "unrecognized arguments: --bogus", id="sub-bogus"),
         pytest.param(["bogus"], "invalid choice: 'bogus'", id="unknown-command"),
     ],

@@ -96,7 +96,7 @@ def test_base_url_with_a_port_out_of_range_is_refused(base_url: str, port: str) 
 
 @pytest.mark.parametrize("base_url", ["http://127.0.0.1:abc", "http://127.0.0.1:8o80"])
 def test_base_url_with_a_port_that_is_no_number_is_refused(base_url: str) -> None:
-    with pytest.raises(ValueError, match="invalid base_url.*port"):
+    with pytest.raises(ValueError, match=r"invalid base_url.*port"):
         ja.AsyncJourneyClient(TOKEN, base_url=base_url)
 
 

@@ -55,6 +55,6 @@ def test_spawn_emulator_process_starts_and_stops() -> None:
 
 def test_a_port_in_use_is_named_with_a_way_out(emulator: JourneyEmulator) -> None:
     with serve_emulator(emulator) as server:
-        with pytest.raises(OSError, match=rf"cannot listen on 127\.0\.0\.1:{server.port}: .*or 0"):
-            with serve_emulator(JourneyEmulator(), port=server.port):
-                pass  # pragma: no cover - the bind fails
+        in_use = rf"cannot listen on 127\.0\.0\.1:{server.port}: .*or 0"
+        with pytest.raises(OSError, match=in_use), serve_emulator(emulator, port=server.port):
+            pass  # pragma: no cover - the bind fails

@@ -87,7 +87,17 @@ def test_journey_ids_that_would_change_the_url_are_refused(journey_id: str) -> N
 
 @pytest.mark.parametrize(
     "journey_id",
-    [" ", " 1111", "1111 ", "1111\u3000", "a\u00a0b", "\ufeff1111", "1111\u200b", "a\u202eb", "\u2028"],
+    [
+        " ",
+        " 1111",
+        "1111 ",
+        "1111\u3000",
+        "a\u00a0b",
+        "\ufeff1111",
+        "1111\u200b",
+        "a\u202eb",
+        "\u2028",
+    ],
 )
 def test_journey_ids_with_whitespace_around_or_invisible_characters_are_refused(
     journey_id: str,
