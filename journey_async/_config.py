@@ -26,7 +26,7 @@ from ._defaults import (
     DEFAULT_TIMEOUT,
     TOKEN_ENV_VAR,
 )
-from ._http import build_ssl_context, check_proxy, proxy_for
+from ._http import build_ssl_context, check_proxy, proxy_for, redacted
 from ._ratelimit import RateLimiter, check_rate_limiter
 from ._retry import RetryPolicy
 from ._validation import number, positive_int
@@ -42,6 +42,7 @@ __all__ = [
     "TOKEN_ENV_VAR",
     "UNSET",
     "Settings",
+    "check_host_and_port",
     "check_io",
     "checked_settings",
     "network_options",
@@ -157,6 +158,7 @@ def validate_base_url(base_url: str) -> str:
         )
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(f"base_url must be an http(s) URL with a host, got {base_url!r}")
+    check_host_and_port(url, f"base_url {base_url!r}")
     if url.query or url.fragment:
         raise ValueError(f"base_url must not have a query or fragment, got {base_url!r}")
     if url.scheme == "http" and not _is_loopback(url.host):
@@ -172,6 +174,20 @@ def validate_base_url(base_url: str) -> str:
             f"itself, so requests would go to /api/api/...: pass {hint!r}"
         )
     return root
+
+
+def check_host_and_port(url: httpx.URL, what: str) -> None:
+    """
+    Refuse *url* if its port is outside 1..65535 or its host holds a space or
+    a percent sign: httpx keeps such URLs, and they would fail only on the
+    first connection, as an `APIConnectionError` far from the typo.
+    """
+    # A percent in a host is httpx's encoding of a space or another byte no
+    # host name has; a zone id (``fe80::1%eth0``) is no host for an API.
+    if "%" in url.host or any(c.isspace() for c in url.host):
+        raise ValueError(f"{what}: the host {url.host!r} is not a valid host name")
+    if url.port is not None and not 1 <= url.port <= 65535:
+        raise ValueError(f"{what}: the port must be between 1 and 65535, got {url.port}")
 
 
 def _is_loopback(host: str) -> bool:
@@ -237,5 +253,10 @@ def network_options(
     context = None if verify is True and cert is None else build_ssl_context(verify, cert)
     explicit = None if proxy is UNSET or proxy is None else check_proxy(proxy)
     # An environment proxy that cannot be used is refused here, not per call.
-    proxy_for(httpx.URL(base_url), explicit, trust_env=trust)
+    used = proxy_for(httpx.URL(base_url), explicit, trust_env=trust)
+    if used is not None:
+        where = (
+            "" if explicit is not None else " (from the environment: trust_env=False ignores it)"
+        )
+        check_host_and_port(used, f"proxy {redacted(used)}{where}")
     return {"ssl_context": context, "proxy": explicit, "trust_env": trust}

@@ -109,6 +109,13 @@ def validate_journey_id(journey_id: object) -> str:
         raise ValueError("journey id is empty")
     if journey_id in (".", "..") or not _UNSAFE_ID_CHARACTERS.isdisjoint(journey_id):
         raise ValueError(f"journey id {journey_id!r} would change the request's URL path")
+    # An id pasted with a space, or with an invisible character (a no-break
+    # space, a byte-order mark), would be sent percent-encoded and come back
+    # as a 404 that does not say why.
+    if journey_id != journey_id.strip() or not journey_id.isprintable():
+        raise ValueError(
+            f"journey id {journey_id!r} has whitespace around it or characters that cannot be seen"
+        )
     return journey_id
 
 

@@ -50,6 +50,16 @@ from journey_async._cli import main
         pytest.param(["--timeout", "3", "emulator"], "--timeout does not apply to 'emulator'"),
         pytest.param(["demo", "--fault-rate", "2"], "between 0 and 1", id="fault-rate"),
         pytest.param([], "the following arguments are required: COMMAND", id="no-command"),
+        pytest.param(
+            ["--token", "t"], "the following arguments are required: COMMAND", id="only-options"
+        ),
+        # An unknown option is named, not hidden behind "COMMAND required".
+        pytest.param(["--bogus"], "unrecognized arguments: --bogus", id="unknown-option"),
+        pytest.param(
+            ["--bogus", "stats", "j1"], "unrecognized arguments: --bogus", id="bogus-stats"
+        ),
+        pytest.param(["stats", "--bogus", "j1"], "unrecognized arguments: --bogus", id="sub-bogus"),
+        pytest.param(["bogus"], "invalid choice: 'bogus'", id="unknown-command"),
     ],
 )
 def test_usage_errors_exit_2_before_sending_anything(

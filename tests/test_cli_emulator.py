@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from cli_support import cli_env, run_cli
+from cli_support import assert_one_error_line, cli_env, run_cli
 
 
 def test_emulator_command_serves_journeys_that_stats_can_read(tmp_path: Path) -> None:
@@ -35,3 +36,11 @@ def test_emulator_command_serves_journeys_that_stats_can_read(tmp_path: Path) ->
             process.terminate()
             process.wait(10)
     assert process.returncode == 0
+
+
+def test_emulator_command_on_a_port_in_use_says_which_and_what_to_do(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run_cli("emulator", "--port", str(port), cwd=tmp_path)
+    assert result.returncode == 2
+    assert_one_error_line(result.stderr, f"cannot listen on 127.0.0.1:{port}", "0 for a free one")

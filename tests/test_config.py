@@ -79,6 +79,49 @@ def test_accepted_base_urls(base_url: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("base_url", "port"),
+    [
+        ("http://127.0.0.1:99999", "99999"),
+        ("http://127.0.0.1:0", "0"),
+        ("http://127.0.0.1:-1", "-1"),
+        ("https://journey.pushwoosh.com:65536", "65536"),
+        ("http://[::1]:70000/gw", "70000"),
+    ],
+)
+def test_base_url_with_a_port_out_of_range_is_refused(base_url: str, port: str) -> None:
+    # httpx keeps these; each would fail only at the first connection.
+    with pytest.raises(ValueError, match=f"the port must be between 1 and 65535, got {port}$"):
+        ja.AsyncJourneyClient(TOKEN, base_url=base_url)
+
+
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1:abc", "http://127.0.0.1:8o80"])
+def test_base_url_with_a_port_that_is_no_number_is_refused(base_url: str) -> None:
+    with pytest.raises(ValueError, match=r"invalid base_url.*port"):
+        ja.AsyncJourneyClient(TOKEN, base_url=base_url)
+
+
+@pytest.mark.parametrize("base_url", ["https://journey .pushwoosh.com", "https://a%20b.example"])
+def test_base_url_with_a_host_no_name_has_is_refused(base_url: str) -> None:
+    with pytest.raises(ValueError, match="is not a valid host name"):
+        ja.AsyncJourneyClient(TOKEN, base_url=base_url)
+
+
+@pytest.mark.parametrize("proxy", ["http://proxy.internal:99999", "http://u:pw@proxy.internal:0"])
+def test_proxy_with_a_port_out_of_range_is_refused_without_its_password(proxy: str) -> None:
+    with pytest.raises(ValueError, match="the port must be between 1 and 65535") as info:
+        ja.AsyncJourneyClient(TOKEN, proxy=proxy)
+    assert "pw" not in str(info.value)
+
+
+def test_environment_proxy_with_a_port_out_of_range_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:65536")
+    with pytest.raises(ValueError, match=r"from the environment.*port must be between 1 and 65535"):
+        ja.AsyncJourneyClient(TOKEN)
+
+
+@pytest.mark.parametrize(
     "base_url",
     [
         "https://user:hunter2@gw.example",

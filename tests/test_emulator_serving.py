@@ -51,3 +51,10 @@ def test_spawn_emulator_process_starts_and_stops() -> None:
         assert httpx.get(url + stats(sample.journey_ids[0]), headers=AUTH).status_code == 401
     with pytest.raises(httpx.ConnectError):
         httpx.get(url + stats(sample.journey_ids[0]), headers=headers)
+
+
+def test_a_port_in_use_is_named_with_a_way_out(emulator: JourneyEmulator) -> None:
+    with serve_emulator(emulator) as server:
+        in_use = rf"cannot listen on 127\.0\.0\.1:{server.port}: .*or 0"
+        with pytest.raises(OSError, match=in_use), serve_emulator(emulator, port=server.port):
+            pass  # pragma: no cover - the bind fails

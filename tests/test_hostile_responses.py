@@ -8,8 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import socket
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -276,3 +281,92 @@ def test_any_answers_end_as_a_removal_result_or_a_journey_error(
             assert TOKEN not in message
 
     asyncio.run(run())
+
+
+# The same errors on trio, where httpcore reads the responses -------------------
+
+
+def _answer_in_a_thread(answer: Callable[[socket.socket], None]) -> tuple[str, Callable[[], None]]:
+    # A blocking server in a thread: it serves asyncio and trio clients alike.
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                try:
+                    conn.recv(65536)
+                    answer(conn)
+                except OSError:
+                    pass  # the client gave up first
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+
+    def close() -> None:
+        stop.set()
+        thread.join()
+        listener.close()
+
+    return f"http://127.0.0.1:{listener.getsockname()[1]}", close
+
+
+def _huge_head(conn: socket.socket) -> None:
+    headers = b"".join(b"X-H%d: %s\r\n" % (i, b"a" * 1000) for i in range(200))
+    conn.sendall(b"HTTP/1.1 200 OK\r\n" + headers + b"Content-Length: 2\r\n\r\n{}")
+
+
+def _huge_body(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n" + b"a" * 300_000)
+
+
+def _trickle(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+    for _ in range(20):
+        conn.sendall(b"a")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "match"),
+    [
+        pytest.param(_huge_head, ja.ResponseTooLargeError, "response head", id="head"),
+        pytest.param(
+            _huge_body,
+            ja.ResponseTooLargeError,
+            "max_response_bytes",
+            id="body",
+            # A known leak, not this test's subject: on trio, a body cut short by
+            # read_bounded (journey_async/_http/_body.py) leaves httpx's and
+            # httpcore's stream generators to trio's finalizer, which warns.
+            marks=pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+        ),
+        pytest.param(_trickle, ja.APITimeoutError, "attempt_timeout", id="trickle"),
+    ],
+)
+def test_hostile_answers_end_as_the_same_errors_on_trio_and_asyncio(
+    answer: Callable[[socket.socket], None], error: type[ja.JourneyError], match: str
+) -> None:
+    url, close = _answer_in_a_thread(answer)
+
+    async def scenario() -> type[ja.JourneyError]:
+        async with ja.AsyncJourneyClient(
+            TOKEN, base_url=url, retry=None, attempt_timeout=0.3, max_response_bytes=100_000
+        ) as client:
+            with pytest.raises(ja.JourneyError) as info:
+                await client.get_stats(JOURNEY_ID)
+            assert match in str(info.value)
+            return type(info.value)
+
+    try:
+        seen = {backend: anyio.run(scenario, backend=backend) for backend in ("asyncio", "trio")}
+    finally:
+        close()
+    assert seen == {"asyncio": error, "trio": error}

@@ -85,6 +85,33 @@ def test_journey_ids_that_would_change_the_url_are_refused(journey_id: str) -> N
         validate_journey_id(journey_id)
 
 
+@pytest.mark.parametrize(
+    "journey_id",
+    [
+        " ",
+        " 1111",
+        "1111 ",
+        "1111\u3000",
+        "a\u00a0b",
+        "\ufeff1111",
+        "1111\u200b",
+        "a\u202eb",
+        "\u2028",
+    ],
+)
+def test_journey_ids_with_whitespace_around_or_invisible_characters_are_refused(
+    journey_id: str,
+) -> None:
+    # Sent percent-encoded, they would come back as a 404 that does not say why.
+    with pytest.raises(ValueError, match="whitespace around it or characters that cannot be seen"):
+        validate_journey_id(journey_id)
+
+
+@pytest.mark.parametrize("journey_id", ["11111111-2222-3333-4444-555555555555", "j\u00e9", "a b"])
+def test_printable_journey_ids_are_kept(journey_id: str) -> None:
+    assert validate_journey_id(journey_id) == journey_id
+
+
 def test_fanout_ids_checks_collections_now_and_iterators_as_pulled() -> None:
     with pytest.raises(ValueError, match=r"^journey_ids\[1\]: "):
         fanout_ids(["ok", "a/b"])

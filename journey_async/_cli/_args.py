@@ -181,7 +181,10 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_client_options(parser, on_subcommand=False)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # Not required=True: argparse checks required arguments before it looks
+    # for unknown ones, so ``journey-async --bogus`` would say "COMMAND
+    # required" instead of naming --bogus; `_parse` asks for the command after.
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     stats = commands.add_parser(
         "stats",
@@ -317,7 +320,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
-    args = _build_parser().parse_args(argv)
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.error("the following arguments are required: COMMAND")
     applicable = _APPLICABLE[args.command]
     for dest, flag in _CLIENT_OPTIONS.items():
         if dest not in applicable and getattr(args, dest) not in (None, False):

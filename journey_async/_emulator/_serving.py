@@ -105,7 +105,16 @@ def _bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            # "[Errno 98] Address already in use" alone names neither the
+            # address nor a way out.
+            raise OSError(
+                exc.errno,
+                f"cannot listen on {host}:{port}: {exc.strerror} "
+                "(another emulator? pick another port, or 0 for a free one)",
+            ) from None
         # Listening before the server loop starts: connections made in
         # between wait in the backlog instead of being refused.
         sock.listen(2048)
