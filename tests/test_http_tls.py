@@ -329,7 +329,7 @@ async def test_failed_tls_handshakes_through_a_proxy_leave_no_busy_connection(
             transport = httpx.AsyncHTTPTransport(
                 proxy=proxy_url, limits=httpx.Limits(max_connections=2), verify=untrusted
             )
-        timeouts = httpx.Timeout(5.0, pool=0.5).as_dict()
+        timeouts = httpx.Timeout(5.0, pool=0.2).as_dict()
         errors = []
         async with transport:
             for _ in range(4):
