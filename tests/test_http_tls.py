@@ -110,6 +110,27 @@ async def test_an_unknown_ca_is_refused_naming_the_cause_and_not_retried(
     assert RETRIES == [], "never retried"
 
 
+async def test_https_to_a_plain_http_server_says_it_did_not_answer_in_tls(
+    ca_file: str,
+) -> None:
+    # What OpenSSL says of the plain "400 Bad Request" alone,
+    # "[SSL: WRONG_VERSION_NUMBER] wrong version number", names no cause.
+
+    async def plain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)  # a ClientHello, which a plain server cannot read
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        writer.close()
+
+    async with serving(plain) as url:
+        https = url.replace("http://", "https://")
+        async with ja.AsyncJourneyClient(
+            TOKEN, base_url=https, verify=ca_file, retry=None
+        ) as client:
+            with pytest.raises(ja.APIConnectionError, match="did not answer in TLS") as info:
+                await client.get_stats("j")
+    assert "plain http:// server" in str(info.value)
+
+
 async def test_a_hostname_mismatch_is_refused_naming_the_cause(
     ca: trustme.CA, ca_file: str
 ) -> None:

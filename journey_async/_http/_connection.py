@@ -21,7 +21,7 @@ import httpx
 from ._eyeballs import AddrInfo, connect_first
 from ._resolver import resolver_for
 from ._timeouts import attempt_timed_out
-from ._tls import tls_failure
+from ._tls import not_tls, tls_failure
 from ._wire import ParsedResponse, ResponseParser
 
 __all__ = ["HAPPY_EYEBALLS_DELAY", "Connection", "connect"]
@@ -295,6 +295,12 @@ async def connect(
         if refused is not None:
             refused.request = request
             raise refused from exc
+        if not_tls(exc):
+            raise httpx.ConnectError(
+                f"cannot connect to {host}:{port}: the server did not answer in TLS (a plain "
+                f"http:// server, or another service on that port?): {exc}",
+                request=request,
+            ) from exc
         raise httpx.ConnectError(
             f"cannot connect to {host}:{port}: {exc}", request=request
         ) from exc
