@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import trustme
@@ -143,9 +143,9 @@ def hypercorn_serving(app: Recording) -> Iterator[str]:
     config.accesslog = config.errorlog = None
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
-    thread = threading.Thread(
-        target=loop.run_until_complete, args=(serve(app, config, shutdown_trigger=stop.wait),)
-    )
+    # Recording is typed as a plain ASGI callable, not with hypercorn's event types.
+    served = serve(cast("Any", app), config, shutdown_trigger=stop.wait)
+    thread = threading.Thread(target=loop.run_until_complete, args=(served,))
     thread.start()
     try:
         wait_for_port(port)
