@@ -39,6 +39,7 @@ from ._retry import parse_retry_after
 
 __all__ = [
     "BODY_PREVIEW_CHARS",
+    "PROXY_REFUSED",
     "REQUEST_ID_CHARS",
     "REQUEST_ID_HEADERS",
     "SERVER_MESSAGE_CHARS",
@@ -102,7 +103,17 @@ def _request_id(response: httpx.Response, secret: str | None) -> str | None:
     return None
 
 
+PROXY_REFUSED: Final = (
+    "the proxy refused its credentials (407 Proxy Authentication Required): check the user "
+    "and password of proxy= or of HTTPS_PROXY / HTTP_PROXY / ALL_PROXY"
+)
+"""The message of a 407, the proxy's answer rather than the API's: its page
+says nothing more, and whatever it quotes may hold the credentials."""
+
+
 def _server_message(response: httpx.Response, secret: str | None) -> str:
+    if response.status_code == 407:
+        return PROXY_REFUSED
     reason = _cut(redact(response.reason_phrase, secret), SERVER_MESSAGE_CHARS) or "error"
     try:
         body = response.json()

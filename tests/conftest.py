@@ -22,7 +22,7 @@ from emulator_support import Mode, make_emulator
 from journey_async.testing import EmulatorServer, JourneyEmulator, serve_emulator
 
 # The tests that talk to real sockets through the default transport.
-_ON_EVERY_LOOP = ("test_http_", "test_fanout", "test_retry_integration")
+_ON_EVERY_LOOP = ("test_http_", "test_fanout", "test_retry_integration", "test_third_party")
 # Written on anyio alone: each async test also runs on trio, as `name_on_trio`.
 _ON_TRIO = ("test_batching.py", "test_batcher.py")
 

@@ -205,3 +205,74 @@ async def test_silence_after_part_of_a_response_is_a_read_timeout() -> None:
                 await ended.wait()
         finally:
             await transport.aclose()
+
+
+async def test_a_connection_closed_before_its_request_went_out_fails_at_once() -> None:
+    # A server that writes as soon as it accepts: those bytes, unasked, close
+    # the new connection, whose connection_lost may run before the request
+    # is handed to it. The exchange then fails at once, never sent, instead
+    # of waiting out its read timeout for an answer that cannot come.
+    from journey_async._http._connection import connect
+
+    async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(OK)
+        with contextlib.suppress(ConnectionError):
+            await reader.read()
+        writer.close()
+
+    async with serving(greet) as url:
+        port = int(url.rpartition(":")[2])
+        loop = asyncio.get_running_loop()
+        request = httpx.Request("GET", url)
+        connection = await connect(
+            loop, "127.0.0.1", port, tls=None, connect_timeout=5.0, request=request
+        )
+        async with asyncio.timeout(5):
+            while not connection.closed:  # noqa: ASYNC110 - the greeting came, unasked
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)  # and connection_lost ran
+            with pytest.raises(httpx.RemoteProtocolError, match="before the request was sent"):
+                await connection.exchange(
+                    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                    is_head=False,
+                    read_timeout=60.0,
+                    max_body=100,
+                )
+        assert not connection.sent
+
+
+async def test_bytes_before_the_request_went_out_are_not_its_answer() -> None:
+    # Only a hostile peer does it; a response parsed then would confirm a
+    # request (a removal) that was never sent.
+    from journey_async._http._connection import Connection
+
+    class Transport(asyncio.Transport):
+        def __init__(self) -> None:
+            super().__init__()
+            self.written: list[bytes] = []
+            self.aborted = False
+
+        def write(self, data: bytes | bytearray | memoryview) -> None:
+            self.written.append(bytes(data))
+
+        def is_closing(self) -> bool:
+            return self.aborted
+
+        def abort(self) -> None:
+            self.aborted = True
+
+    loop = asyncio.get_running_loop()
+    connection = Connection(loop)
+    transport = Transport()
+    connection.connection_made(transport)
+    exchange = asyncio.ensure_future(
+        connection.exchange(
+            b"POST / HTTP/1.1\r\n\r\n", is_head=False, read_timeout=None, max_body=100
+        )
+    )
+    await asyncio.sleep(0)  # the exchange is waiting; its write is the loop's next turn
+    connection.data_received(b'HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n{"success":true}')
+    with pytest.raises(httpx.RemoteProtocolError, match="answered before the request was sent"):
+        await exchange
+    assert transport.written == []
+    assert transport.aborted

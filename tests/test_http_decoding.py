@@ -339,3 +339,36 @@ def test_a_zstd_body_bigger_than_one_piece_of_its_writer_comes_out_whole() -> No
     decoder = decoder_for(b"zstd")
     assert decoder is not None
     assert decoder.decode(zstandard.ZstdCompressor().compress(body), len(body)) == body
+
+
+def gunzip_in_pieces(data: bytes, room: int, piece: int) -> bytes:
+    decoder = decoder_for(b"gzip")
+    assert decoder is not None
+    out = []
+    for i in range(0, len(data), piece):
+        part = decoder.decode(data[i : i + piece], room)
+        room -= len(part)
+        out.append(part)
+    decoder.flush()
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("piece", [1, 7, 10**6])
+def test_a_gzip_body_of_several_members_is_decoded_whole(piece: int) -> None:
+    # RFC 1952: members one after the other, as `cat a.gz b.gz` or a server
+    # that compresses each flush apart sends; gzip.decompress reads them all.
+    members = gzip.compress(BODY[:100]) + gzip.compress(BODY[100:200]) + gzip.compress(BODY[200:])
+    assert gzip.decompress(members) == BODY
+    assert gunzip_in_pieces(members, len(BODY), piece) == BODY
+
+
+def test_the_members_of_a_gzip_body_share_its_cap() -> None:
+    members = gzip.compress(BODY) + gzip.compress(BODY)
+    assert gunzip_in_pieces(members, 2 * len(BODY), 10**6) == 2 * BODY
+    with pytest.raises(Overflow):
+        gunzip_in_pieces(members, 2 * len(BODY) - 1, 10**6)
+
+
+@pytest.mark.parametrize("piece", [1, 10**6])
+def test_bytes_after_a_whole_gzip_body_that_are_no_member_are_ignored(piece: int) -> None:
+    assert gunzip_in_pieces(gzip.compress(BODY) + b"\0\0 trailing", len(BODY), piece) == BODY

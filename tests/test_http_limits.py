@@ -134,6 +134,37 @@ async def test_a_head_of_endless_short_headers_stops_at_the_head_cap() -> None:
 
 
 @pytest.mark.parametrize(
+    "more",
+    [b"X-Trailer: 1234567890\r\n" * 1000, b"t" * 4096],
+    ids=["endless-trailers", "endless-trailer-line"],
+)
+async def test_endless_trailers_stop_at_a_cap(more: bytes) -> None:
+    # httptools hands trailers to on_header like header fields, and keeps
+    # the one it is in: once kept in the headers, without a cap, a trailer
+    # section at loopback speed took hundreds of MiB in two seconds.
+    start = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n"
+    server = Endless(start + b"X-T: ", more)
+    async with server.running() as url:
+        transport = HTTP11Transport(max_connections=1)
+        try:
+            tracemalloc.start()
+            try:
+                # Bounded in time too, so that a regression fails rather than
+                # taking the machine's memory.
+                async with asyncio.timeout(2):
+                    error = await failure(transport, url)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            async with asyncio.timeout(5):
+                await server.closed_by_client.wait()
+        finally:
+            await transport.aclose()
+    assert error.cap in ("head", "head line")
+    assert peak < 16 * len(CHUNK)
+
+
+@pytest.mark.parametrize(
     ("answer", "cap"),
     [
         (b"HTTP/1.1 200 " + b"O" * (MAX_HEAD_LINE_BYTES + 1) + b"\r\n\r\n", "head line"),

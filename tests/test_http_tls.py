@@ -110,6 +110,27 @@ async def test_an_unknown_ca_is_refused_naming_the_cause_and_not_retried(
     assert RETRIES == [], "never retried"
 
 
+async def test_https_to_a_plain_http_server_says_it_did_not_answer_in_tls(
+    ca_file: str,
+) -> None:
+    # What OpenSSL says of the plain "400 Bad Request" alone,
+    # "[SSL: WRONG_VERSION_NUMBER] wrong version number", names no cause.
+
+    async def plain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)  # a ClientHello, which a plain server cannot read
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        writer.close()
+
+    async with serving(plain) as url:
+        https = url.replace("http://", "https://")
+        async with ja.AsyncJourneyClient(
+            TOKEN, base_url=https, verify=ca_file, retry=None
+        ) as client:
+            with pytest.raises(ja.APIConnectionError, match="did not answer in TLS") as info:
+                await client.get_stats("j")
+    assert "plain http:// server" in str(info.value)
+
+
 async def test_a_hostname_mismatch_is_refused_naming_the_cause(
     ca: trustme.CA, ca_file: str
 ) -> None:
@@ -306,3 +327,38 @@ async def test_the_tls_settings_hold_through_the_proxy(ca: trustme.CA) -> None:
             await client.get_stats("j")
     assert RETRIES == [], "never retried"
     assert len(proxy.lines) == 1
+
+
+@pytest.mark.parametrize("mended", [True, False], ids=["proxy_transport", "httpx"])
+async def test_failed_tls_handshakes_through_a_proxy_leave_no_busy_connection(
+    ca: trustme.CA, mended: bool
+) -> None:
+    # httpcore keeps the connection to the proxy of a tunnel whose TLS
+    # handshake failed, counted as busy (encode/httpcore#1023): after
+    # max_connections failures every request waited for a free connection
+    # until it timed out, for good. proxy_transport's tunnels close it.
+    from journey_async._http._proxy import proxy_transport
+
+    untrusted = ssl.create_default_context()  # certifi's CAs: not the server's
+    proxy = Proxy()
+    async with proxy.running() as proxy_url, tls_server(server_context(ca)) as (tls_url, _):
+        if mended:
+            transport = proxy_transport(
+                httpx.URL(proxy_url), max_connections=2, verify=untrusted, trust_env=False
+            )
+        else:
+            transport = httpx.AsyncHTTPTransport(
+                proxy=proxy_url, limits=httpx.Limits(max_connections=2), verify=untrusted
+            )
+        timeouts = httpx.Timeout(5.0, pool=0.2).as_dict()
+        errors = []
+        async with transport:
+            for _ in range(4):
+                request = httpx.Request("GET", tls_url, extensions={"timeout": timeouts})
+                with pytest.raises(httpx.TransportError) as info:
+                    await transport.handle_async_request(request)
+                errors.append(type(info.value))
+    if mended:
+        assert errors == [httpx.ConnectError] * 4, "each one the certificate's own failure"
+    else:  # what the mending is for; once this fails, httpcore has mended it itself
+        assert errors == [httpx.ConnectError] * 2 + [httpx.PoolTimeout] * 2

@@ -16,7 +16,7 @@ import pytest
 from scripted import OK, constant, scripted, send, serving
 
 from journey_async._http import HTTP11Transport, ResponseTooLarge
-from journey_async._http._limits import MAX_HEAD_LINE_BYTES
+from journey_async._http._limits import MAX_HEAD_BYTES, MAX_HEAD_LINE_BYTES
 from journey_async._http._wire import ParsedResponse, ResponseParser, serialize_request
 
 
@@ -258,3 +258,64 @@ async def test_an_http_1_0_response_says_so_and_its_connection_is_not_reused() -
             response = await send(transport, url)
             assert (response.http_version, response.content) == ("HTTP/1.0", b"{}")
     assert server.connections == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "match"),
+    [
+        (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", "switched protocols unasked"),
+        (b"HTTP/1.1 000 Zero\r\nContent-Length: 2\r\n\r\n{}", "status code 000 is not"),
+        (b"HTTP/1.1 099 Low\r\nContent-Length: 2\r\n\r\n{}", "status code 099 is not"),
+    ],
+    ids=["101-without-upgrade", "status-000", "status-099"],
+)
+async def test_statuses_no_request_asked_for_are_protocol_errors(answer: bytes, match: str) -> None:
+    # llhttp takes both: a 101 pauses it ("Pause on CONNECT/Upgrade"), a 000
+    # would be an APIStatusError "-> 0" with the body of a response.
+    async with scripted(constant(answer), close_after_answer=True) as (url, _, transport):
+        with pytest.raises(httpx.RemoteProtocolError, match=match):
+            await send(transport, url)
+
+
+def test_trailers_are_dropped_and_change_nothing_of_the_response() -> None:
+    done: list[ParsedResponse] = []
+    parser = ResponseParser(done.append)
+    parser.expect(is_head=False, max_body=100)
+    parser.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n")
+    parser.feed(b"Content-Encoding: gzip\r\nX-Checksum: 1\r\n\r\n")
+    [response] = done
+    assert response.body == [b"{}"]
+    assert response.headers == [(b"Transfer-Encoding", b"chunked")]
+
+
+def test_trailers_count_under_the_head_cap() -> None:
+    parser = ResponseParser(lambda response: None)
+    parser.expect(is_head=False, max_body=100)
+    parser.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n")
+    field = b"X-Trailer: " + b"t" * 1000 + b"\r\n"
+    with pytest.raises(ResponseTooLarge) as info:  # noqa: PT012 - which field tips it over
+        for _ in range(MAX_HEAD_BYTES // len(field) + 2):
+            parser.feed(field)
+    assert info.value.cap == "head"
+
+
+def test_a_trailer_line_still_arriving_is_capped_as_it_grows() -> None:
+    parser = ResponseParser(lambda response: None)
+    parser.expect(is_head=False, max_body=100)
+    parser.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-T: ")
+    parser.feed(b"t" * (MAX_HEAD_LINE_BYTES - 5))
+    with pytest.raises(ResponseTooLarge) as info:
+        parser.feed(b"t")
+    assert info.value.cap == "head line"
+
+
+def test_chunk_data_without_line_feeds_is_not_taken_for_a_trailer_line() -> None:
+    done: list[ParsedResponse] = []
+    parser = ResponseParser(done.append)
+    parser.expect(is_head=False, max_body=10 * MAX_HEAD_LINE_BYTES)
+    size = 4 * MAX_HEAD_LINE_BYTES
+    parser.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n" % size)
+    for _ in range(4):
+        parser.feed(b"x" * MAX_HEAD_LINE_BYTES)
+    parser.feed(b"\r\n0\r\n\r\n")
+    assert b"".join(done[0].body) == b"x" * size

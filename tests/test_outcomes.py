@@ -229,3 +229,16 @@ def test_httpcores_head_overflow_is_response_too_large_error() -> None:
 def test_other_protocol_errors_stay_connection_errors() -> None:
     made = transport_error("GET", "/x", httpx.RemoteProtocolError("illegal status line"))
     assert type(made) is ja.APIConnectionError
+
+
+def test_a_407_says_the_proxy_refused_its_credentials_and_quotes_nothing() -> None:
+    # A proxy's page may echo the Proxy-Authorization it refused: base64 of
+    # the user and password, which redact() does not know.
+    echoed = "Proxy-Authorization: Basic dXNlcjpodW50ZXIy was refused"
+    response = error_response(407, text=echoed, headers={"X-Request-Id": "r-1"})
+    made = status_error(response, secret=TOKEN)
+    assert type(made) is ja.APIStatusError
+    assert made.status_code == 407
+    assert "the proxy refused its credentials" in str(made)
+    assert "HTTPS_PROXY" in str(made)
+    assert "dXNlcjpodW50ZXIy" not in str(made)

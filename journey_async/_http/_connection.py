@@ -21,7 +21,7 @@ import httpx
 from ._eyeballs import AddrInfo, connect_first
 from ._resolver import resolver_for
 from ._timeouts import attempt_timed_out
-from ._tls import tls_failure
+from ._tls import not_tls, tls_failure
 from ._wire import ParsedResponse, ResponseParser
 
 __all__ = ["HAPPY_EYEBALLS_DELAY", "Connection", "connect"]
@@ -39,6 +39,7 @@ class Connection(asyncio.Protocol):
 
     Attributes:
         closed: The connection is closed, or closing.
+        sent: The current request was handed to the socket.
         received: Bytes of a response to the current request arrived.
         idle_since: Loop time it was last handed back idle.
     """
@@ -48,6 +49,7 @@ class Connection(asyncio.Protocol):
         self._parser = ResponseParser(self._response_complete)
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.sent = False
         self.received = False
         self.idle_since = 0.0
         self._waiter: asyncio.Future[ParsedResponse] | None = None
@@ -79,6 +81,12 @@ class Connection(asyncio.Protocol):
         if self._waiter is None:
             # Bytes nobody asked for: this connection cannot be trusted again.
             self.close()
+            return
+        if not self.sent:
+            # Bytes before the request went out cannot be its answer (a
+            # removal "confirmed" that was never sent): the connection is
+            # dropped and nothing of the request was received.
+            self._fail(httpx.RemoteProtocolError("the server answered before the request was sent"))
             return
         self.received = True
         if self._read_timeout is not None:
@@ -136,7 +144,7 @@ class Connection(asyncio.Protocol):
         waiter: asyncio.Future[ParsedResponse] = loop.create_future()
         self._waiter = waiter
         self._parser.expect(is_head=is_head, max_body=max_body)
-        self.received = False
+        self.sent = self.received = False
         # Handed to the socket at the loop's next pass rather than now: the
         # requests a fan-out makes in one pass (as answers arrive together)
         # then go out together instead of one between each answer's parsing,
@@ -172,11 +180,19 @@ class Connection(asyncio.Protocol):
             self._read_timeout = self._deadline = None
 
     def _send(self, data: bytes) -> None:
+        if self._waiter is None:
+            return  # the exchange ended meanwhile (cancelled, failed)
         transport = self.transport
-        # Not if the exchange ended meanwhile (cancelled, failed: the
-        # connection is then closed) or the server closed it first.
-        if self._waiter is not None and transport is not None and not transport.is_closing():
-            transport.write(data)
+        if transport is None or transport.is_closing():
+            # Closed first (by the server, or for bytes that came unasked):
+            # its connection_lost may have run already, with no exchange to
+            # fail, so this one is failed here rather than left waiting.
+            self._fail(
+                httpx.RemoteProtocolError("the connection closed before the request was sent")
+            )
+            return
+        transport.write(data)
+        self.sent = True
 
     def _response_complete(self, response: ParsedResponse) -> None:
         waiter = self._waiter
@@ -279,6 +295,12 @@ async def connect(
         if refused is not None:
             refused.request = request
             raise refused from exc
+        if not_tls(exc):
+            raise httpx.ConnectError(
+                f"cannot connect to {host}:{port}: the server did not answer in TLS (a plain "
+                f"http:// server, or another service on that port?): {exc}",
+                request=request,
+            ) from exc
         raise httpx.ConnectError(
             f"cannot connect to {host}:{port}: {exc}", request=request
         ) from exc

@@ -45,19 +45,33 @@ class Decoder(Protocol):
 
 
 class _Zlib:
-    """gzip, and deflate (zlib-wrapped as RFC 9110 says, or raw as some servers send)."""
+    """gzip, and deflate (zlib-wrapped as RFC 9110 says, or raw as some servers send).
 
-    __slots__ = ("_gzip", "_obj", "_started")
+    A gzip body may hold several members one after the other (RFC 1952,
+    2.2: what ``cat a.gz b.gz`` and servers that compress each flush apart
+    send); each is decoded in turn, as gzip and urllib3 do. Bytes after a
+    whole member that are not another one are ignored, as before.
+    """
+
+    __slots__ = ("_gzip", "_ignore_rest", "_later", "_obj", "_started")
 
     def __init__(self, gzip: bool) -> None:
         self._gzip = gzip
         self._started = False
+        self._later = False  # in a member after the first, none of it decoded yet
+        self._ignore_rest = False
         self._obj = zlib.decompressobj(zlib.MAX_WBITS | 16 if gzip else zlib.MAX_WBITS)
 
     def decode(self, data: bytes, room: int) -> bytes:
+        if self._ignore_rest:
+            return b""
         try:
             output = self._obj.decompress(data, room + 1)
         except zlib.error as exc:
+            if self._later:
+                # Not a member: bytes after a whole body, ignored.
+                self._ignore_rest = True
+                return b""
             if self._gzip or self._started:
                 raise httpx.DecodingError(f"invalid {self._name()} body: {exc}") from None
             self._obj = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate
@@ -66,10 +80,21 @@ class _Zlib:
         self._started = True
         if len(output) > room:
             raise Overflow
+        if output:
+            self._later = False
+        if self._gzip and self._obj.eof and self._obj.unused_data:
+            # The next member, decoded by a fresh object within what is left.
+            rest = self._obj.unused_data
+            self._obj = zlib.decompressobj(zlib.MAX_WBITS | 16)
+            self._later = True
+            more = self.decode(rest, room - len(output))
+            return output + more if more else output
         return output
 
     def flush(self) -> None:
-        if self._gzip and self._started and not self._obj.eof:
+        if not self._gzip or not self._started or self._ignore_rest or self._obj.eof:
+            return
+        if not self._later:
             raise httpx.DecodingError("the gzip body ended before its end marker")
 
     def _name(self) -> str:

@@ -6,17 +6,28 @@ proxy are handed over to httpcore, which speaks to proxies.
 
 A proxy's credentials never appear in a message: `redacted` shows a proxy URL
 with its user and password blotted out.
+
+`proxy_transport` is httpx's transport through a proxy, with httpcore's
+tunnel leak mended: an https request whose TLS handshake through the
+proxy's CONNECT tunnel fails (a proxy that intercepts TLS with a CA not
+trusted here, a handshake cut short) leaves httpcore's connection to the
+proxy in its pool, counted as busy, forever (encode/httpcore#1023). After
+``max_connections`` such failures every later request waits for a free
+connection until it times out, even once the proxy is fixed; here the tunnel
+closes its connection to the proxy when it fails before it is set up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import ssl
 import urllib.request
-from typing import Final
+from typing import Any, Final
 
 import httpx
 
-__all__ = ["check_proxy", "proxy_for", "redacted"]
+__all__ = ["check_proxy", "proxy_for", "proxy_transport", "redacted"]
 
 _SCHEMES: Final = frozenset({"http", "https", "socks5", "socks5h"})
 
@@ -72,3 +83,67 @@ def proxy_for(url: httpx.URL, proxy: httpx.URL | None, *, trust_env: bool) -> ht
         return check_proxy(found)
     except ValueError as exc:
         raise ValueError(f"{exc} (from the environment: trust_env=False ignores it)") from None
+
+
+def proxy_transport(
+    proxy: httpx.URL, *, max_connections: int, verify: ssl.SSLContext, trust_env: bool
+) -> httpx.AsyncHTTPTransport:
+    """
+    httpx's transport through *proxy*, whose CONNECT tunnels close their
+    connection to the proxy when they fail before they are set up (see the
+    module's docstring). httpcore is imported here, on the first request
+    through a proxy.
+    """
+    transport = httpx.AsyncHTTPTransport(
+        proxy=httpx.Proxy(proxy),
+        limits=httpx.Limits(max_connections=max_connections),
+        verify=verify,
+        trust_env=trust_env,
+    )
+    _mend_tunnels(transport)
+    return transport
+
+
+def _mend_tunnels(transport: httpx.AsyncHTTPTransport) -> None:
+    import httpcore
+
+    pool = getattr(transport, "_pool", None)
+    # Only the exact classes this was written against: a later httpcore
+    # with other internals keeps its own behaviour rather than breaking.
+    if type(pool) is httpcore.AsyncHTTPProxy:
+        pool.__class__ = _tunnel_mending_proxy()
+
+
+_MENDING_PROXY: type[Any] | None = None
+
+
+def _tunnel_mending_proxy() -> type[Any]:
+    """The subclass of httpcore's proxy pool whose tunnels mend the leak,
+    made once (it derives from httpcore's classes, imported on first use)."""
+    global _MENDING_PROXY
+    if _MENDING_PROXY is not None:
+        return _MENDING_PROXY
+    import httpcore
+    from httpcore._async.http_proxy import AsyncTunnelHTTPConnection
+
+    class _Tunnel(AsyncTunnelHTTPConnection):
+        async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+            try:
+                return await super().handle_async_request(request)
+            except BaseException:
+                if not getattr(self, "_connected", True):
+                    # Failed in CONNECT or in the TLS handshake after it: the
+                    # connection to the proxy would stay busy in the pool.
+                    with contextlib.suppress(Exception):  # the first error is the one
+                        await self._connection.aclose()
+                raise
+
+    class _MendingProxy(httpcore.AsyncHTTPProxy):
+        def create_connection(self, origin: httpcore.Origin) -> Any:
+            connection = super().create_connection(origin)
+            if type(connection) is AsyncTunnelHTTPConnection:
+                connection.__class__ = _Tunnel
+            return connection
+
+    _MENDING_PROXY = _MendingProxy
+    return _MendingProxy

@@ -22,6 +22,7 @@ __all__ = [
     "CertificateVerifyFailed",
     "VerifyTypes",
     "build_ssl_context",
+    "not_tls",
     "tls_failure",
 ]
 
@@ -117,3 +118,10 @@ def tls_failure(exc: BaseException, where: str) -> CertificateVerifyFailed | Non
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
         seen += 1
     return None
+
+
+def not_tls(exc: BaseException) -> bool:
+    """Whether *exc* says the server's first bytes were not TLS at all: an
+    https URL to a plain http port, whose ``400 Bad Request`` OpenSSL reads
+    as a record of a wrong version."""
+    return isinstance(exc, ssl.SSLError) and exc.reason == "WRONG_VERSION_NUMBER"

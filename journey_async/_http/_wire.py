@@ -163,6 +163,7 @@ class ResponseParser:
         "_on_complete",
         "_parser",
         "_room",
+        "_trailing",
         "keep_alive",
         "response",
         "spent",
@@ -176,6 +177,7 @@ class ResponseParser:
         self._head_bytes = self._line_bytes = self._field_bytes = 0
         self._encoding: bytes | None = None
         self._decoder: Decoder | None = None
+        self._trailing = False
         self.response: ParsedResponse | None = None
         self.keep_alive = True
         self.spent = False
@@ -188,6 +190,7 @@ class ResponseParser:
         self._limit = self._room = max_body
         self._head_bytes = self._line_bytes = self._field_bytes = 0
         self._encoding = self._decoder = None
+        self._trailing = False
 
     def feed(self, data: bytes) -> None:
         response = self.response
@@ -209,14 +212,22 @@ class ResponseParser:
         if in_head and response is not None and not response.headers_complete:
             # Still in the head: llhttp keeps the line it is in, so bound it
             # and the head here, as it grows, not only once it is whole.
-            newline = data.rfind(b"\n")
-            self._line_bytes = (
-                len(data) - newline - 1 if newline >= 0 else self._line_bytes + len(data)
-            )
-            if self._line_bytes > MAX_HEAD_LINE_BYTES:
-                raise head_too_large("head line", MAX_HEAD_LINE_BYTES)
+            self._bound_line(data)
             if self._head_bytes > MAX_HEAD_BYTES:
                 raise head_too_large("head", MAX_HEAD_BYTES)
+        elif self._trailing and self.response is not None:
+            # In the trailer section after the last chunk: httptools keeps
+            # the field it is in too, however long, so it is bounded alike.
+            # Bytes after the feed's last line feed are that field's: no
+            # chunk data came after the chunk header (on_body clears the flag).
+            self._bound_line(data)
+
+    def _bound_line(self, data: bytes) -> None:
+        """Count the line still arriving at the end of *data* against the line cap."""
+        newline = data.rfind(b"\n")
+        self._line_bytes = len(data) - newline - 1 if newline >= 0 else self._line_bytes + len(data)
+        if self._line_bytes > MAX_HEAD_LINE_BYTES:
+            raise head_too_large("head line", MAX_HEAD_LINE_BYTES)
 
     def finish_at_close(self) -> ParsedResponse | None:
         """The connection closed: the response in progress, if its body was
@@ -253,6 +264,14 @@ class ResponseParser:
         if size > MAX_HEAD_LINE_BYTES:
             raise head_too_large("head line", MAX_HEAD_LINE_BYTES)
         self._field_bytes += size
+        if response.headers_complete:
+            # A trailer field, after the last chunk: counted under the head's
+            # cap, as endless trailers would otherwise grow without bound,
+            # and dropped, as httpx drops them: a trailer cannot change how
+            # the body already read is framed or encoded.
+            if self._field_bytes > MAX_HEAD_BYTES:
+                raise head_too_large("head", MAX_HEAD_BYTES)
+            return
         response.headers.append((name, value))
         if len(name) == 16 and name.lower() == b"content-encoding":
             self._encoding = value if self._encoding is None else self._encoding + b"," + value
@@ -264,7 +283,15 @@ class ResponseParser:
         response.headers_complete = True
         if self._field_bytes > MAX_HEAD_BYTES:
             raise head_too_large("head", MAX_HEAD_BYTES)
-        if self._is_head and self._parser.get_status_code() >= 200:
+        status = self._parser.get_status_code()
+        if status == 101:
+            # llhttp pauses on any 101, with an Upgrade header or without.
+            raise httpx.RemoteProtocolError("the server switched protocols unasked")
+        if status < 100:
+            raise httpx.RemoteProtocolError(
+                f"malformed HTTP response: status code {status:03d} is not an HTTP status"
+            )
+        if self._is_head and status >= 200:
             # llhttp would wait for the body a HEAD response announces but
             # never sends; finish here, and do not reuse a connection whose
             # parser is left mid-message.
@@ -274,10 +301,16 @@ class ResponseParser:
         if self._encoding is not None:
             self._decoder = decoder_for(self._encoding)
 
+    def on_chunk_header(self) -> None:
+        # Until chunk data comes, what follows may be the trailer section.
+        self._trailing = True
+        self._line_bytes = 0
+
     def on_body(self, body: bytes) -> None:
         if (response := self.response) is None:
             self.spent = True
             return
+        self._trailing = False
         decoder = self._decoder
         if decoder is not None:
             body = decoder.decode(body, self._room)
@@ -299,6 +332,7 @@ class ResponseParser:
             self._head_bytes = self._line_bytes = self._field_bytes = 0
             self._encoding = None
             return
+        self._trailing = False
         if self._decoder is not None:
             self._decoder.flush()
         self.keep_alive = self._parser.should_keep_alive()
