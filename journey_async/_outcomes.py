@@ -33,7 +33,7 @@ from ._exceptions import (
     ServerError,
 )
 from ._http import ResponseTooLarge
-from ._http._limits import MAX_HEAD_BYTES, head_too_large
+from ._http._limits import MAX_HEAD_BYTES, head_too_large, is_h11_head_overflow
 from ._redaction import redact
 from ._retry import parse_retry_after
 
@@ -140,7 +140,7 @@ def transport_error(
     connection that failed, or a body that could not be decoded."""
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(f"{method} {path} timed out: {_describe(exc)}")
-    if _is_httpcore_head_overflow(exc):
+    if is_h11_head_overflow(exc):  # a caller's transport's httpcore
         exc = head_too_large("head", MAX_HEAD_BYTES)
     if isinstance(exc, ResponseTooLarge):
         return ResponseTooLargeError(f"{method} {path}: {exc}", cap=exc.cap, limit=exc.limit)
@@ -150,18 +150,6 @@ def transport_error(
     return ResponseFormatError(
         f"{method} {path}: the response body could not be decoded: {_describe(exc)}"
     )
-
-
-_H11_BUFFER_OVERFLOW: Final = "Receive buffer too long"
-"""h11's words for a response head past httpcore's 100 KiB buffer: on trio,
-and through a proxy, the requests go through httpcore, whose only cap on a
-head this is, and which says it as a protocol error."""
-
-
-def _is_httpcore_head_overflow(exc: Exception) -> bool:
-    # Past httpcore's cap, the head is past the default transport's too: the
-    # same ResponseTooLargeError on every event loop, not a connection error.
-    return isinstance(exc, httpx.RemoteProtocolError) and str(exc) == _H11_BUFFER_OVERFLOW
 
 
 def _describe(exc: Exception) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -370,3 +371,50 @@ def test_hostile_answers_end_as_the_same_errors_on_trio_and_asyncio(
     finally:
         close()
     assert seen == {"asyncio": error, "trio": error}
+
+
+def _long_line(conn: socket.socket) -> None:
+    # Under httpcore's buffer, over the default transport's line cap.
+    conn.sendall(b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 9000 + b"\r\nContent-Length: 2\r\n\r\n{}")
+
+
+def _many_lines(conn: socket.socket) -> None:
+    # 70 KiB of short lines: under httpcore's buffer, over the head cap.
+    headers = b"".join(b"X-H%d: %s\r\n" % (i, b"a" * 90) for i in range(700))
+    conn.sendall(b"HTTP/1.1 200 OK\r\n" + headers + b"Content-Length: 2\r\n\r\n{}")
+
+
+@pytest.mark.parametrize(
+    ("answer", "cap"),
+    [
+        pytest.param(_huge_head, "head", id="past-httpcore-buffer"),
+        pytest.param(_many_lines, "head", id="head-cap"),
+        pytest.param(_long_line, "head line", id="line-cap"),
+    ],
+)
+def test_on_trio_the_head_caps_hold_and_are_not_retried(
+    answer: Callable[[socket.socket], None], cap: str
+) -> None:
+    answered: list[None] = []
+
+    def counted(conn: socket.socket) -> None:
+        answered.append(None)
+        answer(conn)
+
+    url, close = _answer_in_a_thread(counted)
+
+    async def no_wait(seconds: float) -> None:
+        await anyio.lowlevel.checkpoint()
+
+    async def scenario() -> None:
+        policy = ja.RetryPolicy(sleep=no_wait)
+        async with ja.AsyncJourneyClient(TOKEN, base_url=url, retry=policy) as client:
+            with pytest.raises(ja.ResponseTooLargeError) as info:
+                await client.get_stats(JOURNEY_ID)
+            assert info.value.cap == cap
+
+    try:
+        anyio.run(scenario, backend="trio")
+    finally:
+        close()
+    assert len(answered) == 1, "a cap is not retried"

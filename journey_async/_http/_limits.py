@@ -79,3 +79,32 @@ def head_too_large(cap: str, limit: int) -> ResponseTooLarge:
         cap=cap,
         limit=limit,
     )
+
+
+def check_head(raw_headers: list[tuple[bytes, bytes]]) -> None:
+    """
+    Apply the head caps to headers another HTTP parser read (httpcore's, on
+    the handovers), whose own bound is only its buffer: `ResponseTooLarge`
+    for a header line over `MAX_HEAD_LINE_BYTES` or headers over
+    `MAX_HEAD_BYTES` in all, as the default transport's parser refuses them.
+    """
+    total = 0
+    for name, value in raw_headers:
+        line = len(name) + len(value) + 4  # ": " and CRLF
+        if line > MAX_HEAD_LINE_BYTES:
+            raise head_too_large("head line", MAX_HEAD_LINE_BYTES)
+        total += line
+    if total > MAX_HEAD_BYTES:
+        raise head_too_large("head", MAX_HEAD_BYTES)
+
+
+_H11_BUFFER_OVERFLOW: Final = "Receive buffer too long"
+"""h11's words for a response head past httpcore's buffer (100 KiB): on the
+handovers (trio, proxies) httpcore reads the head, and says so as a protocol
+error."""
+
+
+def is_h11_head_overflow(exc: Exception) -> bool:
+    """Whether *exc* is httpcore's (h11's) refusal of a head past its buffer:
+    past it, the head is past `MAX_HEAD_BYTES` too."""
+    return isinstance(exc, httpx.RemoteProtocolError) and str(exc) == _H11_BUFFER_OVERFLOW

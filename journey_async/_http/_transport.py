@@ -44,8 +44,15 @@ import httpx
 from ._body import max_body, read_bounded
 from ._connection import Connection, connect
 from ._instrumentation import send_through, wrappers
+from ._limits import (
+    MAX_HEAD_BYTES,
+    ResponseTooLarge,
+    check_head,
+    head_too_large,
+    is_h11_head_overflow,
+)
 from ._pool import Origin, Pool
-from ._proxy import proxy_for
+from ._proxy import proxy_for, proxy_transport
 from ._timeouts import ATTEMPT_TIMEOUT_EXTENSION, attempt_timed_out, run_within
 from ._tls import build_ssl_context, tls_failure
 from ._wire import (
@@ -292,8 +299,14 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
 
     def _httpcore(self, proxy: httpx.URL | None = None) -> httpx.AsyncBaseTransport:
         # Handed-over requests keep this transport's bound and TLS settings.
+        if proxy is not None:
+            return proxy_transport(
+                proxy,
+                max_connections=self._max_connections,
+                verify=self._tls(),
+                trust_env=self._trust_env,
+            )
         return httpx.AsyncHTTPTransport(
-            proxy=None if proxy is None else httpx.Proxy(proxy),
             limits=httpx.Limits(max_connections=self._max_connections),
             verify=self._tls(),
             trust_env=self._trust_env,
@@ -336,6 +349,16 @@ async def _read_whole(
             raise
         refused.request = request
         raise refused from exc
+    except httpx.RemoteProtocolError as exc:
+        if not is_h11_head_overflow(exc):
+            raise
+        # A cap, not a broken connection: not retried, as on the fast path.
+        raise head_too_large("head", MAX_HEAD_BYTES) from exc
+    try:
+        check_head(response.headers.raw)
+    except ResponseTooLarge:
+        await response.aclose()
+        raise
     await read_bounded(response, max_body(request))
     return response
 
