@@ -65,6 +65,29 @@ _GRACE: Final = 0.001
 """Seconds of a cool-down not waited on: a request's retry waits out the same
 ``Retry-After`` read a moment apart, and the gap is no reason to sleep again."""
 
+EVIDENCE: Final = 20
+"""Answers to requests sent with or after a refused one that dismiss its
+episode at once (its cool-down ends, nothing is learned), when at most
+`DISMISS_SHARE` of them were 429s too: the server was taking requests right
+after the refusal, so that 429 was not its budget running dry but a gateway
+refusing a share of requests at random, or one busy node of several. A token
+bucket run dry refuses most of what follows: its episodes stand."""
+
+MIN_EVIDENCE: Final = 3
+"""Answers of that kind that dismiss an episode from `HOLD` after its 429 on
+(its cool-down cut short), when fewer than `EVIDENCE` came back by then."""
+
+DISMISS_SHARE: Final = 1 / 6
+"""The share of 429s among those answers at most for an episode to be
+dismissed: random refusals of a few percent stay well under it; a client
+sending at 1.2 times a token bucket's rate, once it is dry, goes over it."""
+
+HOLD: Final = 0.2
+"""Seconds after a 429 before its episode is decided on fewer answers than
+`EVIDENCE`: dismissed, or learned from once its cool-down is over too, even
+with a shorter ``Retry-After`` (``0``); time for the answers to the requests
+in flight. Meanwhile the rate stays as it was."""
+
 _WINDOW_SLOTS: Final = 10
 """The window of recent requests: one second in slots of a tenth."""
 
@@ -163,6 +186,13 @@ class _Budget:
         self._last_429 = -math.inf
         self._first = (0, 0.0)
         self._episode_began = -math.inf
+        # The open episode's evidence: when its refused request was sent, the
+        # answers to requests sent with or after it (accepted, refused), and
+        # what pacing to go back to if they dismiss it.
+        self._refused_sent_at = -math.inf
+        self._after = [0, 0]
+        self._resume: tuple[float, float | None] = (-math.inf, None)
+        self._dismissed = False
 
     # --- pacing ------------------------------------------------------------------------------
 
@@ -194,13 +224,17 @@ class _Budget:
         call `take`). Raises `_CoolingTooLong` when a cool-down outlasts
         *max_cool_down*.
         """
+        episode = self._ended
+        if episode is not None and now >= self._episode_began + HOLD:
+            if self._dismissible(MIN_EVIDENCE):
+                self._dismiss()
+            elif now >= self.cool_until - _GRACE:
+                self._learn(now)
         if now < self.cool_until - _GRACE:
             left = self.cool_until - now
             if left > max_cool_down:
                 raise _CoolingTooLong(left)
             return left
-        if self._ended is not None:
-            self._learn(now)
         rate = self.rate(now)
         if rate is None or self._slot is None:
             return 0.0
@@ -239,14 +273,19 @@ class _Budget:
     ) -> None:
         """A 429 came back at *now*, for a request sent at *sent_at* (when known)."""
         wait = DEFAULT_COOL_DOWN if retry_after is None else retry_after
-        self.cool_until = max(self.cool_until, now + wait)
         # The same episode: while its cool-down lasts (nothing is sent then),
         # or the late answer to a request sent before it began.
-        if self._ended is not None or (
+        open_episode = self._ended
+        if open_episode is not None or (
             self._sent_since_episode == 0 if sent_at is None else sent_at <= self._episode_began
         ):
-            if self._ended is not None:
-                self._ended = self._ended._replace(rejected=self._ended.rejected + 1)
+            if open_episode is None and self._dismissed:
+                return  # a late answer of an episode its evidence dismissed
+            self.cool_until = max(self.cool_until, now + wait)
+            if open_episode is not None:
+                self._ended = open_episode._replace(rejected=open_episode.rejected + 1)
+                if sent_at is not None and sent_at >= self._refused_sent_at:
+                    self._after[1] += 1
             return
         # The phase ended when the refused request went out, not when its
         # answer came back: that much later, the server's latency.
@@ -259,10 +298,39 @@ class _Budget:
             recent=self._window.total(now),
             rate=self.rate(end),
         )
+        self._resume = (self.cool_until, self._slot)
+        # Only a request whose sending time is known has answers after it.
+        self._refused_sent_at = end if sent_at is not None else math.inf
+        self._after = [0, 0]
+        self._dismissed = False
+        self.cool_until = max(self.cool_until, now + wait)
         self._episode_began = now
         self._sent_since_episode = 0
         self._slot = None
         self.generation += 1
+
+    def accepted(self, sent_at: float) -> None:
+        """
+        A request sent at *sent_at* was answered, not with a 429, while an
+        episode is open: evidence that may dismiss it (`EVIDENCE`).
+        """
+        if self._ended is None or sent_at < self._refused_sent_at:
+            return
+        after = self._after
+        after[0] += 1
+        if after[0] + after[1] >= EVIDENCE and self._dismissible():
+            self._dismiss()
+
+    def _dismissible(self, least: int = EVIDENCE) -> bool:
+        accepted, refused = self._after
+        answers = accepted + refused
+        return answers >= least and refused <= DISMISS_SHARE * answers
+
+    def _dismiss(self) -> None:
+        """As if the episode's 429 had not come: no cool-down, nothing learned."""
+        self.cool_until, self._slot = self._resume
+        self._ended = None
+        self._dismissed = True
 
     def _learn(self, now: float) -> None:
         """The cool-down is over: choose the rate to go on at, from the phase that ended."""
@@ -360,6 +428,11 @@ class _CoolingTooLong(Exception):
         self.left = left
 
 
+_WAKE_UP: Final = 0.05
+"""Seconds at most a request waiting out a cool-down sleeps before it looks
+at its budget again: the cool-down may be dismissed (`EVIDENCE`) early."""
+
+
 class _LocalLimiter:
     """
     A `_Budget` in this process, with anyio's sleep around it. Waiting
@@ -394,6 +467,9 @@ class _LocalLimiter:
             async with self._lock:
                 now = self._clock()
                 while (wait := budget.next_slot(now, max_cool_down)) > 0:
+                    if wait > 2 * _WAKE_UP and now < budget.cool_until:
+                        # A cool-down in steps: its evidence may dismiss it (EVIDENCE).
+                        wait = _WAKE_UP
                     await self._sleep(wait)
                     # At least the time slept to: a sleep that returns at
                     # once (a test's) must not make this loop spin.
@@ -506,6 +582,7 @@ def paced(send: SendRequest, limiter: RateLimiter, *, max_cool_down: float) -> S
     """
     if isinstance(limiter, _LocalLimiter):
         local = limiter
+        budget = limiter._budget
 
         async def send_paced_here(request: httpx.Request) -> httpx.Response:
             try:
@@ -516,6 +593,8 @@ def paced(send: SendRequest, limiter: RateLimiter, *, max_cool_down: float) -> S
             if response.status_code == 429:
                 retry_after = _server_wait(response)
                 await local._report_sent_at(retry_after, sent_at)
+            elif budget._ended is not None:  # a 429's episode is open: evidence
+                budget.accepted(sent_at)
             return response
 
         return send_paced_here

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +17,15 @@ import trio.testing
 from payloads import BASE_URL, JOURNEY_ID, MIXED_EXAMPLE, TOKEN
 
 import journey_async as ja
-from journey_async._ratelimit import DEFAULT_COOL_DOWN, _Budget, adaptive_limiter
+from journey_async._ratelimit import (
+    DEFAULT_COOL_DOWN,
+    EVIDENCE,
+    HOLD,
+    MIN_EVIDENCE,
+    _Budget,
+    adaptive_limiter,
+    paced,
+)
 from journey_async.testing import Fault, JourneyEmulator, emulator_client
 
 STATS_URL = f"{BASE_URL}/api/journey/{JOURNEY_ID}/statistics/external"
@@ -284,6 +293,129 @@ def test_an_explicit_budget_at_the_servers_rate_meets_no_429() -> None:
         concurrency=32,
     )
     assert (ran["accepted"], ran["429"]) == (600, 0)
+
+
+def _paced_run(
+    make: Any, refuses: Any, *, requests: int, concurrency: int, latency: float = 0.005
+) -> dict[str, Any]:
+    """Run *requests* through `paced` (the client's own wiring of a limiter) on trio's
+    virtual clock against a server that answers 429 (no Retry-After) when ``refuses()``;
+    a refused request is retried after 1 s, as the retry loop would."""
+    outcome: dict[str, Any] = {"accepted": 0, "429": 0}
+
+    async def main() -> None:
+        limiter = make()
+
+        async def send(request: httpx.Request) -> httpx.Response:
+            await trio.sleep(latency)
+            return httpx.Response(429 if refuses() else 200, request=request)
+
+        send_paced = paced(send, limiter, max_cool_down=30.0)
+        left = iter(range(requests))
+
+        async def worker() -> None:
+            for _ in left:
+                while (await send_paced(httpx.Request("GET", STATS_URL))).status_code == 429:
+                    outcome["429"] += 1
+                    await trio.sleep(1.0)
+                outcome["accepted"] += 1
+
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            for _ in range(concurrency):
+                nursery.start_soon(worker)
+        outcome["wall"] = trio.current_time() - start
+        outcome["rate"] = limiter.rate
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    return outcome
+
+
+def _adaptive() -> Any:
+    return adaptive_limiter(clock=trio.current_time, sleep=trio.sleep)
+
+
+def _token_bucket(rate: float, burst: int) -> Any:
+    tokens, last = float(burst), 0.0
+
+    def refuses() -> bool:
+        nonlocal tokens, last
+        now = trio.current_time()
+        tokens = min(burst, tokens + (now - last) * rate)
+        last = now
+        if tokens >= 1:
+            tokens -= 1
+            return False
+        return True
+
+    return refuses
+
+
+def test_429s_at_random_among_accepted_answers_do_not_slow_the_client() -> None:
+    """A gateway refusing 2 % of requests at random, whatever the rate: each 429's
+    episode is dismissed by the answers to the requests sent with or after it, so the
+    client neither cools down for long nor learns a rate. (This run took 20 to 40
+    minutes of virtual time when every 429 was read as the budget.)"""
+    draws = random.Random(7)
+    ran = _paced_run(_adaptive, lambda: draws.random() < 0.02, requests=3000, concurrency=32)
+    assert ran["accepted"] == 3000
+    assert ran["429"] > 30  # the server did refuse at random
+    assert ran["rate"] is None  # nothing learned: still not paced
+    # The ideal is 0.5 s; each refused request's own retry waits 1 s (2 s in all,
+    # spread over 32 workers), and a dismissed cool-down lasts up to HOLD.
+    assert ran["wall"] < 10.0
+
+
+def test_through_paced_a_token_bucket_run_dry_is_still_learned() -> None:
+    """Most answers after the first 429 are 429s too: the episodes stand, the rate is
+    learned, and 600 requests at 100/s take under twice the ideal 6 s."""
+    ran = _paced_run(_adaptive, _token_bucket(100, 10), requests=600, concurrency=32)
+    assert ran["accepted"] == 600
+    assert ran["rate"] is not None
+    assert ran["wall"] < 2 * 6
+    assert ran["429"] < 0.1 * 600
+
+
+def test_a_lone_429_is_dismissed_by_the_answers_after_it() -> None:
+    budget = _Budget(None, 1)
+    for i in range(5):
+        budget.take(float(i))
+    budget.rate_limited(5.0, 2.0, sent_at=4.0)
+    assert budget.next_slot(5.0, math.inf) == pytest.approx(2.0)  # cooling down
+    budget.accepted(3.5)  # sent before the refused one: no evidence
+    for i in range(EVIDENCE - 1):
+        budget.accepted(4.0 + i / 100)
+    assert budget.next_slot(5.0, math.inf) > 0, "not yet enough evidence"
+    budget.accepted(4.5)
+    assert budget.next_slot(5.0, math.inf) == 0  # dismissed: the cool-down is over
+    assert budget.rate(5.0) is None  # and nothing was learned
+    budget.rate_limited(5.1, 2.0, sent_at=3.9)  # a late 429 of that episode
+    assert budget.next_slot(5.1, math.inf) == 0
+
+
+def test_an_episode_with_more_refused_after_it_than_the_share_stands() -> None:
+    budget = _Budget(None, 1)
+    budget.take(0.0)
+    budget.rate_limited(1.0, 1.0, sent_at=0.5)
+    for i in range(EVIDENCE - 4):
+        budget.accepted(0.6 + i / 100)
+    for i in range(4):  # 4 of 20 after it refused: over one in six
+        budget.rate_limited(1.0, 1.0, sent_at=0.7 + i / 100)
+    assert budget.next_slot(1.5, math.inf) > 0  # still cooling down
+    budget.next_slot(2.5, math.inf)
+    assert budget.rate(2.5) is not None  # learned once the cool-down ended
+
+
+def test_a_429_without_retry_after_wait_is_decided_after_the_hold() -> None:
+    budget = _Budget(None, 1)
+    budget.take(0.0)
+    budget.rate_limited(1.0, 0.0, sent_at=0.5)  # Retry-After: 0
+    assert budget.next_slot(1.0, math.inf) == 0  # no cool-down
+    assert budget.rate(1.0) is None  # and not learned yet: the answers may dismiss it
+    for i in range(MIN_EVIDENCE):
+        budget.accepted(0.6 + i / 100)
+    budget.next_slot(1.0 + HOLD, math.inf)
+    assert budget.rate(1.0 + HOLD) is None  # dismissed at the end of the hold
 
 
 # --- in the client ---------------------------------------------------------------------------
