@@ -81,9 +81,11 @@ async def test_a_hostile_retry_after_falls_back_to_backoff() -> None:
     assert stats.title == "Journey Title"
     backoff, cool_down = waits[:2], waits[2:]
     assert all(0 <= wait <= 0.25 for wait in backoff)  # the backoff's draws
-    # The rest of the client-wide pause after a 429 that named no readable wait.
-    assert len(cool_down) == 1
-    assert 0 < cool_down[0] <= DEFAULT_COOL_DOWN
+    # The rest of the client-wide pause after a 429 that named no readable wait,
+    # waited out in steps (evidence may dismiss a cool-down before its end).
+    assert cool_down
+    assert all(wait > 0 for wait in cool_down)
+    assert sum(cool_down) <= DEFAULT_COOL_DOWN + 1e-9
 
 
 @pytest.mark.parametrize("value", ["²", "1.5", "soon", "Wed, 21 Oct 99999 07:28:00 GMT"])
