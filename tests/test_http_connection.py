@@ -349,10 +349,12 @@ async def test_a_connection_the_server_said_to_close_is_not_usable_while_still_o
 
 async def test_an_answer_after_its_exchange_was_cancelled_is_dropped() -> None:
     # The waiter is cancelled (a timeout, say) and, before the task runs
-    # again, the loop hands over the answer, or bytes that are not HTTP:
-    # both are dropped, nothing raised in the protocol's callback.
+    # again, the loop hands over the answer, bytes that are not HTTP, or a
+    # body ended by the close: each is dropped, nothing raised in the
+    # protocol's callbacks.
+    close_delimited = b"HTTP/1.0 200 OK\r\n\r\nuntil the close"
     async with listening(answering(None)) as port:
-        for arrived in (OK, b"not HTTP at all\r\n\r\n"):
+        for arrived in (OK, b"not HTTP at all\r\n\r\n", close_delimited):
             connection = await connected(port)
             try:
                 task = asyncio.ensure_future(
@@ -363,6 +365,8 @@ async def test_an_answer_after_its_exchange_was_cancelled_is_dropped() -> None:
                 await asyncio.sleep(0.05)  # the request is out, no answer
                 task.cancel()
                 connection.data_received(arrived)  # raised InvalidStateError when it set a result
+                if arrived is close_delimited:
+                    connection.connection_lost(None)  # the body is complete now
                 with pytest.raises(asyncio.CancelledError):
                     await task
                 assert connection.closed
