@@ -7,14 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import gc
+import socket
+import struct
+import time
 import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, TypeVarTuple
 
 import httpx
 import pytest
 from scripted import OK, ScriptedServer, constant, scripted, send, serving
 
-from journey_async._http import HTTP11Transport
+from journey_async._http import AttemptTimeout, HTTP11Transport
+from journey_async._http._connection import Connection, connect
+
+_Ts = TypeVarTuple("_Ts")
 
 
 async def test_a_cancelled_request_gives_its_connection_slot_back() -> None:
@@ -140,8 +149,6 @@ async def test_a_connection_that_broke_mid_response_is_not_retried() -> None:
 async def test_a_connect_cancelled_while_the_socket_opens_closes_it() -> None:
     # One address, connected to directly; a name with several, raced, is
     # tests/test_http_eyeballs.py's.
-    from journey_async._http._connection import connect
-
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     loop = asyncio.get_running_loop()
@@ -276,3 +283,341 @@ async def test_bytes_before_the_request_went_out_are_not_its_answer() -> None:
         await exchange
     assert transport.written == []
     assert transport.aborted
+
+
+# --- one Connection, driven directly --------------------------------------------------------
+
+REQUEST_BYTES = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+async def connected(port: int) -> Connection:
+    loop = asyncio.get_running_loop()
+    request = httpx.Request("GET", f"http://127.0.0.1:{port}/")
+    return await connect(loop, "127.0.0.1", port, tls=None, connect_timeout=None, request=request)
+
+
+@contextlib.asynccontextmanager
+async def listening(
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> AsyncIterator[int]:
+    handlers: set[asyncio.Task[Any]] = set()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.add(asyncio.current_task())  # type: ignore[arg-type]
+        await handler(reader, writer)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        # Each handler ends once the client closed its connection.
+        await spin_until(lambda: all(task.done() for task in handlers))
+        await server.wait_closed()
+        for _ in range(3):  # the closed transports' last callbacks
+            await asyncio.sleep(0)
+
+
+def answering(*answers: bytes | None) -> Callable[..., Awaitable[None]]:
+    """A server that answers the requests of each connection with *answers*
+    in turn (None: silence), then keeps the connection open."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            for answer in answers:
+                await reader.readuntil(b"\r\n\r\n")
+                if answer is not None:
+                    writer.write(answer)
+            await reader.read()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    return serve
+
+
+async def spin_until(condition: Callable[[], bool]) -> None:
+    """Turns of the loop until *condition* holds; a bound on the wall clock
+    (not the loop's, which a test may have frozen) in case it never does."""
+    give_up = time.monotonic() + 5.0
+    while not condition():
+        assert time.monotonic() < give_up, "never happened"
+        await asyncio.sleep(0)
+
+
+async def turns_for(seconds: float) -> None:
+    """Turns of the loop for *seconds* of the wall clock."""
+    until = time.monotonic() + seconds
+    await spin_until(lambda: time.monotonic() >= until)
+
+
+@contextlib.contextmanager
+def loop_errors() -> Iterator[list[dict[str, Any]]]:
+    """What reaches the running loop's exception handler (a protocol
+    callback that raised, for one)."""
+    loop = asyncio.get_running_loop()
+    caught: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda loop, context: caught.append(context))
+    try:
+        yield caught
+    finally:
+        loop.set_exception_handler(previous)
+
+
+async def test_bytes_nobody_asked_for_close_the_connection() -> None:
+    # Before the first request (a server's banner) and between two: the
+    # connection cannot be trusted with a request any more.
+    async def early(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+        await answering(OK)(reader, writer)
+
+    async def late(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(OK)
+        await writer.drain()
+        await asyncio.sleep(0.05)  # after the answer was taken
+        writer.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+        await answering()(reader, writer)
+
+    with loop_errors() as errors:
+        async with listening(early) as port:
+            connection = await connected(port)
+            try:
+                await spin_until(lambda: connection.closed)
+                assert not connection.received
+                assert not connection.is_usable()
+            finally:
+                connection.close()
+        async with listening(late) as port:
+            connection = await connected(port)
+            try:
+                response = await connection.exchange(
+                    REQUEST_BYTES, is_head=False, read_timeout=5.0, max_body=100
+                )
+                assert response.status == 200
+                await spin_until(lambda: connection.closed)
+                assert not connection.is_usable()
+            finally:
+                connection.close()
+    assert not errors
+
+
+async def test_a_connection_the_server_said_to_close_is_not_usable_while_still_open() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"
+    async with listening(answering(answer)) as port:
+        connection = await connected(port)
+        try:
+            await connection.exchange(REQUEST_BYTES, is_head=False, read_timeout=5.0, max_body=100)
+            assert connection.transport is not None
+            assert not connection.transport.is_closing(), "the server keeps it open"
+            assert not connection.keep_alive
+            assert not connection.is_usable()
+        finally:
+            connection.close()
+
+
+async def test_an_answer_after_its_exchange_was_cancelled_is_dropped() -> None:
+    # The waiter is cancelled (a timeout, say) and, before the task runs
+    # again, the loop hands over the answer, bytes that are not HTTP, or a
+    # body ended by the close: each is dropped, nothing raised in the
+    # protocol's callbacks.
+    close_delimited = b"HTTP/1.0 200 OK\r\n\r\nuntil the close"
+    async with listening(answering(None)) as port:
+        for arrived in (OK, b"not HTTP at all\r\n\r\n", close_delimited):
+            connection = await connected(port)
+            try:
+                task = asyncio.ensure_future(
+                    connection.exchange(
+                        REQUEST_BYTES, is_head=False, read_timeout=5.0, max_body=100
+                    )
+                )
+                await asyncio.sleep(0.05)  # the request is out, no answer
+                task.cancel()
+                connection.data_received(arrived)  # raised InvalidStateError when it set a result
+                if arrived is close_delimited:
+                    connection.connection_lost(None)  # the body is complete now
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                assert connection.closed
+            finally:
+                connection.close()
+
+
+async def test_a_reset_connection_is_a_read_error_with_the_systems_reason() -> None:
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # an RST, not a FIN
+
+    async with listening(reset) as port:
+        connection = await connected(port)
+        try:
+            with pytest.raises(httpx.ReadError, match="reset by peer"):
+                await connection.exchange(
+                    REQUEST_BYTES, is_head=False, read_timeout=5.0, max_body=100
+                )
+        finally:
+            connection.close()
+
+
+# --- its one timer, on a loop whose clock the test moves ---------------------------------
+
+
+class FrozenClockLoop(asyncio.SelectorEventLoop):
+    """asyncio's loop on a clock that moves only when the test says,
+    counting the timers connections set. Real sockets still work: the
+    coroutines wait for them in turns of the loop (`spin_until`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 1000.0
+        self.connection_timers = 0
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[[*_Ts], object],
+        *args: *_Ts,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.TimerHandle:
+        if getattr(callback, "__func__", None) is Connection._check_timeouts:
+            self.connection_timers += 1
+        return super().call_at(when, callback, *args, context=context)
+
+
+def on_frozen_clock(scenario: Callable[[FrozenClockLoop], Awaitable[None]]) -> None:
+    loop = FrozenClockLoop()
+    try:
+        loop.run_until_complete(scenario(loop))
+    finally:
+        loop.close()
+
+
+async def exchanged(task: asyncio.Future[Any]) -> Any:
+    await spin_until(task.done)
+    return task.result()
+
+
+def test_one_timer_serves_the_requests_of_a_connection_and_carries_the_next_deadline() -> None:
+    async def scenario(loop: FrozenClockLoop) -> None:
+        async with listening(answering(OK, OK, None)) as port:
+            connection = await connected(port)
+            try:
+                for _ in range(2):  # the same bound, at the same time: the same timer
+                    task = asyncio.ensure_future(
+                        connection.exchange(
+                            REQUEST_BYTES, is_head=False, read_timeout=1.0, max_body=100
+                        )
+                    )
+                    assert (await exchanged(task)).status == 200
+                assert loop.connection_timers == 1
+                # No read timeout, an attempt deadline later than the timer:
+                # the timer, when it fires, is set again for the deadline.
+                silent = asyncio.ensure_future(
+                    connection.exchange(
+                        REQUEST_BYTES,
+                        is_head=False,
+                        read_timeout=None,
+                        max_body=100,
+                        deadline=1005.0,
+                        attempt_timeout=5.0,
+                    )
+                )
+                await turns_for(0.05)  # the request goes out; no timer on this clock
+                assert loop.connection_timers == 1
+                loop.now = 1001.0
+                await spin_until(lambda: loop.connection_timers == 2)
+                assert not silent.done()
+                loop.now = 1005.0  # the deadline itself
+                await spin_until(silent.done)
+                with pytest.raises(AttemptTimeout, match=r"attempt_timeout \(5 s\)"):
+                    silent.result()
+            finally:
+                connection.close()
+
+    on_frozen_clock(scenario)
+
+
+def test_a_read_timeout_longer_than_the_timer_is_set_again_and_ends_at_its_bound() -> None:
+    async def scenario(loop: FrozenClockLoop) -> None:
+        async with listening(answering(OK, None)) as port:
+            connection = await connected(port)
+            try:
+                first = asyncio.ensure_future(
+                    connection.exchange(
+                        REQUEST_BYTES, is_head=False, read_timeout=1.0, max_body=100
+                    )
+                )
+                await exchanged(first)
+                silent = asyncio.ensure_future(
+                    connection.exchange(
+                        REQUEST_BYTES, is_head=False, read_timeout=2.0, max_body=100
+                    )
+                )
+                await turns_for(0.05)  # the request goes out; no timer on this clock
+                loop.now = 1001.0  # the timer set for the first request fires
+                await spin_until(lambda: loop.connection_timers == 2)
+                assert not silent.done()
+                loop.now = 1002.0  # two seconds of silence, exactly
+                await spin_until(silent.done)
+                with pytest.raises(httpx.ReadTimeout, match="for 2 s"):
+                    silent.result()
+            finally:
+                connection.close()
+
+    on_frozen_clock(scenario)
+
+
+def test_a_deadline_alone_sets_the_timer_and_no_bound_sets_none() -> None:
+    async def scenario(loop: FrozenClockLoop) -> None:
+        async with listening(answering(OK, None)) as port:
+            connection = await connected(port)
+            try:
+                unbounded = asyncio.ensure_future(
+                    connection.exchange(
+                        REQUEST_BYTES, is_head=False, read_timeout=None, max_body=100
+                    )
+                )
+                assert (await exchanged(unbounded)).status == 200
+                assert loop.connection_timers == 0
+                silent = asyncio.ensure_future(
+                    connection.exchange(
+                        REQUEST_BYTES,
+                        is_head=False,
+                        read_timeout=None,
+                        max_body=100,
+                        deadline=1003.0,
+                        attempt_timeout=3.0,
+                    )
+                )
+                await turns_for(0.05)
+                assert loop.connection_timers == 1
+                loop.now = 1003.0
+                await spin_until(silent.done)
+                with pytest.raises(AttemptTimeout):
+                    silent.result()
+            finally:
+                connection.close()
+
+    on_frozen_clock(scenario)
+
+
+async def test_a_connection_is_closed_from_the_moment_it_is_closed() -> None:
+    # Not only once the loop reports the loss: whoever looks in between
+    # (the pool handing it back) must not take it for open.
+    async with listening(answering(OK)) as port:
+        connection = await connected(port)
+        await connection.exchange(REQUEST_BYTES, is_head=False, read_timeout=5.0, max_body=100)
+        assert connection.keep_alive
+        connection.close()
+        assert connection.closed
+        assert not connection.keep_alive

@@ -7,8 +7,10 @@ compressing server, and bombs that would inflate far past the cap.
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import shutil
 import subprocess
+import sys
 import tracemalloc
 import zlib
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ from scripted import OK, constant, free_port, scripted, send
 from starlette.middleware.gzip import GZipMiddleware
 
 import journey_async as ja
-from journey_async._http import ResponseTooLarge
+from journey_async._http import ResponseTooLarge, _decoding
 from journey_async._http._decoding import ACCEPT_ENCODING, Overflow, decoder_for
 from journey_async.testing import JourneyEmulator
 
@@ -372,3 +374,46 @@ def test_the_members_of_a_gzip_body_share_its_cap() -> None:
 @pytest.mark.parametrize("piece", [1, 10**6])
 def test_bytes_after_a_whole_gzip_body_that_are_no_member_are_ignored(piece: int) -> None:
     assert gunzip_in_pieces(gzip.compress(BODY) + b"\0\0 trailing", len(BODY), piece) == BODY
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "zstd"])
+def test_a_bomb_given_no_room_at_all_stops_without_inflating(
+    bomb: dict[str, bytes], coding: str
+) -> None:
+    # The body is at its cap exactly and more of it arrives: no room is no
+    # licence to decode without a limit (brotli reads a limit below 0 as none).
+    decoder = decoder_for(coding.encode())
+    assert decoder is not None
+    tracemalloc.start()
+    try:
+        with pytest.raises(Overflow):
+            decoder.decode(bomb[coding], 0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * CAP, f"{coding}: {peak} bytes held for no room"
+
+
+def test_x_gzip_is_gzip() -> None:
+    decoder = decoder_for(b"x-gzip")  # RFC 9110 8.4.1.3: to be treated as gzip
+    assert decoder is not None
+    assert decoder.decode(ENCODED["gzip"], len(BODY)) == BODY
+
+
+def test_without_the_compression_extra_only_zlib_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A fresh copy of the module, its optional imports failing as they do
+    # when brotli and zstandard are not installed.
+    monkeypatch.setitem(sys.modules, "brotli", None)
+    monkeypatch.setitem(sys.modules, "zstandard", None)
+    spec = importlib.util.spec_from_file_location("decoding_without_extras", _decoding.__file__)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.CODINGS == ("gzip", "deflate")
+    assert module.ACCEPT_ENCODING == "gzip, deflate"
+    assert module.decoder_for(b"br") is None
+    assert module.decoder_for(b"zstd") is None
+    assert module.decoder_for(b"gzip") is not None

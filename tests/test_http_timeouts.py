@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import gc
 import weakref
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVarTuple
 
 import anyio
 import httpx
@@ -23,7 +25,7 @@ from scripted import serving
 
 import journey_async as ja
 from journey_async._http import AttemptTimeout, CallDeadlineExceeded, run_within
-from journey_async._http._timeouts import _watchdogs
+from journey_async._http._timeouts import _Watchdog, _watchdogs
 from journey_async.testing import EmulatorServer, Fault, JourneyEmulator, serve_emulator
 
 TOKEN = "test-token"
@@ -248,3 +250,147 @@ def test_a_loop_that_is_gone_takes_its_watchdog_along() -> None:
     del loop
     gc.collect()
     assert gone() is None
+
+
+async def forever(request: httpx.Request) -> None:
+    await asyncio.Event().wait()
+
+
+async def quick(request: httpx.Request) -> str:
+    return "done"
+
+
+async def test_the_timeout_error_carries_its_request() -> None:
+    with pytest.raises(CallDeadlineExceeded) as info:
+        await run_within(0.02, forever, REQUEST, _bound_error)
+    assert info.value.request is REQUEST
+
+
+async def test_calls_with_other_bounds_are_not_left_to_the_first_ones_timer() -> None:
+    # Each bound has its own watchdog: a 30 s call's timer must not be the
+    # only one a 0.02 s call started after it has.
+    long = asyncio.ensure_future(run_within(30, forever, REQUEST, _bound_error))
+    await asyncio.sleep(0)
+    try:
+        async with asyncio.timeout(3):  # the mutant hangs here instead
+            with pytest.raises(CallDeadlineExceeded):
+                await run_within(0.02, forever, REQUEST, _bound_error)
+    finally:
+        long.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await long
+
+
+def test_a_watchdog_serves_only_its_own_loop() -> None:
+    # The first loop's watchdog for 0.05 s stays armed on that loop (its
+    # timer never runs: the loop is stopped); another loop's call of the same
+    # bound needs a timer of its own.
+    first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
+
+    async def bounded_hang() -> None:
+        async with asyncio.timeout(3):  # the mutant hangs here instead
+            await run_within(0.05, forever, REQUEST, _bound_error)
+
+    try:
+        assert first.run_until_complete(run_within(0.05, quick, REQUEST, _bound_error)) == "done"
+        with pytest.raises(CallDeadlineExceeded):
+            second.run_until_complete(bounded_hang())
+    finally:
+        first.close()
+        second.close()
+
+
+_Ts = TypeVarTuple("_Ts")
+
+
+class ManualClockLoop(asyncio.SelectorEventLoop):
+    """asyncio's loop on a clock the test moves, counting the watchdog's
+    timers. Its coroutines only ever yield with ``sleep(0)``: with a frozen
+    clock, a wait for a timer would never end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 1000.0
+        self.watchdog_timers = 0
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[[*_Ts], object],
+        *args: *_Ts,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.TimerHandle:
+        if getattr(callback, "__func__", None) is _Watchdog._fire:
+            self.watchdog_timers += 1
+        return super().call_at(when, callback, *args, context=context)
+
+
+async def turns(count: int = 5) -> None:
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+def on_manual_clock(scenario: Callable[[ManualClockLoop], Awaitable[None]]) -> None:
+    loop = ManualClockLoop()
+    try:
+        loop.run_until_complete(scenario(loop))
+    finally:
+        loop.close()
+
+
+def bounded(seconds: float, func: Any = forever) -> asyncio.Future[Any]:
+    return asyncio.ensure_future(run_within(seconds, func, REQUEST, _bound_error))
+
+
+def timed_out(task: asyncio.Future[Any]) -> bool:
+    return task.done() and isinstance(task.exception(), CallDeadlineExceeded)
+
+
+def test_one_timer_for_every_call_in_flight() -> None:
+    async def scenario(loop: ManualClockLoop) -> None:
+        first = bounded(10)  # ends at 1010
+        await turns()
+        loop.now = 1005.0
+        second = bounded(10)  # ends at 1015: the timer set for the first stays
+        await turns()
+        for _ in range(5):
+            assert await run_within(10, quick, REQUEST, _bound_error) == "done"
+        assert loop.watchdog_timers == 1
+        loop.now = 1010.0
+        await turns()
+        assert timed_out(first)
+        assert not second.done()
+        assert loop.watchdog_timers == 2, "set again, for the second call"
+        for _ in range(5):
+            assert await run_within(10, quick, REQUEST, _bound_error) == "done"
+        assert loop.watchdog_timers == 2, "the timer set for the second call serves them"
+        loop.now = 1015.0
+        await turns()
+        assert timed_out(second)
+        assert loop.watchdog_timers == 2, "nothing left to watch: not set again"
+        # A watchdog that emptied is armed again by the next call.
+        third = bounded(10)
+        await turns()
+        assert loop.watchdog_timers == 3
+        loop.now = 1025.0
+        await turns()
+        assert timed_out(third)
+
+    on_manual_clock(scenario)
+
+
+def test_a_call_whose_deadline_is_now_is_cancelled_now() -> None:
+    async def scenario(loop: ManualClockLoop) -> None:
+        call = bounded(10)
+        await turns()
+        loop.now = 1009.5
+        await turns()
+        assert not call.done()
+        loop.now = 1000.0 + 10  # the deadline itself, to the last bit
+        await turns()
+        assert timed_out(call), "at its deadline, not a pass of the loop later"
+
+    on_manual_clock(scenario)
