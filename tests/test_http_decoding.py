@@ -417,3 +417,19 @@ def test_without_the_compression_extra_only_zlib_is_asked_for(
     assert module.decoder_for(b"br") is None
     assert module.decoder_for(b"zstd") is None
     assert module.decoder_for(b"gzip") is not None
+
+
+def test_a_br_body_cut_short_is_refused() -> None:
+    whole = brotli.compress(b'{"payload": {"title": "t", "points": []}}' * 50)
+    decoder = decoder_for(b"br")
+    assert decoder is not None
+    decoder.decode(whole[: len(whole) // 2], 10**6)
+    with pytest.raises(httpx.DecodingError, match="br body ended before its end"):
+        decoder.flush()
+    complete = decoder_for(b"br")
+    assert complete is not None
+    complete.decode(whole, 10**6)
+    complete.flush()  # whole: no error
+    empty = decoder_for(b"br")
+    assert empty is not None
+    empty.flush()  # no body at all (a HEAD, a 204): nothing to refuse

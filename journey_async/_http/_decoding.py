@@ -102,13 +102,15 @@ class _Zlib:
 
 
 class _Brotli:
-    __slots__ = ("_obj",)
+    __slots__ = ("_obj", "_started")
 
     def __init__(self) -> None:
         self._obj = _brotli.Decompressor()
+        self._started = False
 
     def decode(self, data: bytes, room: int) -> bytes:
         obj = self._obj
+        self._started = self._started or bool(data)
         try:
             output = obj.process(data, output_buffer_limit=room + 1)
             parts = [output]
@@ -127,7 +129,10 @@ class _Brotli:
         return output if len(parts) == 1 else b"".join(parts)
 
     def flush(self) -> None:
-        pass
+        # A br stream says where it ends: a body cut short (a close before
+        # its end) is refused, as gzip's is.
+        if self._started and not self._obj.is_finished():
+            raise httpx.DecodingError("the br body ended before its end")
 
 
 class _Counted:
