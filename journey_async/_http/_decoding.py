@@ -1,8 +1,11 @@
 """
-Content-Encoding decoded as the body arrives, bounded: no decoder ever
-produces more than the room the body has left under its cap, so a small
-compressed body that inflates to gigabytes (a "zip bomb") costs no more
-memory than the cap.
+Content-Encoding decoded as the body arrives, bounded: a decoder stops
+once its output passes the room the body has left under its cap, so a small
+compressed body that inflates to gigabytes (a "zip bomb") costs about the
+cap in memory: at most the room for gzip and deflate, and for zstd one piece
+of 64 KiB more; brotli rounds its output limit up to its own buffer sizes
+(brotli 1.2: 32752, 98272, ... 1015728 bytes), so a br bomb may hand back up
+to about twice the room before it is refused.
 
 httpx's own decoders have no output limit (zstd's none at all); these use
 zlib's ``max_length``, brotli's ``output_buffer_limit`` and a zstandard
