@@ -7,23 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import gc
 import socket
 import struct
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, TypeVarTuple
+from typing import Any
 
 import httpx
 import pytest
+from manual_clock import ManualClockLoop
 from scripted import OK, ScriptedServer, constant, scripted, send, serving
 
 from journey_async._http import AttemptTimeout, HTTP11Transport
 from journey_async._http._connection import Connection, connect
-
-_Ts = TypeVarTuple("_Ts")
 
 
 async def test_a_cancelled_request_gives_its_connection_slot_back() -> None:
@@ -469,33 +467,8 @@ async def test_a_reset_connection_is_a_read_error_with_the_systems_reason() -> N
 # --- its one timer, on a loop whose clock the test moves ---------------------------------
 
 
-class FrozenClockLoop(asyncio.SelectorEventLoop):
-    """asyncio's loop on a clock that moves only when the test says,
-    counting the timers connections set. Real sockets still work: the
-    coroutines wait for them in turns of the loop (`spin_until`)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.now = 1000.0
-        self.connection_timers = 0
-
-    def time(self) -> float:
-        return self.now
-
-    def call_at(
-        self,
-        when: float,
-        callback: Callable[[*_Ts], object],
-        *args: *_Ts,
-        context: contextvars.Context | None = None,
-    ) -> asyncio.TimerHandle:
-        if getattr(callback, "__func__", None) is Connection._check_timeouts:
-            self.connection_timers += 1
-        return super().call_at(when, callback, *args, context=context)
-
-
-def on_frozen_clock(scenario: Callable[[FrozenClockLoop], Awaitable[None]]) -> None:
-    loop = FrozenClockLoop()
+def on_frozen_clock(scenario: Callable[[ManualClockLoop], Awaitable[None]]) -> None:
+    loop = ManualClockLoop(Connection._check_timeouts)
     try:
         loop.run_until_complete(scenario(loop))
     finally:
@@ -508,7 +481,7 @@ async def exchanged(task: asyncio.Future[Any]) -> Any:
 
 
 def test_one_timer_serves_the_requests_of_a_connection_and_carries_the_next_deadline() -> None:
-    async def scenario(loop: FrozenClockLoop) -> None:
+    async def scenario(loop: ManualClockLoop) -> None:
         async with listening(answering(OK, OK, None)) as port:
             connection = await connected(port)
             try:
@@ -519,7 +492,7 @@ def test_one_timer_serves_the_requests_of_a_connection_and_carries_the_next_dead
                         )
                     )
                     assert (await exchanged(task)).status == 200
-                assert loop.connection_timers == 1
+                assert loop.timers == 1
                 # No read timeout, an attempt deadline later than the timer:
                 # the timer, when it fires, is set again for the deadline.
                 silent = asyncio.ensure_future(
@@ -533,9 +506,9 @@ def test_one_timer_serves_the_requests_of_a_connection_and_carries_the_next_dead
                     )
                 )
                 await turns_for(0.05)  # the request goes out; no timer on this clock
-                assert loop.connection_timers == 1
+                assert loop.timers == 1
                 loop.now = 1001.0
-                await spin_until(lambda: loop.connection_timers == 2)
+                await spin_until(lambda: loop.timers == 2)
                 assert not silent.done()
                 loop.now = 1005.0  # the deadline itself
                 await spin_until(silent.done)
@@ -548,7 +521,7 @@ def test_one_timer_serves_the_requests_of_a_connection_and_carries_the_next_dead
 
 
 def test_a_read_timeout_longer_than_the_timer_is_set_again_and_ends_at_its_bound() -> None:
-    async def scenario(loop: FrozenClockLoop) -> None:
+    async def scenario(loop: ManualClockLoop) -> None:
         async with listening(answering(OK, None)) as port:
             connection = await connected(port)
             try:
@@ -565,7 +538,7 @@ def test_a_read_timeout_longer_than_the_timer_is_set_again_and_ends_at_its_bound
                 )
                 await turns_for(0.05)  # the request goes out; no timer on this clock
                 loop.now = 1001.0  # the timer set for the first request fires
-                await spin_until(lambda: loop.connection_timers == 2)
+                await spin_until(lambda: loop.timers == 2)
                 assert not silent.done()
                 loop.now = 1002.0  # two seconds of silence, exactly
                 await spin_until(silent.done)
@@ -578,7 +551,7 @@ def test_a_read_timeout_longer_than_the_timer_is_set_again_and_ends_at_its_bound
 
 
 def test_a_deadline_alone_sets_the_timer_and_no_bound_sets_none() -> None:
-    async def scenario(loop: FrozenClockLoop) -> None:
+    async def scenario(loop: ManualClockLoop) -> None:
         async with listening(answering(OK, None)) as port:
             connection = await connected(port)
             try:
@@ -588,7 +561,7 @@ def test_a_deadline_alone_sets_the_timer_and_no_bound_sets_none() -> None:
                     )
                 )
                 assert (await exchanged(unbounded)).status == 200
-                assert loop.connection_timers == 0
+                assert loop.timers == 0
                 silent = asyncio.ensure_future(
                     connection.exchange(
                         REQUEST_BYTES,
@@ -600,7 +573,7 @@ def test_a_deadline_alone_sets_the_timer_and_no_bound_sets_none() -> None:
                     )
                 )
                 await turns_for(0.05)
-                assert loop.connection_timers == 1
+                assert loop.timers == 1
                 loop.now = 1003.0
                 await spin_until(silent.done)
                 with pytest.raises(AttemptTimeout):

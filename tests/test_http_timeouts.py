@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import gc
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeVarTuple
+from typing import Any
 
 import anyio
 import httpx
 import pytest
+from manual_clock import ManualClockLoop
 from scripted import serving
 
 import journey_async as ja
@@ -300,41 +300,13 @@ def test_a_watchdog_serves_only_its_own_loop() -> None:
         second.close()
 
 
-_Ts = TypeVarTuple("_Ts")
-
-
-class ManualClockLoop(asyncio.SelectorEventLoop):
-    """asyncio's loop on a clock the test moves, counting the watchdog's
-    timers. Its coroutines only ever yield with ``sleep(0)``: with a frozen
-    clock, a wait for a timer would never end."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.now = 1000.0
-        self.watchdog_timers = 0
-
-    def time(self) -> float:
-        return self.now
-
-    def call_at(
-        self,
-        when: float,
-        callback: Callable[[*_Ts], object],
-        *args: *_Ts,
-        context: contextvars.Context | None = None,
-    ) -> asyncio.TimerHandle:
-        if getattr(callback, "__func__", None) is _Watchdog._fire:
-            self.watchdog_timers += 1
-        return super().call_at(when, callback, *args, context=context)
-
-
 async def turns(count: int = 5) -> None:
     for _ in range(count):
         await asyncio.sleep(0)
 
 
 def on_manual_clock(scenario: Callable[[ManualClockLoop], Awaitable[None]]) -> None:
-    loop = ManualClockLoop()
+    loop = ManualClockLoop(_Watchdog._fire)
     try:
         loop.run_until_complete(scenario(loop))
     finally:
@@ -358,23 +330,23 @@ def test_one_timer_for_every_call_in_flight() -> None:
         await turns()
         for _ in range(5):
             assert await run_within(10, quick, REQUEST, _bound_error) == "done"
-        assert loop.watchdog_timers == 1
+        assert loop.timers == 1
         loop.now = 1010.0
         await turns()
         assert timed_out(first)
         assert not second.done()
-        assert loop.watchdog_timers == 2, "set again, for the second call"
+        assert loop.timers == 2, "set again, for the second call"
         for _ in range(5):
             assert await run_within(10, quick, REQUEST, _bound_error) == "done"
-        assert loop.watchdog_timers == 2, "the timer set for the second call serves them"
+        assert loop.timers == 2, "the timer set for the second call serves them"
         loop.now = 1015.0
         await turns()
         assert timed_out(second)
-        assert loop.watchdog_timers == 2, "nothing left to watch: not set again"
+        assert loop.timers == 2, "nothing left to watch: not set again"
         # A watchdog that emptied is armed again by the next call.
         third = bounded(10)
         await turns()
-        assert loop.watchdog_timers == 3
+        assert loop.timers == 3
         loop.now = 1025.0
         await turns()
         assert timed_out(third)

@@ -222,6 +222,24 @@ def test_the_learned_rate_stays_above_its_floor() -> None:
     assert rate >= 0.1
 
 
+def _token_bucket(rate: float, burst: int) -> Any:
+    """A token-bucket server on trio's clock (*rate* a second, *burst* full at start):
+    ``refuses()`` is whether the request arriving now is answered 429."""
+    tokens, last = float(burst), 0.0  # trio.testing.MockClock starts at 0
+
+    def refuses() -> bool:
+        nonlocal tokens, last
+        now = trio.current_time()
+        tokens = min(burst, tokens + (now - last) * rate)
+        last = now
+        if tokens >= 1:
+            tokens -= 1
+            return False
+        return True
+
+    return refuses
+
+
 def _token_bucket_run(
     make: Any, *, rate: float, burst: int, requests: int, concurrency: int
 ) -> dict[str, Any]:
@@ -231,18 +249,7 @@ def _token_bucket_run(
 
     async def main() -> None:
         limiter = make()
-        tokens, last = float(burst), trio.current_time()
-
-        def server() -> bool:
-            nonlocal tokens, last
-            now = trio.current_time()
-            tokens = min(burst, tokens + (now - last) * rate)
-            last = now
-            if tokens >= 1:
-                tokens -= 1
-                return True
-            return False
-
+        refuses = _token_bucket(rate, burst)
         left = iter(range(requests))
 
         async def worker() -> None:
@@ -250,7 +257,7 @@ def _token_bucket_run(
                 while True:
                     await limiter.acquire()
                     await trio.sleep(0.001)
-                    if server():
+                    if not refuses():
                         outcome["accepted"] += 1
                         break
                     outcome["429"] += 1
@@ -333,22 +340,6 @@ def _paced_run(
 
 def _adaptive() -> Any:
     return adaptive_limiter(clock=trio.current_time, sleep=trio.sleep)
-
-
-def _token_bucket(rate: float, burst: int) -> Any:
-    tokens, last = float(burst), 0.0
-
-    def refuses() -> bool:
-        nonlocal tokens, last
-        now = trio.current_time()
-        tokens = min(burst, tokens + (now - last) * rate)
-        last = now
-        if tokens >= 1:
-            tokens -= 1
-            return False
-        return True
-
-    return refuses
 
 
 def test_429s_at_random_among_accepted_answers_do_not_slow_the_client() -> None:
