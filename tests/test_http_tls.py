@@ -110,6 +110,28 @@ async def test_an_unknown_ca_is_refused_naming_the_cause_and_not_retried(
     assert RETRIES == [], "never retried"
 
 
+async def test_an_unknown_ca_stops_a_fan_out_at_the_first_refusal(
+    ca: trustme.CA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The API cannot be reached as configured: the journeys not sent by then
+    # are not attempted, rather than each meeting the same certificate.
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    async with (
+        tls_server(server_context(ca)) as (url, server),
+        ja.AsyncJourneyClient(TOKEN, base_url=url, retry=FAST, max_concurrency=2) as client,
+    ):
+        results = await client.get_stats_many([f"j{i}" for i in range(30)])
+    assert not any(result.ok for result in results)
+    refused = [r for r in results if isinstance(r.error, ja.APIConnectionError)]
+    assert refused
+    assert all("certificate was refused" in str(r.error) for r in refused)
+    stopped = [r for r in results if isinstance(r.error, ja.NotAttemptedError)]
+    assert len(stopped) >= 27
+    assert server.connections <= 3
+    assert RETRIES == [], "never retried"
+
+
 async def test_https_to_a_plain_http_server_says_it_did_not_answer_in_tls(
     ca_file: str,
 ) -> None:

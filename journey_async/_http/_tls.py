@@ -30,9 +30,11 @@ VerifyTypes: TypeAlias = "bool | str | os.PathLike[str] | ssl.SSLContext"
 CertTypes: TypeAlias = "str | os.PathLike[str] | tuple[str, str] | tuple[str, str, str]"
 
 
-class CertificateVerifyFailed(httpx.TransportError):
+class CertificateVerifyFailed(httpx.ConnectError):
     """The server's certificate failed the check (unknown CA, wrong name,
-    expired). Not retried: the next attempt would meet the same certificate."""
+    expired). Not retried: the next attempt would meet the same certificate.
+    A connect error: the API cannot be reached as configured, so a fan-out
+    stops at it (`journey_async._guard`), as at a refused connection."""
 
 
 def build_ssl_context(
