@@ -33,7 +33,6 @@ from ._exceptions import (
     ServerError,
 )
 from ._http import ResponseTooLarge
-from ._http._limits import MAX_HEAD_BYTES, head_too_large, is_h11_head_overflow
 from ._redaction import redact
 from ._retry import parse_retry_after
 
@@ -140,8 +139,6 @@ def transport_error(
     connection that failed, or a body that could not be decoded."""
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(f"{method} {path} timed out: {_describe(exc)}")
-    if is_h11_head_overflow(exc):  # a caller's transport's httpcore
-        exc = head_too_large("head", MAX_HEAD_BYTES)
     if isinstance(exc, ResponseTooLarge):
         return ResponseTooLargeError(f"{method} {path}: {exc}", cap=exc.cap, limit=exc.limit)
     if isinstance(exc, httpx.TransportError):

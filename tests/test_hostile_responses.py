@@ -420,3 +420,41 @@ def test_on_trio_the_head_caps_hold_and_are_not_retried(
     finally:
         close()
     assert len(answered) == 1, "a cap is not retried"
+
+
+@pytest.mark.parametrize("given", ["transport", "http_client"])
+@pytest.mark.parametrize(
+    ("answer", "cap"),
+    [
+        pytest.param(_huge_head, "head", id="past-httpcore-buffer"),
+        pytest.param(_many_lines, "head", id="head-cap"),
+        pytest.param(_long_line, "head line", id="line-cap"),
+    ],
+)
+async def test_the_head_caps_hold_on_a_callers_transport_and_client(
+    answer: Callable[[socket.socket], None], cap: str, given: str
+) -> None:
+    # The README: with your own http_client= or transport=, the size caps still hold.
+    answered: list[None] = []
+
+    def counted(conn: socket.socket) -> None:
+        answered.append(None)
+        answer(conn)
+
+    url, close = _answer_in_a_thread(counted)
+    own: dict[str, Any] = (
+        {"transport": httpx.AsyncHTTPTransport()}
+        if given == "transport"
+        else {"http_client": httpx.AsyncClient(base_url=url)}
+    )
+    try:
+        policy = ja.RetryPolicy(sleep=instant)
+        async with ja.AsyncJourneyClient(TOKEN, base_url=url, retry=policy, **own) as client:
+            with pytest.raises(ja.ResponseTooLargeError) as info:
+                await client.get_stats(JOURNEY_ID)
+        assert info.value.cap == cap
+    finally:
+        if "http_client" in own:
+            await own["http_client"].aclose()
+        close()
+    assert len(answered) == 1, "a cap is not retried"

@@ -134,3 +134,61 @@ async def test_a_caller_client_reads_a_long_body_only_up_to_its_cap() -> None:
             await send(request)
         async with asyncio.timeout(10):
             await cut_off.wait()
+
+
+class Raising(httpx.AsyncBaseTransport):
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        raise self.exc
+
+
+async def test_httpcores_head_overflow_is_the_head_cap() -> None:
+    # On the handovers and a caller's transport, httpcore (h11) reads the
+    # head; past its buffer it says so as a protocol error, not a failed
+    # connection (which would be retried).
+    request = httpx.Request("GET", "http://127.0.0.1/x")
+    overflow = httpx.RemoteProtocolError("Receive buffer too long")
+    with pytest.raises(ResponseTooLarge) as info:
+        await send_and_read(Raising(overflow), request)
+    assert (info.value.cap, info.value.limit) == ("head", 65536)
+    async with httpx.AsyncClient(transport=Raising(overflow)) as client:
+        with pytest.raises(ResponseTooLarge):
+            await sender_for_client(client)(request)
+    other = httpx.RemoteProtocolError("illegal status line")
+    with pytest.raises(httpx.RemoteProtocolError):
+        await send_and_read(Raising(other), request)
+
+
+@pytest.mark.parametrize(
+    ("headers", "cap"),
+    [
+        ([(b"X-Long", b"a" * 8190)], "head line"),
+        ([(b"X-H%d" % i, b"a" * 90) for i in range(700)], "head"),
+    ],
+)
+async def test_a_head_over_a_cap_from_another_transport_is_refused_and_closed(
+    headers: list[tuple[bytes, bytes]], cap: str
+) -> None:
+    body = Chunks(b"{}")
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(200, headers=headers, stream=body)
+    )
+    with pytest.raises(ResponseTooLarge) as info:
+        await send_and_read(transport, httpx.Request("GET", "http://127.0.0.1/x"))
+    assert info.value.cap == cap
+    assert body.closed
+
+
+async def test_a_head_at_the_caps_from_another_transport_is_kept() -> None:
+    # One line at 8190 bytes with ": " and CRLF; 64 KiB in all.
+    headers = [(b"X-Long", b"a" * (8190 - 10))] + [
+        (b"X-H%03d" % i, b"a" * (8190 - 11)) for i in range(6)
+    ]
+    assert sum(len(n) + len(v) + 4 for n, v in headers) <= 65536
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(200, headers=headers, content=b"{}")
+    )
+    response = await send_and_read(transport, httpx.Request("GET", "http://127.0.0.1/x"))
+    assert response.content == b"{}"

@@ -217,15 +217,6 @@ def test_an_exception_without_a_message_is_named() -> None:
     assert str(made) == "POST /y failed: ConnectError"
 
 
-def test_httpcores_head_overflow_is_response_too_large_error() -> None:
-    # On trio and through proxies, httpcore (h11) reads the head; past its
-    # buffer it says so as a protocol error, which is not a connection failure.
-    made = transport_error("GET", "/x", httpx.RemoteProtocolError("Receive buffer too long"))
-    assert type(made) is ja.ResponseTooLargeError
-    assert (made.cap, made.limit) == ("head", 65536)
-    assert str(made).startswith("GET /x: the response head is over 65536 bytes")
-
-
 def test_other_protocol_errors_stay_connection_errors() -> None:
     made = transport_error("GET", "/x", httpx.RemoteProtocolError("illegal status line"))
     assert type(made) is ja.APIConnectionError

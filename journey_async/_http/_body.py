@@ -1,11 +1,14 @@
 """
-Reading a response's body whole, decoded and within its cap, whatever
-transport or client it came from: what `httpx.AsyncClient.send` does that
-journey_async needs, and the bound httpx does not have.
+Reading a response whole, its head within the caps and its body decoded
+within its cap, whatever transport or client it came from: what
+`httpx.AsyncClient.send` does that journey_async needs, and the bounds httpx
+does not have.
 
-`HTTP11Transport` returns responses already whole (read as they arrived);
-any other transport's (httpcore's, a mock's, the caller's) are read here,
-raw bytes through the bounded decoders of `_decoding`.
+`HTTP11Transport` returns responses already whole (read as they arrived,
+its parser holding the caps); any other transport's (httpcore's on the
+handovers, a mock's, the caller's) are checked and read here, raw bytes
+through the bounded decoders of `_decoding`. Below the retry loop, so that a
+response over a cap is never sent again, whoever read it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ from types import FunctionType
 import httpx
 
 from ._decoding import Overflow, decoder_for
-from ._limits import DEFAULT_MAX_RESPONSE_BYTES, MAX_RESPONSE_BYTES_EXTENSION, body_too_large
+from ._limits import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    MAX_HEAD_BYTES,
+    MAX_RESPONSE_BYTES_EXTENSION,
+    body_too_large,
+    check_head,
+    head_too_large,
+    is_h11_head_overflow,
+)
 
 __all__ = ["max_body", "read_bounded", "send_and_read", "sender_for_client", "sender_for_owned"]
 
@@ -78,7 +89,7 @@ async def send_and_read(
     as `httpx.AsyncClient.send` returns them.
     """
     started = time.perf_counter()
-    response = await transport.handle_async_request(request)
+    response = await _head_within_caps(transport.handle_async_request(request))
     response.request = request
     if not response.is_closed:
         await read_bounded(response, max_body(request))
@@ -86,6 +97,29 @@ async def send_and_read(
         # Built whole (a mock's content=): in memory already, still refused.
         raise body_too_large(limit)
     response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
+    return response
+
+
+async def _head_within_caps(receiving: Awaitable[httpx.Response]) -> httpx.Response:
+    """
+    The response *receiving* gives, its head within `MAX_HEAD_LINE_BYTES`
+    and `MAX_HEAD_BYTES` as the default transport's parser holds them, else
+    `ResponseTooLarge` (the response closed). httpcore (h11) refuses a head
+    past its buffer itself, as a protocol error: past it, the head is past
+    `MAX_HEAD_BYTES` too, so that is the same refusal.
+    """
+    try:
+        response = await receiving
+    except httpx.RemoteProtocolError as exc:
+        if not is_h11_head_overflow(exc):
+            raise
+        raise head_too_large("head", MAX_HEAD_BYTES) from exc
+    if not response.is_closed:  # closed: whole from HTTP11Transport, checked as it came
+        try:
+            check_head(response.headers.raw)
+        except BaseException:
+            await response.aclose()
+            raise
     return response
 
 
@@ -102,7 +136,7 @@ def sender_for_client(
 async def _through_client(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
     """``client.send(request)``, the body read within its cap, ``elapsed`` set."""
     started = time.perf_counter()
-    response = await client.send(request, stream=True)
+    response = await _head_within_caps(client.send(request, stream=True))
     await read_bounded(response, max_body(request))
     try:
         response.elapsed  # noqa: B018 - set by httpx's stream when httpx closed it

@@ -41,16 +41,9 @@ from typing import Final
 
 import httpx
 
-from ._body import max_body, read_bounded
+from ._body import max_body, send_and_read
 from ._connection import Connection, connect
 from ._instrumentation import send_through, wrappers
-from ._limits import (
-    MAX_HEAD_BYTES,
-    ResponseTooLarge,
-    check_head,
-    head_too_large,
-    is_h11_head_overflow,
-)
 from ._pool import Origin, Pool
 from ._proxy import proxy_for, proxy_transport
 from ._timeouts import ATTEMPT_TIMEOUT_EXTENSION, attempt_timed_out, run_within
@@ -342,25 +335,13 @@ async def _read_whole(
     transport: httpx.AsyncBaseTransport, request: httpx.Request
 ) -> httpx.Response:
     try:
-        response = await transport.handle_async_request(request)
+        return await send_and_read(transport, request)
     except httpx.ConnectError as exc:
         refused = tls_failure(exc, request.url.netloc.decode("ascii"))
         if refused is None:
             raise
         refused.request = request
         raise refused from exc
-    except httpx.RemoteProtocolError as exc:
-        if not is_h11_head_overflow(exc):
-            raise
-        # A cap, not a broken connection: not retried, as on the fast path.
-        raise head_too_large("head", MAX_HEAD_BYTES) from exc
-    try:
-        check_head(response.headers.raw)
-    except ResponseTooLarge:
-        await response.aclose()
-        raise
-    await read_bounded(response, max_body(request))
-    return response
 
 
 def _sooner(
