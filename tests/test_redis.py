@@ -16,7 +16,8 @@ import respx
 from payloads import BASE_URL, JOURNEY_ID, MIXED_EXAMPLE, TOKEN
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis_support import free_port, redis_server
+from redis_support import redis_server
+from scripted import free_port
 
 import journey_async as ja
 from journey_async.redis import RedisRateLimit

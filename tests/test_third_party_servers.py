@@ -19,14 +19,9 @@ import collections
 import contextlib
 import json
 import logging
-import os
-import shutil
-import socket
 import ssl
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -37,13 +32,13 @@ from aiohttp import web
 from asgi_servers import serve_app
 from recording_app import Recording, removals, sample
 from scripted import free_port
+from served import binary, nginx, running, wait_for_port
 
 import journey_async as ja
 
 TOKEN = "test-token"  # the emulator's default
 IDS = sample().journey_ids
 USERS = [f"user-{number:06d}" for number in range(3000)]
-TESTS = Path(__file__).parent
 
 
 async def no_wait(seconds: float) -> None:
@@ -81,51 +76,6 @@ def in_memory(app: Recording) -> Callable[[], collections.Counter[str]]:
         return collections.Counter(user for batch in app.removed for user in batch)
 
     return removed
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
-        time.sleep(0.05)
-
-
-@contextlib.contextmanager
-def running(command: list[str], port: int, *, kill: bool = False, **env: str) -> Iterator[None]:
-    """*command* in a process of its own while it listens on *port*;
-    stopped by SIGTERM, or at once with *kill*."""
-    with subprocess.Popen(  # noqa: S603 - the tests' own command lines
-        command,
-        cwd=TESTS,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    ) as process:
-        try:
-            wait_for_port(port, process)
-            yield
-        finally:
-            if kill:
-                process.kill()
-            else:
-                process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def binary(name: str) -> str:
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
-    if found is None:
-        pytest.skip(f"needs the {name} binary (.ci/run installs it with apt-get)")
-    return found
 
 
 # --- ASGI servers ---------------------------------------------------------------------
@@ -176,18 +126,7 @@ async def test_gunicorn_workers_that_restart_every_few_requests(tmp_path: Path) 
         await workload(f"http://127.0.0.1:{port}", lambda: removals(record))
 
 
-NGINX_CONF = """
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{}}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
+NGINX_GZIP_SHORT_KEEP_ALIVE = """
     gzip on;
     gzip_min_length 10;
     gzip_types application/json;
@@ -195,29 +134,15 @@ http {{
     keepalive_requests 10;
     keepalive_timeout 1s;
     upstream emulator {{ server {upstream}; keepalive 4; }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://emulator;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }}
-    }}
-}}
 """
 
 
 async def test_behind_nginx_closing_keep_alive_every_ten_requests(tmp_path: Path) -> None:
-    nginx = binary("nginx")
     app = Recording(sample())
-    port = free_port()
     with serve_app(app) as upstream:
-        conf = tmp_path / "nginx.conf"
-        conf.write_text(
-            NGINX_CONF.format(dir=tmp_path, port=port, upstream=upstream.removeprefix("http://"))
-        )
-        with running([nginx, "-c", str(conf), "-p", str(tmp_path)], port):
-            await workload(f"http://127.0.0.1:{port}", in_memory(app))
+        http = NGINX_GZIP_SHORT_KEEP_ALIVE.format(upstream=upstream.removeprefix("http://"))
+        with nginx(tmp_path, "http://emulator", http=http) as url:
+            await workload(url, in_memory(app))
 
 
 async def test_hypercorn_over_tls(tmp_path: Path) -> None:
