@@ -6,7 +6,8 @@ keep-alive connections every ten requests, an aiohttp.web app of chunked
 answers and short keep-alive, hypercorn over TLS, and forward proxies
 (proxy.py, tinyproxy) with credentials. On each: one journey's statistics,
 300 journeys', and 3,000 users removed in 30 requests, every one confirmed
-and applied exactly once (`recording_app`), on asyncio and on uvloop.
+and applied exactly once (`recording_app`), on asyncio and on uvloop. And
+nginx's rate limit (``limit_req``), which the client must pace itself under.
 
 nginx and tinyproxy are binaries pip cannot install: their tests skip
 without them (.ci/run installs both with apt-get).
@@ -143,6 +144,34 @@ async def test_behind_nginx_closing_keep_alive_every_ten_requests(tmp_path: Path
         http = NGINX_GZIP_SHORT_KEEP_ALIVE.format(upstream=upstream.removeprefix("http://"))
         with nginx(tmp_path, "http://emulator", http=http) as url:
             await workload(url, in_memory(app))
+
+
+NGINX_LIMIT_REQ = """
+    limit_req_zone $binary_remote_addr zone=api:1m rate={rate}r/s;
+    limit_req_status 429;
+"""
+
+
+async def test_behind_nginx_limit_req_every_journey_ends_ok(tmp_path: Path) -> None:
+    # A real gateway's rate limit (nginx's limit_req: no Retry-After, a leaky
+    # bucket): the adaptive default paces itself under it rather than using
+    # up its retries. Its waits are the gateway's, in real time: about 1 s of
+    # cool-down and 100 / 200 s of sending here.
+    app = Recording(sample())
+    rate = 200
+    with serve_app(app) as upstream:
+        http = NGINX_LIMIT_REQ.format(rate=rate)
+        location = "limit_req zone=api burst=10 nodelay;"
+        with nginx(tmp_path, upstream, http=http, location=location) as url:
+            refused: list[ja.RetryEvent] = []
+            policy = ja.RetryPolicy(on_retry=refused.append)
+            async with ja.AsyncJourneyClient(TOKEN, base_url=url, retry=policy) as client:
+                results = await client.get_stats_many(IDS[:100])
+    assert [result.error for result in results if not result.ok] == []
+    assert refused, "the gateway refused some: the test exercises its limit"
+    assert {event.reason for event in refused} == {"HTTP 429"}
+    # About 21 here; 52 with a limiter that ignores 429s and leaves them to the retries.
+    assert len(refused) < 35, "paced, not retried until accepted"
 
 
 async def test_hypercorn_over_tls(tmp_path: Path) -> None:
