@@ -401,3 +401,110 @@ def test_a_br_body_cut_short_is_refused() -> None:
     empty = decoder_for(b"br")
     assert empty is not None
     empty.flush()  # no body at all (a HEAD, a 204): nothing to refuse
+
+
+def unzstd_in_pieces(data: bytes, piece: int, room: int = 10**7) -> bytes:
+    decoder = decoder_for(b"zstd")
+    assert decoder is not None
+    out = []
+    for i in range(0, len(data), piece):
+        part = decoder.decode(data[i : i + piece], room)
+        room -= len(part)
+        out.append(part)
+    decoder.flush()
+    return b"".join(out)
+
+
+ZSTD_FRAMES = {
+    "plain": zstandard.ZstdCompressor().compress(BODY),
+    "checksum": zstandard.ZstdCompressor(write_checksum=True).compress(BODY),
+    "no-size": zstandard.ZstdCompressor(write_content_size=False).compress(BODY),
+    "raw-blocks": zstandard.ZstdCompressor(write_checksum=True).compress(bytes(range(256)) * 600),
+    "empty-content": zstandard.ZstdCompressor().compress(b""),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ZSTD_FRAMES))
+@pytest.mark.parametrize("piece", [1, 5, 10**6])
+def test_a_zstd_body_cut_short_anywhere_inside_its_frame_is_refused(kind: str, piece: int) -> None:
+    frame = ZSTD_FRAMES[kind]
+    whole = zstandard.ZstdDecompressor().decompressobj().decompress(frame)
+    assert unzstd_in_pieces(frame, piece) == whole
+    for cut in range(1, len(frame), max(1, len(frame) // 40)):
+        with pytest.raises(
+            httpx.DecodingError, match="zstd body ended before the end of its frame"
+        ):
+            unzstd_in_pieces(frame[:cut], piece)
+    with pytest.raises(httpx.DecodingError, match="ended before"):
+        unzstd_in_pieces(frame[:-1], piece)  # its last byte missing
+
+
+def test_a_zstd_body_of_several_frames_is_decoded_whole_and_cut_short_refused() -> None:
+    # RFC 8878, 3.1: frames one after the other; skippable frames among them
+    # carry no content.
+    skippable = (0x184D2A53).to_bytes(4, "little") + (3).to_bytes(4, "little") + b"abc"
+    frames = ZSTD_FRAMES["plain"] + skippable + ZSTD_FRAMES["checksum"]
+    for piece in (1, 7, 10**6):
+        assert unzstd_in_pieces(frames, piece) == 2 * BODY
+    with pytest.raises(httpx.DecodingError, match="ended before"):
+        unzstd_in_pieces(frames[:-3], 10**6)
+    with pytest.raises(httpx.DecodingError, match="ended before"):
+        unzstd_in_pieces(ZSTD_FRAMES["plain"] + skippable[:6], 10**6)
+    with pytest.raises(Overflow):
+        unzstd_in_pieces(frames, 10**6, room=2 * len(BODY) - 1)  # the frames share the cap
+
+
+def test_an_empty_zstd_body_is_an_empty_body_as_for_gzip_and_br() -> None:
+    for coding in (b"zstd", b"br", b"gzip"):
+        decoder = decoder_for(coding)
+        assert decoder is not None
+        decoder.flush()  # a HEAD, a 204: no bytes at all, nothing cut short
+
+
+def test_bytes_after_a_whole_zstd_body_that_are_no_frame_are_refused() -> None:
+    # zstandard refuses them (unlike gzip's trailing bytes): kept so.
+    with pytest.raises(httpx.DecodingError, match="zstd"):
+        unzstd_in_pieces(ZSTD_FRAMES["plain"] + b"garbage!", 10**6)
+
+
+def _zstd_cut_short(framing: str) -> bytes:
+    cut = ZSTD_FRAMES["checksum"][: len(ZSTD_FRAMES["checksum"]) // 2]
+    if framing == "content-length":  # the length sent is the cut body's
+        return (
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: zstd\r\nContent-Length: %d\r\n\r\n" % len(cut)
+            + cut
+        )
+    return b"HTTP/1.1 200 OK\r\nContent-Encoding: zstd\r\nConnection: close\r\n\r\n" + cut
+
+
+@pytest.mark.parametrize("framing", ["content-length", "close"])
+async def test_a_zstd_body_cut_short_over_the_transport_is_a_decoding_error(framing: str) -> None:
+    async with scripted(constant(_zstd_cut_short(framing)), close_after_answer=True) as (
+        url,
+        _,
+        transport,
+    ):
+        with pytest.raises(httpx.DecodingError, match="zstd body ended before the end"):
+            await send(transport, url)
+
+
+@pytest.mark.parametrize("framing", ["content-length", "close"])
+async def test_a_zstd_body_cut_short_is_a_response_format_error_for_the_client(
+    framing: str,
+) -> None:
+    async with (
+        scripted(constant(_zstd_cut_short(framing)), close_after_answer=True) as (url, _, _),
+        ja.AsyncJourneyClient(TOKEN, base_url=url, retry=None) as client,
+    ):
+        with pytest.raises(ja.ResponseFormatError, match="zstd body ended before the end"):
+            await client._send("GET", "/x")
+
+
+async def test_a_whole_zstd_body_of_two_frames_over_the_transport_is_decoded() -> None:
+    frames = ZSTD_FRAMES["plain"] + ZSTD_FRAMES["no-size"]
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: zstd\r\nContent-Length: %d\r\n\r\n" % len(frames)
+        + frames
+    )
+    async with scripted(constant(answer)) as (url, _, transport):
+        assert (await send(transport, url)).content == 2 * BODY

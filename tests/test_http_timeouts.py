@@ -366,3 +366,54 @@ def test_a_call_whose_deadline_is_now_is_cancelled_now() -> None:
         assert timed_out(call), "at its deadline, not a pass of the loop later"
 
     on_manual_clock(scenario)
+
+
+# --- run_within for a coroutine stepped by hand, outside any task ------------------------------
+
+
+def step_by_hand(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Future[Any]:
+    """Drive *coro* as some frameworks do: ``send`` from loop callbacks, with
+    no task, resumed when the future it yields is done."""
+    outcome: asyncio.Future[Any] = loop.create_future()
+
+    def step(_: object = None) -> None:
+        assert asyncio.current_task() is None, "stepped outside any task"
+        try:
+            yielded = coro.send(None)
+        except StopIteration as stop:
+            outcome.set_result(stop.value)
+        except BaseException as exc:  # handed to the test
+            outcome.set_exception(exc)
+        else:
+            yielded.add_done_callback(step)
+
+    loop.call_soon(step)
+    return outcome
+
+
+async def brief(request: httpx.Request) -> str:
+    await asyncio.sleep(0.001)
+    return "done"
+
+
+def test_a_call_stepped_by_hand_returns_within_its_bound() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        result = loop.run_until_complete(
+            step_by_hand(loop, run_within(5, brief, REQUEST, _bound_error))
+        )
+    finally:
+        loop.close()
+    assert result == "done"
+
+
+def test_a_call_stepped_by_hand_past_its_bound_is_the_typed_timeout() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        outcome = step_by_hand(loop, run_within(0.02, forever, REQUEST, _bound_error))
+        with pytest.raises(CallDeadlineExceeded) as info:
+            loop.run_until_complete(outcome)
+        assert info.value.request is REQUEST
+        assert asyncio.all_tasks(loop) == set(), "the call's own task ended too"
+    finally:
+        loop.close()

@@ -156,11 +156,108 @@ class _Counted:
         return size
 
 
+_ZSTD_MAGIC: Final[int] = 0xFD2FB528
+_ZSTD_SKIPPABLE_MASK: Final[int] = 0xFFFFFFF0
+_ZSTD_SKIPPABLE_MAGIC: Final[int] = 0x184D2A50
+
+
+class _ZstdFrames:
+    """
+    Where a zstd body stands in its frames (RFC 8878, 3.1), read from the
+    compressed bytes as they pass: whether the last frame ended. The stream
+    writer that decodes within the cap says nothing of it (zstandard's
+    ``decompressobj`` does, with ``eof``, but has no output limit), so a
+    frame cut short would pass as a shorter body. Only headers are read;
+    block contents are skipped by their sizes, so this costs a few steps a
+    block. The decoder still checks everything it decodes.
+    """
+
+    __slots__ = ("_checksum", "_head", "_last", "_skip", "_want", "started")
+
+    def __init__(self) -> None:
+        self.started = False
+        self._head = bytearray()  # the header being read: frame, skippable or block
+        self._want = 4  # its size so far known; 4: a frame's magic number, at a boundary
+        self._skip = 0  # bytes to pass: a block's content, a checksum, a skippable frame
+        self._last = True  # the block before the skip was a frame's last (or none is open)
+        self._checksum = False
+
+    @property
+    def at_boundary(self) -> bool:
+        """Every frame begun has ended (none begun: True)."""
+        return self._last and self._skip == 0 and not self._head and self._want == 4
+
+    def feed(self, data: bytes) -> None:
+        self.started = self.started or bool(data)
+        i, end = 0, len(data)
+        while i < end:
+            if self._skip:
+                step = min(self._skip, end - i)
+                i += step
+                self._skip -= step
+                if not self._skip and self._last:
+                    self._want = 4  # the frame ended: a boundary
+                continue
+            take = min(self._want - len(self._head), end - i)
+            self._head += data[i : i + take]
+            i += take
+            if len(self._head) == self._want:
+                self._parse()
+
+    def _parse(self) -> None:
+        head = self._head
+        if self._last:  # a frame's header
+            magic = int.from_bytes(head[:4], "little")
+            if magic & _ZSTD_SKIPPABLE_MASK == _ZSTD_SKIPPABLE_MAGIC:
+                if len(head) < 8:
+                    self._want = 8
+                    return
+                self._skip = int.from_bytes(head[4:8], "little")
+            elif magic != _ZSTD_MAGIC:
+                raise httpx.DecodingError("invalid zstd body: not a zstd frame")
+            else:
+                if len(head) < 5:
+                    self._want = 5
+                    return
+                descriptor = head[4]
+                single_segment = descriptor >> 5 & 1
+                size = 5 + (not single_segment) + (0, 1, 2, 4)[descriptor & 3]
+                size += (single_segment, 2, 4, 8)[descriptor >> 6]
+                if len(head) < size:
+                    self._want = size
+                    return
+                self._checksum = bool(descriptor >> 2 & 1)
+                self._last = False
+                self._want = 3  # the first block's header
+            head.clear()
+            if self._skip == 0 and self._last:
+                self._want = 4  # an empty skippable frame: ended already
+            return
+        block = int.from_bytes(head[:3], "little")
+        head.clear()
+        kind = block >> 1 & 3
+        if kind == 3:
+            raise httpx.DecodingError("invalid zstd body: a reserved block type")
+        self._skip = 1 if kind == 1 else block >> 3  # RLE: one byte repeated
+        if block & 1:  # the frame's last block, then its checksum if it has one
+            self._last = True
+            self._skip += 4 if self._checksum else 0
+            self._want = 4
+            # (a last block with nothing to skip ends the frame at once)
+        else:
+            self._want = 3
+
+
 class _Zstd:
-    __slots__ = ("_sink", "_writer")
+    """zstd: every frame of the body (RFC 8878 allows several one after the
+    other, as gzip's members), each decoded in turn; a body that ends inside
+    a frame is refused, as a gzip one that ends before its end marker."""
+
+    __slots__ = ("_frames", "_sink", "_writer")
 
     def __init__(self) -> None:
         self._sink = _Counted()
+        self._frames = _ZstdFrames()
         decompressor = _zstd.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW_BYTES)
         self._writer = decompressor.stream_writer(
             cast("IO[bytes]", self._sink), write_size=_ZSTD_CHUNK_BYTES, closefd=False
@@ -173,12 +270,15 @@ class _Zstd:
             self._writer.write(data)
         except _zstd.ZstdError as exc:
             raise httpx.DecodingError(f"invalid zstd body: {exc}") from None
+        self._frames.feed(data)
         output = b"".join(sink.parts)
         sink.parts.clear()
         return output
 
     def flush(self) -> None:
-        pass
+        # No body at all (a HEAD, a 204) is no frame cut short, as for gzip and br.
+        if self._frames.started and not self._frames.at_boundary:
+            raise httpx.DecodingError("the zstd body ended before the end of its frame")
 
 
 try:

@@ -87,19 +87,52 @@ async def run_within(
         if bound.expiring:
             task.uncancel()
         return result
-    if loop is not None:  # a coroutine stepped by hand, outside any task
-        timeout = asyncio.timeout(seconds)
-        try:
-            async with timeout:
-                return await func(request)
-        except TimeoutError:
-            if not timeout.expired():
-                raise
-            raise _with_request(error(), request) from None
+    if loop is not None:
+        return await _within_by_hand(loop, seconds, func, request, error)
     with anyio.move_on_after(seconds) as scope:
         return await func(request)
     assert scope.cancelled_caught
     raise _with_request(error(), request)
+
+
+async def _within_by_hand(
+    loop: asyncio.AbstractEventLoop,
+    seconds: float,
+    func: Callable[[httpx.Request], Awaitable[_T]],
+    request: httpx.Request,
+    error: Callable[[], httpx.TimeoutException],
+) -> _T:
+    """`run_within` for a coroutine stepped by hand (``coro.send(None)`` from
+    a loop callback), outside any task: asyncio cancels only tasks, and
+    `asyncio.timeout` refuses to run there, so the call runs in a task of its
+    own, which a loop timer cancels at the bound; awaited from here as any
+    future, so the hand that steps this coroutine needs nothing more."""
+    inner = asyncio.ensure_future(func(request), loop=loop)
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        inner.cancel()
+
+    timer = loop.call_at(loop.time() + seconds, expire)
+    try:
+        return await inner
+    except asyncio.CancelledError:
+        if expired and inner.cancelled():
+            raise _with_request(error(), request) from None
+        raise
+    finally:
+        timer.cancel()
+        if not inner.done():
+            # This coroutine was cancelled or closed by its driver: the call goes too.
+            inner.cancel()
+            inner.add_done_callback(_consume)
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class _Bound:
