@@ -120,22 +120,35 @@ def _validate_timeout(timeout: float | httpx.Timeout) -> httpx.Timeout:
     return httpx.Timeout(number(timeout, "timeout", exclusive=True))
 
 
+def _header_safe(token: str) -> bool:
+    return not any(c.isspace() or not c.isprintable() for c in token)
+
+
 def resolve_token(api_token: str | None) -> str:
     """*api_token*, or ``PUSHWOOSH_API_TOKEN`` when it is `None`, if it can
-    go in a header as it is."""
+    go in a header as it is. A refusal names where the token came from: a
+    variable read from a file or a secret often ends in a newline the
+    caller never typed."""
+    source = "api_token"
     if api_token is None:
         api_token = os.environ.get(TOKEN_ENV_VAR)
         if not api_token:
             raise ValueError(f"no API token: pass api_token= or set {TOKEN_ENV_VAR}")
+        source = TOKEN_ENV_VAR
     if not isinstance(api_token, str):
         raise TypeError(f"api_token must be a string, not {type(api_token).__name__}")
     # The token itself is never echoed back: an error message may be logged.
     if not api_token.strip():
-        raise ValueError("api_token is empty")
-    if any(c.isspace() or not c.isprintable() for c in api_token):
-        raise ValueError("api_token contains whitespace or control characters")
+        raise ValueError(f"{source} is empty")
+    if not _header_safe(api_token):
+        where = (
+            " around it (a newline from the file or secret it was read from?)"
+            if source == TOKEN_ENV_VAR and _header_safe(api_token.strip())
+            else ""
+        )
+        raise ValueError(f"{source} contains whitespace or control characters{where}")
     if not api_token.isascii():  # an HTTP header value: ASCII only
-        raise ValueError("api_token contains non-ASCII characters")
+        raise ValueError(f"{source} contains non-ASCII characters")
     return api_token
 
 

@@ -45,6 +45,28 @@ def test_malformed_token_is_refused_without_echo(token: str) -> None:
     assert token.strip() == "" or token not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        ("tok-from-secret\n", "around it (a newline from the file or secret"),
+        (" tok ", "around it"),
+        ("tok en\n", "characters"),
+        ("\u00f6ko", "non-ASCII"),
+    ],
+)
+def test_a_refused_environment_token_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str, hint: str
+) -> None:
+    # The caller passed no api_token: the message must say where to look.
+    monkeypatch.setenv("PUSHWOOSH_API_TOKEN", value)
+    with pytest.raises(ValueError, match=r"^PUSHWOOSH_API_TOKEN contains") as info:
+        ja.AsyncJourneyClient()
+    assert hint in str(info.value)
+    assert value.strip() not in str(info.value)
+    if hint == "characters":
+        assert "around it" not in str(info.value)
+
+
 # The base URL ----------------------------------------------------------------
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from journey_async._defaults import TOKEN_ENV_VAR
 from journey_async._exceptions import JourneyError
@@ -24,7 +25,7 @@ from ._args import (
     UsageError,
     _parse,
 )
-from ._output import _describe_error, _Output
+from ._output import _describe_error, _Output, _printable
 
 
 def _secrets(argv: Sequence[str]) -> list[str]:
@@ -41,8 +42,29 @@ def _secrets(argv: Sequence[str]) -> list[str]:
 
 
 def _fail(message: str, secrets: Sequence[str]) -> None:
-    message = redact(message, secrets)
-    print(f"{PROG}: error: {' '.join(message.splitlines())}", file=sys.stderr, flush=True)
+    message = _printable(" ".join(redact(message, secrets).splitlines()))
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _escaping_unencodable() -> Iterator[None]:
+    """
+    Stdout writes what its encoding cannot as backslash escapes, for the run.
+    A JSON string may hold a lone surrogate (``"\\ud800"``), which UTF-8 cannot
+    write: strict, one such title ended the command after part of its output,
+    with exit code 2. Escaped, JSON output spells it as JSON does.
+    """
+    stream = sys.stdout
+    errors = getattr(stream, "errors", None)
+    if not isinstance(stream, io.TextIOWrapper) or errors == "backslashreplace":
+        yield
+        return
+    stream.reconfigure(errors="backslashreplace")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):  # closed by then
+            stream.reconfigure(errors=errors)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -78,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = _parse(arguments)
         except SystemExit as exc:  # --help, --version
             return exc.code if isinstance(exc.code, int) else EXIT_OK
-        return _dispatch(args)
+        with _escaping_unencodable():
+            return _dispatch(args)
     except KeyboardInterrupt:
         _fail("interrupted", secrets)
         return EXIT_INTERRUPTED

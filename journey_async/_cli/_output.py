@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import textwrap
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Final, NamedTuple, TypeAlias
 
@@ -63,6 +64,7 @@ class _Output:
 
     def line(self, text: str = "") -> None:
         """A line of results on stdout, wrapped at words to fit a terminal."""
+        text = _printable(text)
         if self._out is not None:
             self._out.print(text, markup=False)
         elif self.width is not None:
@@ -72,12 +74,14 @@ class _Output:
 
     def note(self, text: str) -> None:
         """A line about the run on stderr, so that stdout stays machine-readable."""
-        print(text, file=sys.stderr, flush=True)
+        print(_printable(text), file=sys.stderr, flush=True)
 
     def table(
         self, columns: Sequence[_Column], rows: Sequence[Sequence[str]], *, title: str = ""
     ) -> None:
         """A table on stdout: rich's on a terminal, aligned plain text elsewhere."""
+        title = _printable(title)
+        rows = [[_printable(cell) for cell in row] for row in rows]
         if self._out is None:
             print(_plain_table(columns, rows, title=title, width=self.width), flush=True)
             return
@@ -258,6 +262,34 @@ def _plural(count: int, noun: str) -> str:
 
 def _rate(count: int, seconds: float, unit: str) -> str:
     return f"{count / seconds:,.0f} {unit}/s" if seconds > 0 else f"- {unit}/s"
+
+
+def _printable(text: str, *, lines: bool = True) -> str:
+    """
+    *text* with what a terminal would act on rather than show spelled as a
+    Python escape (``\\x1b``): control characters (escape sequences, carriage
+    returns, bells), the bidirectional overrides that reorder what follows,
+    and lone surrogates, which UTF-8 cannot write. A journey's title is the
+    server's text: raw, it could clear the screen or forge a row. Line breaks
+    stay with *lines* (the tables put a title and an id on two lines of one
+    cell), else they are escaped too (a title's own); other unprintable
+    characters (a no-break space, an emoji's joiner) are shown.
+    """
+    if text.isprintable():
+        return text
+    if not lines:
+        return "".join(map(_shown, text))
+    return "\n".join("".join(map(_shown, line)) for line in text.split("\n"))
+
+
+def _shown(char: str) -> str:
+    if char in _BIDI_CONTROLS or unicodedata.category(char) in ("Cc", "Cs"):
+        return repr(char)[1:-1]
+    return char
+
+
+# Embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069).
+_BIDI_CONTROLS: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _installed(module: str) -> bool:

@@ -29,6 +29,7 @@ from ._output import (
     _Output,
     _percent,
     _plural,
+    _printable,
     _seconds,
     _short_error,
 )
@@ -202,14 +203,16 @@ def _wide_table(results: Sequence[StatsResult]) -> tuple[list[_Column], list[lis
             rows.append(["", result.journey_id, f"error: {_short_error(result.error)}"])
             continue
         if not result.stats.points:
-            rows.append([result.stats.title, result.journey_id, "(no points)"])
+            rows.append(
+                [_printable(result.stats.title, lines=False), result.journey_id, "(no points)"]
+            )
         for index, point in enumerate(result.stats.points):
             kind, fields = unstructure_point_stats(point.stat)
             first = index == 0
             row = [
-                result.stats.title if first else "",
+                _printable(result.stats.title, lines=False) if first else "",
                 result.journey_id if first else "",
-                point.title,
+                _printable(point.title, lines=False),
                 kind,
             ]
             if kind == "unknown":
@@ -236,13 +239,15 @@ def _narrow_table(results: Sequence[StatsResult]) -> tuple[list[_Column], list[l
             assert result.error is not None
             rows.append([result.journey_id, "", f"error: {_short_error(result.error)}"])
             continue
-        journey = f"{result.stats.title}\n{result.journey_id}"
+        journey = f"{_printable(result.stats.title, lines=False)}\n{result.journey_id}"
         if not result.stats.points:
             rows.append([journey, "(no points)", ""])
         for index, point in enumerate(result.stats.points):
             kind, fields = unstructure_point_stats(point.stat)
             numbers = _unknown_fields(fields) if kind == "unknown" else _stat_text(fields)
-            rows.append([journey if index == 0 else "", point.title, numbers])
+            rows.append(
+                [journey if index == 0 else "", _printable(point.title, lines=False), numbers]
+            )
     return [_Column("Journey", whole=True), _Column("Point"), _Column("Statistics")], rows
 
 
