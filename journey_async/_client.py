@@ -690,8 +690,13 @@ class AsyncJourneyClient:
         # Once more on the message: JSON may spell the token with escapes.
         message = str(error)
         redacted = redact(message, self._secret)
+        # The body may hold the token: neither it, nor the frames that parsed
+        # it, nor a message that quotes it goes with the error, whose
+        # traceback's locals are shown by capture_locals (Sentry, rich).
+        del content, clean
         if redacted == message:
-            raise error
+            raise error.with_traceback(None)
+        del error, message
         raise ResponseFormatError(redacted) from None
 
     async def _attempt(self, request: httpx.Request) -> httpx.Response:

@@ -61,8 +61,18 @@ def test_the_wire_bytes_do_not_show_in_a_repr() -> None:
     assert repr(data) == f"<{len(data)} request bytes>"
 
 
+def _echo(template: bytes) -> bytes:
+    """A 200 whose body, *template* % the token, echoes the token back (a
+    proxy's or a debug server's echo of the request)."""
+    body = template % SECRET.encode()
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
 def locals_shown(exc: BaseException) -> str:
-    shown = traceback.TracebackException(type(exc), exc, exc.__traceback__, capture_locals=True)
+    """The traceback with its locals, from the library's frames on (the
+    test's own frame, first, holds what the test's server answered)."""
+    library = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+    shown = traceback.TracebackException(type(exc), exc, library, capture_locals=True)
     return "".join(shown.format())
 
 
@@ -73,8 +83,10 @@ def locals_shown(exc: BaseException) -> str:
         (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{", ja.APIConnectionError),
         (b"NOT HTTP\r\n\r\n", ja.APIConnectionError),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nnot json!", ja.ResponseFormatError),
+        (_echo(b'{"payload": {"title": 1, "echo": "%s"}}'), ja.ResponseFormatError),
+        (_echo(b'{"echo": "%s"'), ja.ResponseFormatError),
     ],
-    ids=["dropped", "truncated", "garbage", "not-json"],
+    ids=["dropped", "truncated", "garbage", "not-json", "echo-wrong-type", "echo-not-json"],
 )
 async def test_no_frame_of_a_failing_request_shows_the_token(
     answer: bytes | None, error: type[ja.JourneyError]
