@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -240,89 +240,25 @@ def _token_bucket(rate: float, burst: int) -> Any:
     return refuses
 
 
-def _token_bucket_run(
-    make: Any, *, rate: float, burst: int, requests: int, concurrency: int
+Attempt = Callable[[], Awaitable[bool]]
+
+
+def _virtual_run(
+    make: Any, wire: Callable[[Any], Attempt], *, requests: int, concurrency: int
 ) -> dict[str, Any]:
-    """Run *requests* through a limiter against a token-bucket server on trio's virtual clock
-    (429 with Retry-After: 1 over budget; each request retried after it)."""
+    """Run *requests* on trio's virtual clock through the limiter *make()* builds, in
+    *concurrency* workers: ``wire(limiter)`` gives one attempt (True when accepted); a
+    refused request is retried after 1 s, as the retry loop would (Retry-After: 1)."""
     outcome: dict[str, Any] = {"accepted": 0, "429": 0}
 
     async def main() -> None:
         limiter = make()
-        refuses = _token_bucket(rate, burst)
+        attempt = wire(limiter)
         left = iter(range(requests))
 
         async def worker() -> None:
             for _ in left:
-                while True:
-                    await limiter.acquire()
-                    await trio.sleep(0.001)
-                    if not refuses():
-                        outcome["accepted"] += 1
-                        break
-                    outcome["429"] += 1
-                    await limiter.report_rate_limited(1.0)
-                    await trio.sleep(1.0)
-
-        start = trio.current_time()
-        async with trio.open_nursery() as nursery:
-            for _ in range(concurrency):
-                nursery.start_soon(worker)
-        outcome["wall"] = trio.current_time() - start
-        outcome["rate"] = limiter.rate
-
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-    return outcome
-
-
-def test_the_default_settles_within_two_429_episodes_under_trio() -> None:
-    """Against 100/s with a burst of 10, the learned rate lands just below 100/s, and 600
-    requests take well under twice the ideal 6 s, on trio's virtual clock."""
-    ran = _token_bucket_run(
-        lambda: adaptive_limiter(clock=trio.current_time, sleep=trio.sleep),
-        rate=100,
-        burst=10,
-        requests=600,
-        concurrency=32,
-    )
-    assert ran["accepted"] == 600
-    assert 80 <= ran["rate"] <= 100
-    assert ran["wall"] < 2 * 6
-    assert ran["429"] < 0.1 * 600
-
-
-def test_an_explicit_budget_at_the_servers_rate_meets_no_429() -> None:
-    ran = _token_bucket_run(
-        lambda: ja.RateLimit(100, clock=trio.current_time, sleep=trio.sleep),
-        rate=100,
-        burst=10,
-        requests=600,
-        concurrency=32,
-    )
-    assert (ran["accepted"], ran["429"]) == (600, 0)
-
-
-def _paced_run(
-    make: Any, refuses: Any, *, requests: int, concurrency: int, latency: float = 0.005
-) -> dict[str, Any]:
-    """Run *requests* through `paced` (the client's own wiring of a limiter) on trio's
-    virtual clock against a server that answers 429 (no Retry-After) when ``refuses()``;
-    a refused request is retried after 1 s, as the retry loop would."""
-    outcome: dict[str, Any] = {"accepted": 0, "429": 0}
-
-    async def main() -> None:
-        limiter = make()
-
-        async def send(request: httpx.Request) -> httpx.Response:
-            await trio.sleep(latency)
-            return httpx.Response(429 if refuses() else 200, request=request)
-
-        send_paced = paced(send, limiter, max_cool_down=30.0)
-        left = iter(range(requests))
-
-        async def worker() -> None:
-            for _ in left:
-                while (await send_paced(httpx.Request("GET", STATS_URL))).status_code == 429:
+                while not await attempt():
                     outcome["429"] += 1
                     await trio.sleep(1.0)
                 outcome["accepted"] += 1
@@ -336,6 +272,50 @@ def _paced_run(
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     return outcome
+
+
+def _token_bucket_run(
+    make: Any, *, rate: float, burst: int, requests: int, concurrency: int
+) -> dict[str, Any]:
+    """A limiter's own acquire and report against a token-bucket server (429 with
+    Retry-After: 1 over budget)."""
+
+    def wire(limiter: Any) -> Attempt:
+        refuses = _token_bucket(rate, burst)
+
+        async def attempt() -> bool:
+            await limiter.acquire()
+            await trio.sleep(0.001)
+            if refuses():
+                await limiter.report_rate_limited(1.0)
+                return False
+            return True
+
+        return attempt
+
+    return _virtual_run(make, wire, requests=requests, concurrency=concurrency)
+
+
+def _paced_run(
+    make: Any, refuses: Any, *, requests: int, concurrency: int, latency: float = 0.005
+) -> dict[str, Any]:
+    """Through `paced` (the client's own wiring of a limiter) against a server that
+    answers 429 (no Retry-After) when ``refuses()``."""
+
+    def wire(limiter: Any) -> Attempt:
+        async def send(request: httpx.Request) -> httpx.Response:
+            await trio.sleep(latency)
+            return httpx.Response(429 if refuses() else 200, request=request)
+
+        send_paced = paced(send, limiter, max_cool_down=30.0)
+
+        async def attempt() -> bool:
+            response = await send_paced(httpx.Request("GET", STATS_URL))
+            return response.status_code != 429
+
+        return attempt
+
+    return _virtual_run(make, wire, requests=requests, concurrency=concurrency)
 
 
 def _adaptive() -> Any:
