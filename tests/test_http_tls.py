@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trustme
-from scripted import ScriptedServer, constant, serving
+from scripted import ScriptedServer, constant, free_port, serving
 
 import journey_async as ja
 from journey_async._http import CertificateVerifyFailed
@@ -228,6 +228,20 @@ def test_a_refused_proxy_is_named_with_its_credentials_hidden_and_readable() -> 
     with pytest.raises(ValueError, match="socksio") as info:
         ja.AsyncJourneyClient(TOKEN, proxy="socks5://user:hunter2@proxy.example:1080")
     assert "proxy socks5://[secret]@proxy.example:1080 is a SOCKS proxy" in str(info.value)
+
+
+async def test_a_proxy_that_cannot_be_reached_is_named_without_its_credentials() -> None:
+    # httpcore says only "All connection attempts failed": read as the API
+    # being down, unless the message says the proxy is what failed.
+    port = free_port()  # nothing listens there
+    proxy = f"http://user:hunter2@127.0.0.1:{port}"
+    policy = ja.RetryPolicy(max_attempts=1)
+    base_url = "https://journey.example"
+    async with ja.AsyncJourneyClient(TOKEN, base_url=base_url, proxy=proxy, retry=policy) as client:
+        with pytest.raises(ja.APIConnectionError) as info:
+            await client.get_stats("j")
+    assert f"(through the proxy http://[secret]@127.0.0.1:{port})" in str(info.value)
+    assert "hunter2" not in str(info.value)
 
 
 def test_an_unusable_environment_proxy_is_refused_at_construction(

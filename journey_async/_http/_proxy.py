@@ -94,7 +94,8 @@ def proxy_transport(
     module's docstring). httpcore is imported here, on the first request
     through a proxy.
     """
-    transport = httpx.AsyncHTTPTransport(
+    transport = _ProxyTransport(
+        proxy,
         proxy=httpx.Proxy(proxy),
         limits=httpx.Limits(max_connections=max_connections),
         verify=verify,
@@ -102,6 +103,24 @@ def proxy_transport(
     )
     _mend_tunnels(transport)
     return transport
+
+
+class _ProxyTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport through a proxy, whose failures to connect name the
+    proxy (credentials blotted out): httpcore says only "All connection
+    attempts failed", which reads as the API being down."""
+
+    def __init__(self, through: httpx.URL, **options: Any) -> None:
+        super().__init__(**options)
+        self._through = redacted(through)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except httpx.ConnectError as exc:
+            failed = httpx.ConnectError(f"{exc} (through the proxy {self._through})")
+            failed.request = request
+            raise failed from exc
 
 
 def _mend_tunnels(transport: httpx.AsyncHTTPTransport) -> None:
