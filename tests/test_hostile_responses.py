@@ -386,17 +386,18 @@ def _many_lines(conn: socket.socket) -> None:
     conn.sendall(b"HTTP/1.1 200 OK\r\n" + headers + b"Content-Length: 2\r\n\r\n{}")
 
 
-@pytest.mark.parametrize(
-    ("answer", "cap"),
-    [
-        pytest.param(_huge_head, "head", id="past-httpcore-buffer"),
-        pytest.param(_many_lines, "head", id="head-cap"),
-        pytest.param(_long_line, "head line", id="line-cap"),
-    ],
-)
-def test_on_trio_the_head_caps_hold_and_are_not_retried(
-    answer: Callable[[socket.socket], None], cap: str
-) -> None:
+HEADS_OVER_CAPS = [
+    pytest.param(_huge_head, "head", id="past-httpcore-buffer"),
+    pytest.param(_many_lines, "head", id="head-cap"),
+    pytest.param(_long_line, "head line", id="line-cap"),
+]
+
+
+def _counting(
+    answer: Callable[[socket.socket], None],
+) -> tuple[str, Callable[[], None], list[None]]:
+    """`_answer_in_a_thread` of *answer*, with a list that grows by one per
+    connection answered."""
     answered: list[None] = []
 
     def counted(conn: socket.socket) -> None:
@@ -404,6 +405,17 @@ def test_on_trio_the_head_caps_hold_and_are_not_retried(
         answer(conn)
 
     url, close = _answer_in_a_thread(counted)
+    return url, close, answered
+
+
+@pytest.mark.parametrize(
+    ("answer", "cap"),
+    HEADS_OVER_CAPS,
+)
+def test_on_trio_the_head_caps_hold_and_are_not_retried(
+    answer: Callable[[socket.socket], None], cap: str
+) -> None:
+    url, close, answered = _counting(answer)
 
     async def no_wait(seconds: float) -> None:
         await anyio.lowlevel.checkpoint()
@@ -425,23 +437,13 @@ def test_on_trio_the_head_caps_hold_and_are_not_retried(
 @pytest.mark.parametrize("given", ["transport", "http_client"])
 @pytest.mark.parametrize(
     ("answer", "cap"),
-    [
-        pytest.param(_huge_head, "head", id="past-httpcore-buffer"),
-        pytest.param(_many_lines, "head", id="head-cap"),
-        pytest.param(_long_line, "head line", id="line-cap"),
-    ],
+    HEADS_OVER_CAPS,
 )
 async def test_the_head_caps_hold_on_a_callers_transport_and_client(
     answer: Callable[[socket.socket], None], cap: str, given: str
 ) -> None:
     # The README: with your own http_client= or transport=, the size caps still hold.
-    answered: list[None] = []
-
-    def counted(conn: socket.socket) -> None:
-        answered.append(None)
-        answer(conn)
-
-    url, close = _answer_in_a_thread(counted)
+    url, close, answered = _counting(answer)
     own: dict[str, Any] = (
         {"transport": httpx.AsyncHTTPTransport()}
         if given == "transport"

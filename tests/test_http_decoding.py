@@ -311,8 +311,9 @@ def test_a_zstd_body_bigger_than_one_piece_of_its_writer_comes_out_whole() -> No
     assert decoder.decode(zstandard.ZstdCompressor().compress(body), len(body)) == body
 
 
-def gunzip_in_pieces(data: bytes, room: int, piece: int) -> bytes:
-    decoder = decoder_for(b"gzip")
+def decode_in_pieces(coding: bytes, data: bytes, room: int, piece: int) -> bytes:
+    """*data* through the *coding* decoder *piece* bytes at a time, within *room*."""
+    decoder = decoder_for(coding)
     assert decoder is not None
     out = []
     for i in range(0, len(data), piece):
@@ -321,6 +322,10 @@ def gunzip_in_pieces(data: bytes, room: int, piece: int) -> bytes:
         out.append(part)
     decoder.flush()
     return b"".join(out)
+
+
+def gunzip_in_pieces(data: bytes, room: int, piece: int) -> bytes:
+    return decode_in_pieces(b"gzip", data, room, piece)
 
 
 @pytest.mark.parametrize("piece", [1, 7, 10**6])
@@ -404,15 +409,7 @@ def test_a_br_body_cut_short_is_refused() -> None:
 
 
 def unzstd_in_pieces(data: bytes, piece: int, room: int = 10**7) -> bytes:
-    decoder = decoder_for(b"zstd")
-    assert decoder is not None
-    out = []
-    for i in range(0, len(data), piece):
-        part = decoder.decode(data[i : i + piece], room)
-        room -= len(part)
-        out.append(part)
-    decoder.flush()
-    return b"".join(out)
+    return decode_in_pieces(b"zstd", data, room, piece)
 
 
 ZSTD_FRAMES = {
