@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from scripted import free_port
-
-START_TIMEOUT = 20.0
-"""Seconds redis-server may take to answer PING."""
+from served import running
 
 
 def redis_server_binary() -> str:
@@ -35,41 +30,10 @@ def redis_server_binary() -> str:
 def redis_server(directory: Path) -> Iterator[str]:
     """Run redis-server on a free port of 127.0.0.1 (no persistence); yield its URL; stop it."""
     port = free_port()
-    process = subprocess.Popen(  # noqa: S603 - a binary we located ourselves
-        [
-            redis_server_binary(),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(directory),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        client = redis.Redis.from_url(url)
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
-        client.close()
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    command = [
+        *(redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1"),
+        *("--save", "", "--appendonly", "no", "--dir", str(directory)),
+    ]
+    # With nothing to load, redis-server listens once it can answer.
+    with running(command, port):
+        yield f"redis://127.0.0.1:{port}/0"
