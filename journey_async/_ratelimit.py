@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Final, NamedTuple, Protocol, runtime_checkable
 
@@ -74,8 +75,30 @@ refusing a share of requests at random, or one busy node of several. A token
 bucket run dry refuses most of what follows: its episodes stand."""
 
 MIN_EVIDENCE: Final = 3
-"""Answers of that kind that dismiss an episode from `HOLD` after its 429 on
-(its cool-down cut short), when fewer than `EVIDENCE` came back by then."""
+"""Answers of that kind that dismiss an episode as soon as every request sent
+with or after the refused one is answered, or from `HOLD` after its 429 on
+(its cool-down cut short), when fewer than `EVIDENCE` came back by then. An
+episode with fewer answers by then is thin: it follows the well-evidenced
+episodes before it (`HISTORY`)."""
+
+HISTORY: Final = 5
+"""Well-evidenced episodes (decided on at least `MIN_EVIDENCE` answers)
+remembered to tell a gateway refusing at random from a budget. When at most
+`RANDOM_SHARE` of their answers, pooled, were 429s, a thin episode is dismissed
+too, unless its own answers fail `DISMISS_SHARE`; and an episode that stands
+all the same (thin, or by chance) lowers the rate to `BACKOFF` of what it was
+(unpaced, it stays so) instead of learning one from its phase. Paced at what a
+random gateway accepts, a client has a request or two in flight: its 429s are
+all thin, and when each stood and was learned from its short phase, the rate
+fell to a few a second, where no 429 had evidence again. With no such history
+(a client sending one request at a time), a thin episode stands."""
+
+RANDOM_SHARE: Final = 1 / 3
+"""The share of 429s at most among the pooled answers of the last `HISTORY`
+well-evidenced episodes for the gateway to be taken as refusing at random:
+looser than `DISMISS_SHARE`, so that one episode standing by chance (6 of 31
+answers refused, at 10 % of random 429s) does not make every thin one after it
+stand; a token bucket run dry refuses most of the answers after its 429."""
 
 DISMISS_SHARE: Final = 1 / 6
 """The share of 429s among those answers at most for an episode to be
@@ -84,9 +107,11 @@ sending at 1.2 times a token bucket's rate, once it is dry, goes over it."""
 
 HOLD: Final = 0.2
 """Seconds after a 429 before its episode is decided on fewer answers than
-`EVIDENCE`: dismissed, or learned from once its cool-down is over too, even
-with a shorter ``Retry-After`` (``0``); time for the answers to the requests
-in flight. Meanwhile the rate stays as it was."""
+`EVIDENCE` while some of the requests sent with or after the refused one are
+unanswered (dropped, or answered before the 429 came back): dismissed, or
+learned from once its cool-down is over too, even with a shorter
+``Retry-After`` (``0``); time for the answers to the requests in flight.
+Meanwhile the rate stays as it was."""
 
 _WINDOW_SLOTS: Final = 10
 """The window of recent requests: one second in slots of a tenth."""
@@ -193,6 +218,14 @@ class _Budget:
         self._after = [0, 0]
         self._resume: tuple[float, float | None] = (-math.inf, None)
         self._dismissed = False
+        # The sending times of the last requests, to count those sent with or
+        # after a refused one before its 429 came back (less itself): with
+        # those sent since, its evidence is complete when they are all
+        # answered. Past EVIDENCE, the count makes no difference.
+        self._sent_times: deque[float] = deque(maxlen=EVIDENCE + 1)
+        self._in_flight = 0
+        # The answers (all, refused) of the last HISTORY well-evidenced episodes.
+        self._history: deque[tuple[int, int]] = deque(maxlen=HISTORY)
 
     # --- pacing ------------------------------------------------------------------------------
 
@@ -224,11 +257,9 @@ class _Budget:
         call `take`). Raises `_CoolingTooLong` when a cool-down outlasts
         *max_cool_down*.
         """
-        episode = self._ended
-        if episode is not None and now >= self._episode_began + HOLD:
-            if self._dismissible(MIN_EVIDENCE):
-                self._dismiss()
-            elif now >= self.cool_until - _GRACE:
+        if self._ended is not None and now >= self._episode_began + HOLD:
+            self._weigh(held=True)
+            if self._ended is not None and now >= self.cool_until - _GRACE:
                 self._learn(now)
         if now < self.cool_until - _GRACE:
             left = self.cool_until - now
@@ -258,6 +289,7 @@ class _Budget:
         if self._phase_start is None:
             self._phase_start = now
         self._window.add(now)
+        self._sent_times.append(now)
         self._phase_sent += 1
         self._sent_since_episode += 1
 
@@ -286,6 +318,7 @@ class _Budget:
                 self._ended = open_episode._replace(rejected=open_episode.rejected + 1)
                 if sent_at is not None and sent_at >= self._refused_sent_at:
                     self._after[1] += 1
+                    self._weigh()
             return
         # The phase ended when the refused request went out, not when its
         # answer came back: that much later, the server's latency.
@@ -303,11 +336,15 @@ class _Budget:
         self._refused_sent_at = end if sent_at is not None else math.inf
         self._after = [0, 0]
         self._dismissed = False
+        # The requests sent with or after the refused one, less itself; those
+        # sent from now on (during the hold of a Retry-After: 0) add to them.
+        self._in_flight = max(0, sum(1 for sent in self._sent_times if sent >= end) - 1)
         self.cool_until = max(self.cool_until, now + wait)
         self._episode_began = now
         self._sent_since_episode = 0
         self._slot = None
         self.generation += 1
+        self._weigh()  # with nothing else in flight, complete already
 
     def accepted(self, sent_at: float) -> None:
         """
@@ -316,18 +353,48 @@ class _Budget:
         """
         if self._ended is None or sent_at < self._refused_sent_at:
             return
-        after = self._after
-        after[0] += 1
-        if after[0] + after[1] >= EVIDENCE and self._dismissible():
-            self._dismiss()
+        self._after[0] += 1
+        self._weigh()
 
-    def _dismissible(self, least: int = EVIDENCE) -> bool:
+    def _weigh(self, *, held: bool = False) -> None:
+        """
+        Dismiss the open episode if its evidence says so, at most
+        `DISMISS_SHARE` of its answers 429s on `EVIDENCE` answers; or, once
+        every request sent with or after the refused one is answered or
+        *held* (`HOLD` is over), on `MIN_EVIDENCE`; or on fewer (thin), when
+        the recent well-evidenced episodes say the gateway refuses at random.
+        Otherwise it stands for now: more answers may still come, until its
+        cool-down is over.
+        """
         accepted, refused = self._after
         answers = accepted + refused
-        return answers >= least and refused <= DISMISS_SHARE * answers
+        if refused > DISMISS_SHARE * answers:
+            return
+        if answers >= EVIDENCE:
+            self._dismiss()
+            return
+        if self._refused_sent_at == math.inf:  # no evidence to wait for: it stands
+            return
+        if not held and answers < self._in_flight + self._sent_since_episode:
+            return  # answers still to come
+        if answers >= MIN_EVIDENCE or self._random_gateway():
+            self._dismiss()
+
+    def _random_gateway(self) -> bool:
+        """Whether at most `RANDOM_SHARE` of the answers of the last `HISTORY`
+        well-evidenced episodes, pooled, were 429s."""
+        answers = sum(a for a, _ in self._history)
+        return answers > 0 and sum(r for _, r in self._history) <= RANDOM_SHARE * answers
+
+    def _remember(self) -> None:
+        """The open episode is decided: keep its answers when it had enough."""
+        answers = sum(self._after)
+        if answers >= MIN_EVIDENCE:
+            self._history.append((answers, self._after[1]))
 
     def _dismiss(self) -> None:
         """As if the episode's 429 had not come: no cool-down, nothing learned."""
+        self._remember()
         self.cool_until, self._slot = self._resume
         self._ended = None
         self._dismissed = True
@@ -337,6 +404,21 @@ class _Budget:
         phase = self._ended
         assert phase is not None
         self._ended = None
+        self._remember()
+        if self._refused_sent_at != math.inf and self._random_gateway():
+            # An episode standing by chance against a gateway refusing at
+            # random: its phase (short, and with few requests in flight when
+            # paced) says nothing of a budget. One step down from the rate it
+            # had, and the climb goes on; unpaced, it stays so.
+            if phase.rate is not None:
+                base = BACKOFF * phase.rate
+                self._base = base if self.ceiling is None else min(base, self.ceiling)
+                self._target = None if self._target is None else max(self._target, self._base)
+                self._ramp_start = now
+            self._last_429 = phase.end
+            self._phase_start = now
+            self._phase_sent = 0
+            return
         accepted = max(0, phase.sent - phase.rejected)
         length = max(0.0, phase.end - phase.start)
         if self._burst_seen is None:
