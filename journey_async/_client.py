@@ -369,6 +369,12 @@ class AsyncJourneyClient:
         Close the connections, unless the `httpx.AsyncClient` was handed in,
         or this is a copy from `with_options` (whose connections are the
         original's to close).
+
+        A call running meanwhile (in another task) ends as a fan-out stopped
+        by a failure: its requests in flight finish (on the default
+        transport), the next one to meet the closed client fails with an
+        `APIConnectionError` saying so, and the rest are not attempted
+        (`NotAttemptedError`). A call made after it raises `RuntimeError`.
         """
         shared = self._shared
         # After a fork, closing would write to the parent's sockets (TLS close_notify).
@@ -419,21 +425,24 @@ class AsyncJourneyClient:
         *progress*, when given, is called with 1 as each journey settles
         (stats or error): for a progress bar.
 
-        The call stops at its first `AuthenticationError` (401/403), or once
-        a request could not connect to the API on any of its attempts: the
-        requests waiting to be retried give up, and the journeys not sent by
-        then end with a `NotAttemptedError` (its ``cause`` is that failure)
-        without a request.
+        The call stops at its first `AuthenticationError` (401/403), once
+        a request could not connect to the API on any of its attempts, or
+        once the client is closed under it (`aclose` from another task; the
+        requests that meet the closed client end with an
+        `APIConnectionError` saying so, and those in flight on the default
+        transport finish): the requests waiting to be retried give up, and
+        the journeys not sent by then end with a `NotAttemptedError` (its
+        ``cause`` is that failure) without a request.
 
         Raises:
             TypeError, ValueError: A bad id, or a bad *concurrency*.
-            RuntimeError: The client is closed.
+            RuntimeError: The client was closed before the call.
 
         .. versionadded:: 0.1.0
         """
         ids = fanout_ids(journey_ids)
         return await map_ordered(
-            functools.partial(self._stats_result, CallGuard()),
+            functools.partial(self._stats_result, CallGuard(is_closed=self._shared.is_closed)),
             ids,
             concurrency=self._fanout_concurrency(concurrency),
             progress=callback(progress, "progress"),
@@ -470,12 +479,15 @@ class AsyncJourneyClient:
             TypeError, ValueError: A bad id in a collection or a bad
                 *concurrency*, at the call; a bad id in a lazy iterable, from
                 the iteration that reaches it.
+            RuntimeError: The client was closed before the call, from the
+                iteration. Closed under it, it yields every journey still,
+                as `get_stats_many` returns them.
 
         .. versionadded:: 0.1.0
         """
         ids = fanout_ids(journey_ids)
         return map_as_completed(
-            functools.partial(self._stats_result, CallGuard()),
+            functools.partial(self._stats_result, CallGuard(is_closed=self._shared.is_closed)),
             ids,
             concurrency=self._fanout_concurrency(concurrency),
             progress=callback(progress, "progress"),
@@ -531,9 +543,11 @@ class AsyncJourneyClient:
         the API confirmed, as it lands: a caller cancelled half way still
         knows who was removed. What either callback raises ends the call.
 
-        The call stops at its first `AuthenticationError`, or once a request
-        could not connect on any of its attempts: the batches not sent by
-        then fail with `NotAttemptedError`, without a request. A batch
+        The call stops at its first `AuthenticationError`, once a request
+        could not connect on any of its attempts, or once the client is
+        closed under it (the requests that meet the closed client fail with
+        an `APIConnectionError` saying so): the batches not sent by then
+        fail with `NotAttemptedError`, without a request. A batch
         answered 413 is sent again in halves, down to one user a request.
 
         Every user handed in is accounted for. All confirmed: the result.
@@ -547,6 +561,7 @@ class AsyncJourneyClient:
                 lists the users of each, in input order.
             JourneyError: No batch was confirmed: the first failure, typed as
                 in the error tree.
+            RuntimeError: The client was closed before the call.
 
         .. versionadded:: 0.1.0
         """
@@ -561,6 +576,7 @@ class AsyncJourneyClient:
             concurrency=self.max_concurrency,
             progress=callback(progress, "progress"),
             on_removed=callback(on_removed, "on_removed"),
+            guard=CallGuard(is_closed=self._shared.is_closed),
         )
 
     def removal_batcher(

@@ -219,8 +219,8 @@ class NotAttemptedError(JourneyError):
     removal batcher stop sending at their first `AuthenticationError` (the
     token is wrong for every request alike); a fan-out and `remove_users`
     also stop once a request could not connect to the API on any of its
-    attempts. What was not sent by then ends with this error, and is never
-    retried.
+    attempts, or once the client is closed under them (its ``aclose()``).
+    What was not sent by then ends with this error, and is never retried.
 
     Attributes:
         cause: The failure that stopped the call (also its ``__cause__``).

@@ -70,6 +70,11 @@ class Shared:
         self.forked = False  # ...and then this process was forked from the one that sent it
         _LIVE.add(self)
 
+    def is_closed(self) -> bool:
+        """Whether the connections are closed (the client's `aclose`, or the
+        caller's own httpx client closed): what a call's guard asks."""
+        return self.http.is_closed
+
 
 def shared_resources(
     *,

@@ -10,6 +10,7 @@ on uvloop, whose transports are of other classes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import socket
 import ssl
@@ -232,6 +233,30 @@ class Connection(asyncio.Protocol):
             self._timer = None
         if self.transport is not None:
             self.transport.abort()
+
+    def close_unlooped(self) -> None:
+        """
+        Close a connection whose event loop is closed. `abort` hands the
+        socket's closing to the loop, which cannot run it any more, so the
+        socket would stay open until garbage collection (a ResourceWarning):
+        asyncio's transport is made to run, here, what the loop would have
+        (its ``_call_connection_lost``, on the one under TLS when wrapped),
+        which closes the socket. uvloop closed its sockets with its loop.
+        """
+        self.closed = True
+        self._timer = None  # its loop is gone, and the timer with it
+        transport = self.transport
+        if transport is None:
+            return
+        # asyncio's TLS transport is a face over the transport of the socket.
+        wrapped = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+        owner = transport if wrapped is None else wrapped
+        lost = getattr(owner, "_call_connection_lost", None)
+        with contextlib.suppress(RuntimeError):  # what the protocols ask of the closed loop
+            if lost is not None and getattr(owner, "_sock", None) is not None:
+                lost(None)
+            else:
+                transport.abort()
 
 
 async def connect(

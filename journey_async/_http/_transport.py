@@ -44,7 +44,7 @@ import httpx
 from ._body import max_body, send_and_read
 from ._connection import Connection, connect
 from ._instrumentation import send_through, wrappers
-from ._pool import Origin, Pool
+from ._pool import Origin, Pool, pool_for
 from ._proxy import proxy_for, proxy_transport
 from ._timeouts import ATTEMPT_TIMEOUT_EXTENSION, attempt_timed_out, run_within
 from ._tls import build_ssl_context, tls_failure
@@ -167,9 +167,7 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
         on a pooled connection of *loop*."""
         pool = self._pool
         if pool is None or pool.loop is not loop:
-            if pool is not None:
-                pool.discard()
-            pool = self._pool = Pool(loop, self._max_connections, self._keepalive_expiry)
+            pool = self._pool = pool_for(loop, pool, self._max_connections, self._keepalive_expiry)
 
         if data is None:
             data = serialize_request(request, await request.aread())
