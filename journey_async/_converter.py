@@ -387,9 +387,10 @@ class _DirectStats:
         return self._int(value, int)  # type: ignore[no-any-return]
 
     def _percentage(self, value: object) -> float:
-        # NaN fails both comparisons, as an infinity fails the second.
+        # NaN fails both comparisons, as an infinity fails the second;
+        # + 0.0 as in `number`: -0.0 reads as 0.0.
         if type(value) is float and 0.0 <= value < math.inf:
-            return value
+            return value + 0.0
         return self._float(value, float)  # type: ignore[no-any-return]
 
 

@@ -89,7 +89,9 @@ def number(
     elif as_float < minimum:
         bound = _bounds(minimum, None)
     else:
-        return as_float
+        # + 0.0 turns -0.0 into 0.0 and leaves every other float as it is:
+        # a "-0.00%" in a table is noise, never a meaning.
+        return as_float + 0.0
     raise ValueError(f"{name} must be {bound}, got {value!r}".lstrip())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from types import MappingProxyType
 from typing import Any
 
@@ -85,6 +86,17 @@ def test_missing_codes_are_none() -> None:
 def test_integral_float_count_is_accepted() -> None:
     point = structure_stats(with_stat({"sent": 10.0, "opened": 5, "conversion": 50})).points[0]
     assert point.stat == MessageStats(sent=10, opened=5, conversion=50.0)
+
+
+@pytest.mark.parametrize("others", [[], [{"pointTitle": "U", "pointStat": {"clicks": 1}}]])
+def test_a_negative_zero_conversion_reads_as_zero(others: list[object]) -> None:
+    # JSON's -0.0 (a serializer's 0 * -1) would print as "-0.00%" in tables and CSV;
+    # an unknown shape beside it sends the body through the converters.
+    point = {"pointTitle": "P", "pointStat": {"sent": 1, "opened": 0, "conversion": -0.0}}
+    body = encode({"payload": {"title": "T", "points": [point, *others]}})
+    point = structure_stats(body).points[0]
+    assert isinstance(point.stat, MessageStats)
+    assert math.copysign(1.0, point.stat.conversion) == 1.0
 
 
 @pytest.mark.parametrize(
