@@ -65,3 +65,14 @@ def test_a_byte_order_mark_and_crlf_line_ends_are_not_part_of_the_ids(
         (tmp_path / "ids.txt").write_bytes(text.encode())
         path = str(tmp_path / "ids.txt")
     assert _journey_ids(stats_args(ids_file=path)) == ["j1", "j2"]
+
+
+def test_a_lone_dash_reads_journey_ids_from_stdin_as_for_users(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `cut -f1 journeys.tsv | journey-async stats -`, as remove-users takes users:
+    # "-" was sent as a journey id, and came back a 404.
+    monkeypatch.setattr("sys.stdin", io.StringIO("j1\nj2\n"))
+    assert _journey_ids(stats_args(ids=["-"])) == ["j1", "j2"]
+    with pytest.raises(UsageError, match=r"'-' \(read journey ids from stdin\) must be the only"):
+        _journey_ids(stats_args(ids=["j1", "-"]))

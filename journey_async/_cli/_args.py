@@ -194,7 +194,7 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Fetch the statistics of journeys, concurrently. "
         "Exits 1 when any journey failed.",
     )
-    stats.add_argument("ids", nargs="*", metavar="ID", help="journey ids")
+    stats.add_argument("ids", nargs="*", metavar="ID", help="journey ids, or '-' for stdin")
     stats.add_argument(
         "--ids-file", metavar="F", help="read journey ids from F, one a line ('-': stdin)"
     )

@@ -47,6 +47,10 @@ def _journey_ids(args: argparse.Namespace) -> list[str]:
         if ids:
             raise UsageError("pass journey ids as arguments or with --ids-file, not both")
         ids = _read_lines(args.ids_file, "--ids-file")
+    elif ids == ["-"]:
+        ids = _read_lines("-", "stdin")
+    elif "-" in ids:
+        raise UsageError("'-' (read journey ids from stdin) must be the only journey argument")
     if not ids:
         raise UsageError("no journey ids: pass them as arguments or with --ids-file")
     for journey_id in ids:
