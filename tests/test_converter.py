@@ -92,8 +92,8 @@ def test_integral_float_count_is_accepted() -> None:
 def test_a_negative_zero_conversion_reads_as_zero(others: list[object]) -> None:
     # JSON's -0.0 (a serializer's 0 * -1) would print as "-0.00%" in tables and CSV;
     # an unknown shape beside it sends the body through the converters.
-    point = {"pointTitle": "P", "pointStat": {"sent": 1, "opened": 0, "conversion": -0.0}}
-    body = encode({"payload": {"title": "T", "points": [point, *others]}})
+    zero = {"pointTitle": "P", "pointStat": {"sent": 1, "opened": 0, "conversion": -0.0}}
+    body = encode({"payload": {"title": "T", "points": [zero, *others]}})
     point = structure_stats(body).points[0]
     assert isinstance(point.stat, MessageStats)
     assert math.copysign(1.0, point.stat.conversion) == 1.0
