@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from types import MappingProxyType
 from typing import Any
 
@@ -215,6 +216,18 @@ def test_junk_yields_stats_or_response_format_error_only(body: bytes) -> None:
     else:
         return
     assert message.startswith("journey statistics response")
+
+
+def test_a_number_past_pythons_digit_limit_is_named_not_called_not_json() -> None:
+    # Valid JSON that json refuses to read: "is not JSON" sent users to check the body.
+    body = b'{"payload": {"title": "T", "points": [{"pointTitle": "P", "pointStat": {"sent": '
+    body += b"9" * 5000 + b', "opened": 1, "conversion": 0.1}}]}}'
+    limit = sys.get_int_max_str_digits()
+    with pytest.raises(
+        ResponseFormatError,
+        match=rf"^journey statistics response holds a number of over {limit} digits$",
+    ):
+        structure_stats(body)
 
 
 def test_absurdly_deep_json_is_response_format_error() -> None:
