@@ -26,6 +26,7 @@ import functools
 import json
 import json.scanner
 import math
+import sys
 import types
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -293,10 +294,15 @@ def decode_json(content: bytes, what: str) -> object:
         pass
     try:
         return json.loads(content)
-    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        # RecursionError: absurdly deep nesting.
+        pass
+    except ValueError:
+        # Valid JSON all the same: an integer past sys.get_int_max_str_digits().
         raise ResponseFormatError(
-            f"{what} is not JSON: {_preview(content.decode('utf-8', 'replace'))}"
+            f"{what} holds a number of over {sys.get_int_max_str_digits()} digits"
         ) from None
+    raise ResponseFormatError(f"{what} is not JSON: {_preview(content.decode('utf-8', 'replace'))}")
 
 
 class _DirectStats:
@@ -387,9 +393,10 @@ class _DirectStats:
         return self._int(value, int)  # type: ignore[no-any-return]
 
     def _percentage(self, value: object) -> float:
-        # NaN fails both comparisons, as an infinity fails the second.
+        # NaN fails both comparisons, as an infinity fails the second;
+        # + 0.0 as in `number`: -0.0 reads as 0.0.
         if type(value) is float and 0.0 <= value < math.inf:
-            return value
+            return value + 0.0
         return self._float(value, float)  # type: ignore[no-any-return]
 
 

@@ -113,6 +113,9 @@ says nothing more, and whatever it quotes may hold the credentials."""
 def _server_message(response: httpx.Response, secret: str | None) -> str:
     if response.status_code == 407:
         return PROXY_REFUSED
+    location = response.headers.get("Location")
+    if 300 <= response.status_code <= 399 and location is not None:
+        return _redirect_message(response, location, secret)
     reason = _cut(redact(response.reason_phrase, secret), SERVER_MESSAGE_CHARS) or "error"
     try:
         body = response.json()
@@ -125,6 +128,15 @@ def _server_message(response: httpx.Response, secret: str | None) -> str:
     if isinstance(message, str) and message:
         return _cut(redact(message, secret), SERVER_MESSAGE_CHARS)
     return reason
+
+
+def _redirect_message(response: httpx.Response, location: str, secret: str | None) -> str:
+    """A 3xx with a Location: where it points, and that it was not followed.
+    Following it would send the token and a removal's body to wherever a
+    gateway says, so a moved API is the caller's to point base_url at."""
+    reason = _cut(redact(response.reason_phrase, secret), SERVER_MESSAGE_CHARS) or "redirect"
+    target = _cut(_UNPRINTABLE.sub("?", redact(location.strip(), secret)), SERVER_MESSAGE_CHARS)
+    return f"{reason}: redirect to {target!r} not followed (is base_url the API's root?)"
 
 
 def _cut(text: str, limit: int) -> str:

@@ -7,6 +7,7 @@ any request is sent.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Collection, Iterable, Iterator
 from typing import Any, Final, TypeVar
 
@@ -38,8 +39,19 @@ def integer(value: object, name: str, *, minimum: int, maximum: int | None = Non
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}".lstrip())
     if value < minimum or (maximum is not None and value > maximum):
-        raise ValueError(f"{name} must be {_bounds(minimum, maximum)}, got {value!r}".lstrip())
+        raise ValueError(
+            f"{name} must be {_bounds(minimum, maximum)}, got {_shown(value)}".lstrip()
+        )
     return value
+
+
+def _shown(value: int | float) -> str:
+    """*value* as a message quotes it: an int past Python's digit limit
+    (``sys.get_int_max_str_digits()``) cannot be written out at all."""
+    try:
+        return repr(value)
+    except ValueError:
+        return f"an integer of over {sys.get_int_max_str_digits()} digits"
 
 
 def callback(value: _F, name: str) -> _F:
@@ -76,10 +88,11 @@ def number(
     try:
         as_float = float(value)
     except OverflowError:  # an int of hundreds of digits
-        digits = len(str(abs(value)))
-        raise ValueError(
-            f"{name} must be a finite number, got an integer of {digits} digits".lstrip()
-        ) from None
+        try:
+            shown = f"an integer of {len(str(abs(value)))} digits"
+        except ValueError:
+            shown = _shown(value)
+        raise ValueError(f"{name} must be a finite number, got {shown}".lstrip()) from None
     if not math.isfinite(as_float):
         raise ValueError(f"{name} must be a finite number, got {value!r}".lstrip())
     if maximum is not None and not minimum <= as_float <= maximum:
@@ -89,7 +102,9 @@ def number(
     elif as_float < minimum:
         bound = _bounds(minimum, None)
     else:
-        return as_float
+        # + 0.0 turns -0.0 into 0.0 and leaves every other float as it is:
+        # a "-0.00%" in a table is noise, never a meaning.
+        return as_float + 0.0
     raise ValueError(f"{name} must be {bound}, got {value!r}".lstrip())
 
 

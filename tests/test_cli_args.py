@@ -87,3 +87,16 @@ def test_serving_without_uvicorn_says_what_to_install(
     assert main([command]) == 2
 
     assert_one_error_line(capsys.readouterr().err, "pip install 'journey-async[cli]'")
+
+
+def test_the_timeout_help_says_what_it_bounds_and_what_bounds_an_attempt(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # --timeout is httpx's per-phase timeout; a bigger one still ends at the
+    # attempt's wall-clock bound, which the help must name ("per attempt" did not).
+    assert main(["stats", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert (
+        "--timeout SECONDS longest wait to connect, send or read, per attempt "
+        "(default: 10, 5 to connect); an attempt ends after 30 s in all"
+    ) in help_text

@@ -6,6 +6,7 @@ files and stdin, and the client the flags describe, its complaints in flags.
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,29 @@ def test_the_client_comes_from_the_flags_and_its_complaints_name_them(
         _client(argparse.Namespace(token=None, **flags))
     with pytest.raises(UsageError, match=r"^--base-url must be an http\(s\) URL"):
         _client(argparse.Namespace(token="t0ken", **{**flags, "base_url": "ftp://x"}))
+
+
+@pytest.mark.parametrize("stdin", [False, True], ids=["file", "stdin"])
+def test_a_byte_order_mark_and_crlf_line_ends_are_not_part_of_the_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stdin: bool
+) -> None:
+    # What Windows editors (Notepad, Excel's "CSV UTF-8") save: a UTF-8 BOM, CRLF.
+    text = "\ufeffj1\r\n\r\nj2\r\n"
+    if stdin:
+        monkeypatch.setattr("sys.stdin", io.StringIO(text))
+        path = "-"
+    else:
+        (tmp_path / "ids.txt").write_bytes(text.encode())
+        path = str(tmp_path / "ids.txt")
+    assert _journey_ids(stats_args(ids_file=path)) == ["j1", "j2"]
+
+
+def test_a_lone_dash_reads_journey_ids_from_stdin_as_for_users(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `cut -f1 journeys.tsv | journey-async stats -`, as remove-users takes users:
+    # "-" was sent as a journey id, and came back a 404.
+    monkeypatch.setattr("sys.stdin", io.StringIO("j1\nj2\n"))
+    assert _journey_ids(stats_args(ids=["-"])) == ["j1", "j2"]
+    with pytest.raises(UsageError, match=r"'-' \(read journey ids from stdin\) must be the only"):
+        _journey_ids(stats_args(ids=["j1", "-"]))

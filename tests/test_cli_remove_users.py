@@ -239,3 +239,27 @@ def test_a_second_ctrl_c_stops_at_once_counting_batches_in_flight_as_not_confirm
     assert remaining == MANY
     assert "removed 0 users from 1 journey; not confirmed for 60 users" in stdout
     assert sorted(finish(cli_server, cli_emulator, tmp_path)) == sorted(MANY)
+
+
+def test_a_ctrl_c_after_the_last_batch_went_out_says_nothing_is_left_to_rerun(
+    cli_server: EmulatorServer, cli_emulator: JourneyEmulator, tmp_path: Path
+) -> None:
+    cli_emulator.add_users(WELCOME, MANY)
+    # Every batch applied on arrival, answered later: Ctrl-C once the last two
+    # are applied lands while they are in flight, and waiting confirms them.
+    cli_emulator.inject(*[Fault.delay(0.3, after_apply=True)] * 12, endpoint="remove")
+
+    with start_removal(cli_server, tmp_path) as process:
+        wait_for(lambda: cli_emulator.removals_applied >= 12)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 130, stderr
+    assert cli_emulator.users_in(WELCOME) == set(USERS)
+    assert (tmp_path / "remaining-users.txt").read_text() == ""
+    assert "removed 60 users from 1 journey; not confirmed for 0 users" in stdout
+    # No re-run to offer: it would be refused for want of users (exit 2).
+    assert "finish with" not in stderr
+    assert stderr.splitlines()[-1] == (
+        "journey-async: interrupted, but every user was confirmed removed: nothing is left to do"
+    )

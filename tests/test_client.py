@@ -9,6 +9,7 @@ tests/test_outcomes.py, the connections and fork safety in tests/test_shared.py.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -224,3 +225,49 @@ async def test_token_echoed_by_the_server_is_blotted_out(
         assert TOKEN not in str(error)
         assert "Api [secret]" in str(error)
     assert status_info.value.message == "invalid token 'Api [secret]'"
+
+
+class CallbackBug(Exception):
+    """What a caller's own callback raises."""
+
+
+@pytest.mark.parametrize(
+    "callback", ["stats progress", "iter_stats progress", "progress", "on_removed", "on_retry"]
+)
+async def test_a_callback_that_raises_stops_the_call_with_that_very_exception(
+    callback: str,
+) -> None:
+    # The caller's bug is theirs to see, unwrapped (not a JourneyError, not
+    # an ExceptionGroup), and the call stops there: nothing is sent after it.
+    from journey_async.testing import Fault, JourneyEmulator, emulator_client
+
+    bug = CallbackBug(callback)
+
+    def raising(*_: object) -> None:
+        raise bug
+
+    emulator = JourneyEmulator.with_sample_data(journeys=40)
+    emulator.inject(Fault.status(503), endpoint="stats")
+    on_retry = raising if callback == "on_retry" else None
+    policy = ja.RetryPolicy(on_retry=on_retry, initial_delay=0.0, max_delay=0.0)
+    users = [f"u{n}" for n in range(40)]
+
+    async def call(client: ja.AsyncJourneyClient) -> None:
+        if callback == "on_retry":
+            await client.get_stats_many(emulator.journey_ids)
+        elif callback == "stats progress":
+            await client.get_stats_many(emulator.journey_ids, progress=raising)
+        elif callback == "iter_stats progress":
+            async for _ in client.iter_stats(emulator.journey_ids, progress=raising):
+                pass
+        else:
+            kwargs: dict[str, Any] = {callback: raising}
+            await client.remove_users(users, all_journeys=True, batch_size=1, **kwargs)
+
+    async with emulator_client(emulator, retry=policy, max_concurrency=2) as client:
+        with pytest.raises(CallbackBug) as info:
+            await call(client)
+        sent = len(emulator.requests)
+        await asyncio.sleep(0.05)
+    assert info.value is bug
+    assert len(emulator.requests) == sent < 40

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import sys
 from types import MappingProxyType
 from typing import Any
 
@@ -85,6 +87,17 @@ def test_missing_codes_are_none() -> None:
 def test_integral_float_count_is_accepted() -> None:
     point = structure_stats(with_stat({"sent": 10.0, "opened": 5, "conversion": 50})).points[0]
     assert point.stat == MessageStats(sent=10, opened=5, conversion=50.0)
+
+
+@pytest.mark.parametrize("others", [[], [{"pointTitle": "U", "pointStat": {"clicks": 1}}]])
+def test_a_negative_zero_conversion_reads_as_zero(others: list[object]) -> None:
+    # JSON's -0.0 (a serializer's 0 * -1) would print as "-0.00%" in tables and CSV;
+    # an unknown shape beside it sends the body through the converters.
+    zero = {"pointTitle": "P", "pointStat": {"sent": 1, "opened": 0, "conversion": -0.0}}
+    body = encode({"payload": {"title": "T", "points": [zero, *others]}})
+    point = structure_stats(body).points[0]
+    assert isinstance(point.stat, MessageStats)
+    assert math.copysign(1.0, point.stat.conversion) == 1.0
 
 
 @pytest.mark.parametrize(
@@ -203,6 +216,18 @@ def test_junk_yields_stats_or_response_format_error_only(body: bytes) -> None:
     else:
         return
     assert message.startswith("journey statistics response")
+
+
+def test_a_number_past_pythons_digit_limit_is_named_not_called_not_json() -> None:
+    # Valid JSON that json refuses to read: "is not JSON" sent users to check the body.
+    body = b'{"payload": {"title": "T", "points": [{"pointTitle": "P", "pointStat": {"sent": '
+    body += b"9" * 5000 + b', "opened": 1, "conversion": 0.1}}]}}'
+    limit = sys.get_int_max_str_digits()
+    with pytest.raises(
+        ResponseFormatError,
+        match=rf"^journey statistics response holds a number of over {limit} digits$",
+    ):
+        structure_stats(body)
 
 
 def test_absurdly_deep_json_is_response_format_error() -> None:

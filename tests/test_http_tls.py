@@ -214,6 +214,14 @@ async def test_verify_false_checks_nothing(ca: trustme.CA) -> None:
         ({"proxy": "ftp://proxy.example:21"}, ValueError, "scheme must be"),
         ({"proxy": "socks5://user:hunter2@proxy.example:1080"}, ValueError, "socksio"),
         ({"trust_env": "yes"}, TypeError, "trust_env"),
+        # httpx's own proxy object: its credentials live apart, and headers of
+        # its own would be dropped; what to pass instead, not "not a valid URL".
+        (
+            {"proxy": httpx.Proxy("http://user:hunter2@proxy.example:3128")},
+            TypeError,
+            r"proxy must be a URL \(a str or an httpx.URL\), not Proxy: pass its URL",
+        ),
+        ({"proxy": 3128}, TypeError, r"proxy must be a URL \(a str or an httpx.URL\), not int"),
     ],
 )
 def test_bad_tls_and_proxy_options_are_refused_at_construction(

@@ -96,6 +96,18 @@ async def test_a_stale_keep_alive_connection_is_retried_once_for_get() -> None:
     assert server.bodies[-1] == b"{}"
 
 
+async def test_a_post_on_a_connection_closed_before_it_was_written_is_sent_on_a_new_one() -> None:
+    # A server that closes after each answer without saying so (no
+    # Connection: close): its FIN lands as the next request takes the idle
+    # connection. Nothing of the POST was written, so it is sent again, once,
+    # whatever its method; with retry=None it was an APIConnectionError.
+    async with scripted(constant(OK), close_after_answer=True) as (url, server, transport):
+        for method in ("GET", "POST", "POST"):
+            assert (await send(transport, url, method=method, content=b"{}")).status_code == 200
+    assert server.bodies == [b"{}"] * 3
+    assert server.connections == 3
+
+
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A self-signed certificate for 127.0.0.1, and its key."""

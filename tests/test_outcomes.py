@@ -160,6 +160,22 @@ def test_status_error_without_a_client(status: int, error: type[ja.APIStatusErro
     assert made.request_id is None
 
 
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_not_followed_and_names_where_it_points(status: int) -> None:
+    # A gateway that moved (or an http:// base URL sent on to https://): the
+    # error says where to, so the fix (base_url) is plain; the token is not echoed.
+    location = f"https://gw.example/pushwoosh/{TOKEN}/api\x1b[2J"
+    made = status_error(error_response(status, headers={"Location": location}), secret=TOKEN)
+    assert type(made) is ja.APIStatusError
+    assert "redirect to 'https://gw.example/pushwoosh/[secret]/api?[2J' not followed" in str(made)
+    assert "base_url" in str(made)
+    assert TOKEN not in str(made)
+
+
+def test_a_redirect_without_a_location_is_its_reason_alone() -> None:
+    assert status_error(error_response(304)).message == "Not Modified"
+
+
 def test_a_long_error_body_and_message_are_cut_to_their_limits() -> None:
     page = status_error(error_response(502, text="x" * 1000))
     assert page.message == f"Bad Gateway (body is not JSON: '{'x' * (BODY_PREVIEW_CHARS - 3)}...')"

@@ -82,3 +82,13 @@ def test_a_failing_api_is_a_502_not_a_crash(served: EmulatorServer, app_url: str
     response = httpx.get(f"{app_url}/journeys/{emulator.journey_ids[0]}/stats")
     assert response.status_code == 502
     assert emulator.pending_faults == 0  # both attempts of the request's retry policy
+
+
+def test_a_journey_id_the_client_refuses_is_a_404_not_a_crash(app_url: str) -> None:
+    # Path parameters arrive percent-decoded: "%2E%2E" is "..", "a%3Fb" is
+    # "a?b", which the client refuses with ValueError before sending; the
+    # example let that through as a 500 Internal Server Error.
+    for journey in ("%2E%2E", "a%3Fb", "a%20b", "%E2%80%8B"):
+        response = httpx.get(f"{app_url}/journeys/{journey}/stats")
+        assert response.status_code == 404, journey
+        assert response.json() == {"detail": "no such journey"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 
 import pytest
 
@@ -70,6 +71,22 @@ def test_an_int_too_large_for_a_float_is_a_value_error() -> None:
         ValueError, match=r"^delay must be a finite number, got an integer of 401 digits$"
     ):
         number(10**400, "delay")
+
+
+def test_an_int_past_pythons_digit_limit_is_refused_by_name() -> None:
+    # str() of an int over sys.get_int_max_str_digits() (4300) digits raises
+    # a ValueError of its own, which named no argument.
+    limit = sys.get_int_max_str_digits()
+    huge = 10**5000
+    with pytest.raises(
+        ValueError, match=rf"^delay must be a finite number, got an integer of over {limit} digits$"
+    ):
+        number(huge, "delay")
+    shown = f"an integer of over {limit} digits"
+    with pytest.raises(ValueError, match=rf"^max_attempts must be between 1 and 9, got {shown}$"):
+        integer(huge, "max_attempts", minimum=1, maximum=9)
+    with pytest.raises(ValueError, match=rf"^burst must be at least 1, got {shown}$"):
+        integer(-huge, "burst", minimum=1)
 
 
 def test_number_accepts_ints_and_floats_as_floats() -> None:

@@ -46,7 +46,9 @@ def journeys(request: Request) -> ja.AsyncJourneyClient:
 async def journey_stats(journey_id: str, request: Request) -> dict[str, Any]:
     try:
         stats = await journeys(request).get_stats(journey_id)
-    except ja.NotFoundError:
+    except (ja.NotFoundError, ValueError):
+        # ValueError: an id the client refuses before sending (the path
+        # parameter arrives decoded: "%2E%2E" is ".."), so no such journey.
         raise HTTPException(404, "no such journey") from None
     except ja.RateLimitError as exc:
         raise HTTPException(503, "busy, try again", {"Retry-After": "1"}) from exc

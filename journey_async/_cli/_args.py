@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final, NoReturn, TypeVar
 
 from journey_async._defaults import (
+    DEFAULT_ATTEMPT_TIMEOUT,
     DEFAULT_BASE_URL,
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_CONCURRENCY,
@@ -137,8 +138,9 @@ def _add_client_options(parser: argparse.ArgumentParser, *, on_subcommand: bool)
         type=_positive_float,
         default=default,
         metavar="SECONDS",
-        help=f"per attempt (default: {DEFAULT_TIMEOUT.read:g}, "
-        f"{DEFAULT_TIMEOUT.connect:g} to connect)",
+        help=f"longest wait to connect, send or read, per attempt (default: "
+        f"{DEFAULT_TIMEOUT.read:g}, {DEFAULT_TIMEOUT.connect:g} to connect); an attempt "
+        f"ends after {DEFAULT_ATTEMPT_TIMEOUT:g} s in all",
     )
     group.add_argument(
         "--no-retry",
@@ -192,7 +194,7 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Fetch the statistics of journeys, concurrently. "
         "Exits 1 when any journey failed.",
     )
-    stats.add_argument("ids", nargs="*", metavar="ID", help="journey ids")
+    stats.add_argument("ids", nargs="*", metavar="ID", help="journey ids, or '-' for stdin")
     stats.add_argument(
         "--ids-file", metavar="F", help="read journey ids from F, one a line ('-': stdin)"
     )

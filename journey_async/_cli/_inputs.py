@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 
 def _read_lines(path: str, option: str) -> list[str]:
-    """One id a line; blank lines skipped, surrounding whitespace dropped; ``-`` is stdin."""
+    """One id a line; blank lines skipped, surrounding whitespace dropped; ``-`` is stdin.
+    A leading byte order mark is dropped: Windows editors write one, and it is no id's."""
     try:
         if path == "-":
             text = sys.stdin.read()
@@ -36,7 +37,8 @@ def _read_lines(path: str, option: str) -> list[str]:
         raise UsageError(f"cannot read {option} {path!r}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise UsageError(f"cannot read {option} {path!r}: not UTF-8 text ({exc.reason})") from None
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    lines = text.removeprefix("\ufeff").splitlines()
+    return [line.strip() for line in lines if line.strip()]
 
 
 def _journey_ids(args: argparse.Namespace) -> list[str]:
@@ -45,6 +47,10 @@ def _journey_ids(args: argparse.Namespace) -> list[str]:
         if ids:
             raise UsageError("pass journey ids as arguments or with --ids-file, not both")
         ids = _read_lines(args.ids_file, "--ids-file")
+    elif ids == ["-"]:
+        ids = _read_lines("-", "stdin")
+    elif "-" in ids:
+        raise UsageError("'-' (read journey ids from stdin) must be the only journey argument")
     if not ids:
         raise UsageError("no journey ids: pass them as arguments or with --ids-file")
     for journey_id in ids:

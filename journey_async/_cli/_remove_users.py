@@ -191,6 +191,13 @@ def _report_remaining(
         + (f" (written to {path})" if written else "")
         + f", in {_seconds(elapsed)}"
     )
+    if run.interrupts and not remaining:
+        # Ctrl-C while the last batches were in flight, and they landed: a
+        # re-run of an empty file would only be refused for want of users.
+        output.note(
+            f"{PROG}: interrupted, but every user was confirmed removed: nothing is left to do"
+        )
+        return
     if run.interrupts:
         reason = "interrupted"
     elif (stopper := call_stopper(run.errors)) is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 
 from journey_async._emulator._app import JourneyEmulator
@@ -37,6 +38,10 @@ class EmulatorTransport(httpx.AsyncBaseTransport):
         return f"<EmulatorTransport {self.emulator!r}>"
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        # A wire always yields to the loop: cancellation lands only where a
+        # task does, so without it a fan-out ran on through every journey
+        # after its first failure, starving every other task meanwhile.
+        await anyio.lowlevel.checkpoint()
         body = await request.aread()
         url = request.url
         scope: Scope = {

@@ -49,8 +49,19 @@ def redacted(url: str | httpx.URL) -> str:
 def check_proxy(url: str | httpx.URL) -> httpx.URL:
     """
     *url* as an `httpx.URL`, if httpcore can use it as a proxy; ValueError
-    naming what is wrong (an unknown scheme, socks without ``socksio``).
+    naming what is wrong (an unknown scheme, socks without ``socksio``);
+    TypeError for anything but a URL (an ``httpx.Proxy`` keeps its
+    credentials and headers apart, and only a URL's would be used).
     """
+    if not isinstance(url, str | httpx.URL):
+        hint = (
+            ": pass its URL, credentials in it (http://user:password@host:port)"
+            if isinstance(url, httpx.Proxy)
+            else ""
+        )
+        raise TypeError(
+            f"proxy must be a URL (a str or an httpx.URL), not {type(url).__name__}{hint}"
+        )
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError):

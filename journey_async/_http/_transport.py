@@ -233,8 +233,14 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
             except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
                 # A kept-alive connection the server closed as we wrote:
                 # nothing was answered, so an idempotent request is sent
-                # again, once, on a new connection.
-                if reused and not connection.received and method in _IDEMPOTENT:
+                # again, once, on a new connection; any request is, when
+                # none of it was written (closed before: a server that
+                # closes after each answer without saying so).
+                if (
+                    reused
+                    and not connection.received
+                    and (method in _IDEMPOTENT or not connection.sent)
+                ):
                     connection, reused = None, False
                     continue
                 exc.request = request
