@@ -78,7 +78,7 @@ async def async_rows(number: int) -> list[tuple[str, float, float]]:
         await response.aread()
 
     async def made_whole() -> None:
-        _response(parsed())
+        _response(parsed(), request, 0.0)
 
     async with httpx.AsyncClient(transport=transport) as client:
         return [

@@ -393,8 +393,14 @@ class AsyncJourneyClient:
 
         .. versionadded:: 0.1.0
         """
-        path = STATS_PATH.format(journey_id=validate_journey_id(journey_id))
-        response = await self._send("GET", path, journey_id=journey_id)
+        return await self._fetch_stats(validate_journey_id(journey_id))
+
+    async def _fetch_stats(self, journey_id: str) -> JourneyStats:
+        """`get_stats` of an id checked already (a fan-out checks its ids as
+        it takes them, `fanout_ids`)."""
+        response = await self._send(
+            "GET", STATS_PATH.format(journey_id=journey_id), journey_id=journey_id
+        )
         return self._parse(structure_stats, response)
 
     async def get_stats_many(
@@ -495,7 +501,7 @@ class AsyncJourneyClient:
 
     async def _stats_result(self, guard: CallGuard, journey_id: str) -> StatsResult:
         try:
-            stats = await guard.run(self.get_stats, journey_id)
+            stats = await guard.run(self._fetch_stats, journey_id)
         except JourneyError as exc:
             return StatsFailure(journey_id, exc)
         return StatsSuccess(journey_id, stats)

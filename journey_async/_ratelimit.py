@@ -535,16 +535,29 @@ class _LocalLimiter:
         """Return when one request may be sent."""
         await self._acquire_within(math.inf)
 
+    def _take_unpaced(self) -> float | None:
+        """
+        The fast path of `_acquire_within`, with no coroutine to pay for: when
+        no 429 was seen and no budget given, the request goes now (the time,
+        by *clock*, is returned); None when it must go through
+        `_acquire_within`.
+        """
+        now = self._clock()
+        if self._budget.paced(now) or self._lock.locked():
+            return None
+        self._budget.take(now)
+        return now
+
     async def _acquire_within(self, max_cool_down: float) -> float:
         """
         `acquire`, or `_CoolingTooLong` at once if a cool-down outlasts
         *max_cool_down*; returns the time the request may go (by *clock*).
         """
+        now = self._take_unpaced()
+        if now is not None:
+            return now
         budget = self._budget
         now = self._clock()
-        if not budget.paced(now) and not self._lock.locked():
-            budget.take(now)  # the fast path: no 429 seen, no budget given
-            return now
         if budget.next_slot(now, max_cool_down) > 0 or self._lock.locked():
             async with self._lock:
                 now = self._clock()
@@ -667,10 +680,12 @@ def paced(send: SendRequest, limiter: RateLimiter, *, max_cool_down: float) -> S
         budget = limiter._budget
 
         async def send_paced_here(request: httpx.Request) -> httpx.Response:
-            try:
-                sent_at = await local._acquire_within(max_cool_down)
-            except _CoolingTooLong as exc:
-                return _not_sent(request, exc.left)
+            sent_at = local._take_unpaced()
+            if sent_at is None:
+                try:
+                    sent_at = await local._acquire_within(max_cool_down)
+                except _CoolingTooLong as exc:
+                    return _not_sent(request, exc.left)
             response = await send(request)
             if response.status_code == 429:
                 retry_after = _server_wait(response)

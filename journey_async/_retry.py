@@ -216,13 +216,16 @@ class _RetryLoop:
     can stream again on every attempt.
     """
 
-    __slots__ = ("_policy", "_send")
+    __slots__ = ("_policy", "_send", "_within_deadline")
 
     def __init__(self, send: SendRequest, policy: RetryPolicy) -> None:
         if not isinstance(policy, RetryPolicy):
             raise TypeError(f"retry must be a RetryPolicy or None, not {type(policy).__name__}")
         self._send = send
         self._policy = policy
+        # The last timeouts found all within the deadline: a client's
+        # requests share their timeouts, so a fan-out checks them once.
+        self._within_deadline: Mapping[str, float | None] | None = None
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         policy = self._policy
@@ -232,7 +235,10 @@ class _RetryLoop:
         capped = None
         if policy.deadline is not None:
             ends_at = policy.clock() + policy.deadline
-            capped = _cap_timeouts(request, timeouts, policy.deadline)
+            if timeouts is not self._within_deadline:
+                capped = _cap_timeouts(request, timeouts, policy.deadline)
+                if capped is None:
+                    self._within_deadline = timeouts
 
         attempt = 1
         waited: httpx.Response | httpx.TransportError | None = None  # before this attempt

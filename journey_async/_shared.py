@@ -107,13 +107,14 @@ def shared_resources(
     # redirects) has nothing to do for a client nobody else
     # configures, and is measurable per request (benchmarks/hotpath.py).
     owned = httpx.AsyncClient(transport=inner, trust_env=False)
+    ours = isinstance(inner, HTTP11Transport)
     return Shared(
         owned,
-        sender_for_owned(owned, inner),
+        sender_for_owned(owned, inner, whole=ours),
         owns_http=True,
         pool_size=pool_size,
         retry=retry,
-        bounds_attempts=isinstance(inner, HTTP11Transport),
+        bounds_attempts=ours,
     )
 
 

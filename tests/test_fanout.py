@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import anyio
 import pytest
 
 import journey_async as ja
@@ -152,6 +154,55 @@ async def test_cancelling_map_ordered_cancels_the_calls() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert probe.in_flight == 0
+
+
+async def test_a_cancellation_is_raised_once_every_call_has_wound_down() -> None:
+    wound_down: list[int] = []
+
+    async def slow_to_stop(item: int) -> int:
+        try:
+            await asyncio.sleep(10.0)
+        finally:
+            await asyncio.sleep(0.02)  # cleanup that awaits, as closing a connection may
+            wound_down.append(item)
+        return item
+
+    task = asyncio.ensure_future(map_ordered(slow_to_stop, range(3), concurrency=3))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.sleep(0)
+    task.cancel()  # cancelled again while the calls wind down: still waited for
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sorted(wound_down) == [0, 1, 2]
+
+
+async def test_an_anyio_cancel_scope_around_the_map_cancels_the_calls() -> None:
+    # anyio cancels its scope's task again at every turn of the loop until
+    # the scope is left: the workers must still be waited out, and the map end.
+    probe = Probe(lambda item: 10.0)
+    with anyio.move_on_after(0.05) as scope:
+        await map_ordered(probe, range(10), concurrency=3)
+    assert scope.cancelled_caught
+    assert probe.in_flight == 0
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio.eager_task_factory is new in 3.12")
+async def test_an_eager_task_factory_starts_no_worker_after_a_failure() -> None:
+    started: list[int] = []
+
+    async def fail_at_once(item: int) -> int:
+        started.append(item)
+        raise KeyError("boom")
+
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined,unused-ignore]
+    try:
+        with pytest.raises(KeyError, match="boom"):
+            await map_ordered(fail_at_once, range(10), concurrency=5)
+    finally:
+        loop.set_task_factory(None)
+    assert started == [0]
 
 
 # --- the primitive: map_as_completed -----------------------------------------------------

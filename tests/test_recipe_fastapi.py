@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from scripted import free_port
+from served import running
 
 from journey_async.testing import EmulatorServer, JourneyEmulator, serve_emulator
 
 TOKEN = "fastapi-token"
 ROOT = Path(__file__).resolve().parent.parent
-START_TIMEOUT = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -29,34 +26,16 @@ def served() -> Iterator[EmulatorServer]:
 @pytest.fixture(scope="module")
 def app_url(served: EmulatorServer) -> Iterator[str]:
     port = free_port()
-    env = {
-        **os.environ,
-        "PUSHWOOSH_API_TOKEN": TOKEN,
-        "JOURNEY_BASE_URL": served.url,
-        "PYTHONPATH": str(ROOT),
-    }
     command = [sys.executable, "-m", "uvicorn", "examples.fastapi_app.app:app"]
-    process = subprocess.Popen(  # noqa: S603 - our interpreter, our app
-        [*command, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                httpx.get(url + "/docs")
-                break
-            except httpx.ConnectError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("uvicorn did not start") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(15)
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    with running(
+        command,
+        port,
+        PUSHWOOSH_API_TOKEN=TOKEN,
+        JOURNEY_BASE_URL=served.url,
+        PYTHONPATH=str(ROOT),
+    ):
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_the_app_serves_stats_through_its_one_client(served: EmulatorServer, app_url: str) -> None:

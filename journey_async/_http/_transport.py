@@ -35,8 +35,10 @@ they would httpcore's.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import functools
 import ssl
+import time
 from typing import Final
 
 import httpx
@@ -165,6 +167,7 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
     ) -> httpx.Response:
         """The fast path: *request* (as *data* when serialized already) sent
         on a pooled connection of *loop*."""
+        started = time.perf_counter()
         pool = self._pool
         if pool is None or pool.loop is not loop:
             pool = self._pool = pool_for(loop, pool, self._max_connections, self._keepalive_expiry)
@@ -190,7 +193,7 @@ class HTTP11Transport(httpx.AsyncBaseTransport):
             )
         finally:
             pool.release()
-        return _response(parsed)
+        return _response(parsed, request, started)
 
     async def _exchange(
         self,
@@ -367,18 +370,22 @@ def _attempt_timeout(seconds: float | None, request: httpx.Request) -> httpx.Tim
     return exc
 
 
-def _response(parsed: ParsedResponse) -> httpx.Response:
-    """The httpx face of a response received whole (body decoded)."""
+def _response(parsed: ParsedResponse, request: httpx.Request, started: float) -> httpx.Response:
+    """The httpx face of a response to *request* received whole (body
+    decoded), sent at *started* (`time.perf_counter`)."""
     body = b"".join(parsed.body)
     response = httpx.Response(
         parsed.status,
         headers=parsed.headers,
         stream=httpx.ByteStream(body),
+        request=request,
         extensions={"http_version": parsed.http_version, "reason_phrase": parsed.reason},
     )
-    # Whole, decoded and closed: what aread() and aclose() would leave,
-    # without their machinery (benchmarks/hotpath.py measures both).
+    # Whole, decoded, closed and timed: what aread(), aclose() and
+    # AsyncClient.send would leave, without their machinery
+    # (benchmarks/hotpath.py measures both).
     response._content = body
     response.is_stream_consumed = True
     response.is_closed = True
+    response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
     return response
