@@ -64,6 +64,56 @@ async def _run_workers(
         await _run_asyncio_workers(loop, work, items, concurrency)
 
 
+class _Workers(Generic[T]):
+    """
+    What the workers of one `_run_workers` share, whatever runs them: the
+    items, the first failure, and the way to cancel them all (*cancel*, set
+    by the runner).
+    """
+
+    __slots__ = ("cancel", "failure", "items", "work")
+
+    def __init__(self, work: Callable[[T], Awaitable[None]], items: Iterator[T]) -> None:
+        self.work = work
+        self.items = items
+        self.failure: Exception | None = None
+        self.cancel: Callable[[], object] = lambda: None
+
+    def fail(self, exc: Exception) -> None:
+        if self.failure is None:
+            self.failure = exc
+        self.cancel()
+
+    def starts(self, concurrency: int) -> Iterator[T]:
+        """The first item of each worker to start: workers start one per
+        item, so a call with 3 items starts 3, up to *concurrency*; none
+        after a failure (an eager task factory may run a worker to its end,
+        failure included, as it starts it)."""
+        for _ in range(concurrency):
+            if self.failure is not None:
+                return
+            try:
+                first = next(self.items)
+            except StopIteration:
+                return
+            except Exception as exc:
+                self.fail(exc)
+                return
+            yield first
+
+    async def worker(self, item: T) -> None:
+        try:
+            while True:
+                await self.work(item)
+                # Pulled only once a slot is free: pulling is what bounds memory.
+                try:
+                    item = next(self.items)
+                except StopIteration:
+                    return
+        except Exception as exc:
+            self.fail(exc)
+
+
 async def _run_asyncio_workers(
     loop: asyncio.AbstractEventLoop,
     work: Callable[[T], Awaitable[None]],
@@ -73,49 +123,25 @@ async def _run_asyncio_workers(
     """`_run_workers` on asyncio: as a task group does, a failure cancels the
     other workers, and a cancellation of the caller cancels them all and is
     raised once they are done."""
-    failure: list[Exception] = []
+    workers = _Workers(work, items)
     tasks: list[asyncio.Task[None]] = []
 
-    def fail(exc: Exception) -> None:
-        if not failure:
-            failure.append(exc)
+    def cancel() -> None:
         for task in tasks:
             task.cancel()
 
-    async def worker(item: T) -> None:
-        try:
-            while True:
-                await work(item)
-                # Pulled only once a slot is free: pulling is what bounds memory.
-                try:
-                    item = next(items)
-                except StopIteration:
-                    return
-        except Exception as exc:
-            fail(exc)
-
-    # Workers start one per item, so a call with 3 items starts 3 tasks.
-    # An eager task factory may run a worker to its end (and its failure)
-    # inside create_task: no worker is started after a failure.
-    while len(tasks) < concurrency and not failure:
-        try:
-            first = next(items)
-        except StopIteration:
-            break
-        except Exception as exc:
-            fail(exc)
-            break
-        tasks.append(loop.create_task(worker(first)))
+    workers.cancel = cancel
+    for first in workers.starts(concurrency):
+        tasks.append(loop.create_task(workers.worker(first)))
     if tasks:
         try:
             await asyncio.wait(tasks)
         except BaseException:
-            for task in tasks:
-                task.cancel()
+            cancel()
             await _wait_out(tasks)
             raise
-    if failure:
-        raise failure[0]
+    if workers.failure is not None:
+        raise workers.failure
 
 
 async def _wait_out(tasks: list[asyncio.Task[None]]) -> None:
@@ -132,34 +158,13 @@ async def _run_anyio_workers(
     work: Callable[[T], Awaitable[None]], items: Iterator[T], concurrency: int
 ) -> None:
     """`_run_workers` in an anyio task group."""
-    failure: list[BaseException] = []
-
-    async def worker(item: T) -> None:
-        try:
-            while True:
-                await work(item)
-                try:
-                    item = next(items)
-                except StopIteration:
-                    return
-        except Exception as exc:
-            if not failure:
-                failure.append(exc)
-            task_group.cancel_scope.cancel()
-
+    workers = _Workers(work, items)
     async with anyio.create_task_group() as task_group:
-        for _ in range(concurrency):
-            try:
-                first = next(items)
-            except StopIteration:
-                break
-            except Exception as exc:
-                failure.append(exc)
-                task_group.cancel_scope.cancel()
-                break
-            task_group.start_soon(worker, first)
-    if failure:
-        raise failure[0]
+        workers.cancel = task_group.cancel_scope.cancel
+        for first in workers.starts(concurrency):
+            task_group.start_soon(workers.worker, first)
+    if workers.failure is not None:
+        raise workers.failure
 
 
 async def map_ordered(
