@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from payloads import JOURNEY_ID, MIXED_EXAMPLE, TOKEN
+from scripted import constant, scripted
 
 import journey_async as ja
 from journey_async._converter import structure_stats
@@ -460,3 +461,75 @@ async def test_the_head_caps_hold_on_a_callers_transport_and_client(
             await own["http_client"].aclose()
         close()
     assert len(answered) == 1, "a cap is not retried"
+
+
+# An error response whose body is not in its coding --------------------------------------
+
+NOT_GZIP = b"notgzip"
+
+
+def _not_gzip(status: bytes, *, endless: bool = False) -> bytes:
+    """An error response saying gzip whose body is not; *endless*: one chunk
+    of it, and the body never ends (the connection stays open)."""
+    if endless:
+        head = b"HTTP/1.1 %s\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+        return head % status + b"%x\r\n%s\r\n" % (len(NOT_GZIP), NOT_GZIP)
+    head = b"HTTP/1.1 %s\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+    return head % (status, len(NOT_GZIP)) + NOT_GZIP
+
+
+def _transport(kind: str) -> dict[str, Any]:
+    return {} if kind == "default" else {"transport": httpx.AsyncHTTPTransport()}
+
+
+@pytest.mark.parametrize("transport", ["default", "httpcore"])
+@pytest.mark.parametrize("endless", [False, True])
+async def test_a_401_whose_body_is_not_in_its_coding_still_stops_the_fan_out(
+    transport: str, endless: bool
+) -> None:
+    # Its body only words the message; its status is what counts. Read on,
+    # an endless one would end at the read timeout instead.
+    answer = _not_gzip(b"401 Unauthorized", endless=endless)
+    async with (
+        scripted(constant(answer)) as (url, server, _),
+        ja.AsyncJourneyClient(
+            TOKEN, base_url=url, max_concurrency=1, timeout=5.0, **_transport(transport)
+        ) as client,
+    ):
+        results = await client.get_stats_many(["j-1", "j-2", "j-3"])
+    assert isinstance(results[0].error, ja.AuthenticationError)
+    assert [type(result.error) for result in results[1:]] == [ja.NotAttemptedError] * 2
+    assert len(server.heads) == 1
+
+
+@pytest.mark.parametrize("transport", ["default", "httpcore"])
+async def test_a_503_whose_body_is_not_in_its_coding_is_retried(transport: str) -> None:
+    answers = iter([_not_gzip(b"503 Service Unavailable"), _stats_answer()])
+
+    async def reply(head: bytes, number: int) -> bytes:
+        return next(answers)
+
+    async with scripted(reply) as (url, server, _):
+        policy = ja.RetryPolicy(sleep=instant)
+        async with ja.AsyncJourneyClient(
+            TOKEN, base_url=url, retry=policy, **_transport(transport)
+        ) as client:
+            stats = await client.get_stats(JOURNEY_ID)
+    assert stats == structure_stats(json.dumps(MIXED_EXAMPLE).encode())
+    assert len(server.heads) == 2
+
+
+async def test_a_success_whose_body_is_not_in_its_coding_is_a_format_error() -> None:
+    answer = _not_gzip(b"200 OK")
+    async with (
+        scripted(constant(answer)) as (url, _, _),
+        ja.AsyncJourneyClient(TOKEN, base_url=url, retry=None) as client,
+    ):
+        with pytest.raises(ja.ResponseFormatError, match="gzip"):
+            await client.get_stats(JOURNEY_ID)
+
+
+def _stats_answer() -> bytes:
+    body = json.dumps(MIXED_EXAMPLE).encode()
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    return head % len(body) + body

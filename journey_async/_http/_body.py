@@ -21,7 +21,7 @@ from types import FunctionType
 
 import httpx
 
-from ._decoding import Overflow, decoder_for
+from ._decoding import Overflow, decoder_for, drop_undecodable
 from ._limits import (
     DEFAULT_MAX_RESPONSE_BYTES,
     MAX_HEAD_BYTES,
@@ -61,13 +61,23 @@ async def read_bounded(response: httpx.Response, limit: int) -> None:
             room = limit
             async for chunk in response.aiter_raw():
                 if decoder is not None:
-                    chunk = decoder.decode(chunk, room)
+                    try:
+                        chunk = decoder.decode(chunk, room)
+                    except httpx.DecodingError as exc:
+                        drop_undecodable(response.status_code, exc)
+                        parts.clear()  # an error response's: dropped, the rest unread
+                        decoder = None
+                        break
                 elif len(chunk) > room:
                     raise Overflow
                 room -= len(chunk)
                 parts.append(chunk)
             if decoder is not None:
-                decoder.flush()
+                try:
+                    decoder.flush()
+                except httpx.DecodingError as exc:
+                    drop_undecodable(response.status_code, exc)
+                    parts.clear()
             # What aread() stores, decoded here within the cap rather than
             # by httpx's decoders, which have no output limit.
             response._content = b"".join(parts)

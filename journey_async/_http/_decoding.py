@@ -23,7 +23,7 @@ from typing import IO, Any, Final, Protocol, cast
 
 import httpx
 
-__all__ = ["ACCEPT_ENCODING", "CODINGS", "Decoder", "Overflow", "decoder_for"]
+__all__ = ["ACCEPT_ENCODING", "CODINGS", "Decoder", "Overflow", "decoder_for", "drop_undecodable"]
 
 ZSTD_MAX_WINDOW_BYTES: Final[int] = 8 * 1024 * 1024
 """The largest zstd window accepted, so the decoder's own memory is bounded
@@ -45,6 +45,19 @@ class Decoder(Protocol):
 
     def flush(self) -> None:
         """The body ended: `httpx.DecodingError` if the coding says it is cut short."""
+
+
+def drop_undecodable(status: int, error: httpx.DecodingError) -> None:
+    """
+    A body of a response with *status* turned out not to be in its coding
+    (*error*). A success's body is the answer: *error* is raised. An error
+    response's body is only the words of its message, and its status is
+    what the caller acts on (a 401 stops a fan-out, a 503 is retried): the
+    caller drops the body and stops reading it, and the response goes on
+    without it.
+    """
+    if 200 <= status < 300:
+        raise error
 
 
 class _Zlib:

@@ -17,7 +17,7 @@ from typing import Final, TypeAlias
 import httptools
 import httpx
 
-from ._decoding import Decoder, Overflow, decoder_for
+from ._decoding import Decoder, Overflow, decoder_for, drop_undecodable
 from ._limits import MAX_HEAD_BYTES, MAX_HEAD_LINE_BYTES, body_too_large, head_too_large
 
 __all__ = [
@@ -238,8 +238,7 @@ class ResponseParser:
         if not delimited_by_close(response.headers):
             return None
         self.keep_alive = False
-        if self._decoder is not None:
-            self._decoder.flush()
+        self._flush(response)
         self._complete(response)
         return response
 
@@ -313,7 +312,14 @@ class ResponseParser:
         self._trailing = False
         decoder = self._decoder
         if decoder is not None:
-            body = decoder.decode(body, self._room)
+            try:
+                body = decoder.decode(body, self._room)
+            except httpx.DecodingError as exc:
+                # An error response: complete without its body, and read no more of it.
+                self._drop_body(response, exc)
+                self.keep_alive = False
+                self._complete(response)
+                return
         elif len(body) > self._room:
             raise Overflow
         self._room -= len(body)
@@ -333,10 +339,23 @@ class ResponseParser:
             self._encoding = None
             return
         self._trailing = False
-        if self._decoder is not None:
-            self._decoder.flush()
+        self._flush(response)
         self.keep_alive = self._parser.should_keep_alive()
         self._complete(response)
+
+    def _flush(self, response: ParsedResponse) -> None:
+        if self._decoder is not None:
+            try:
+                self._decoder.flush()
+            except httpx.DecodingError as exc:
+                self._drop_body(response, exc)
+
+    def _drop_body(self, response: ParsedResponse, error: httpx.DecodingError) -> None:
+        """*response*'s body is not in its coding: *error*, unless it is an
+        error response, whose body is then dropped (`drop_undecodable`)."""
+        drop_undecodable(self._parser.get_status_code(), error)
+        self._decoder = None
+        response.body = []
 
     def _complete(self, response: ParsedResponse) -> None:
         self.response = None
