@@ -389,11 +389,15 @@ class AsyncJourneyClient:
             TypeError, ValueError: *journey_id* is not a string, or would
                 change the request's path.
             NotFoundError: No such journey.
+            APIConnectionError: Among others, the client was closed
+                (``aclose()``, from another task) while the call ran.
             JourneyError: Any other failure, typed as in the error tree.
+            RuntimeError: The client was closed before the call.
 
         .. versionadded:: 0.1.0
         """
-        return await self._fetch_stats(validate_journey_id(journey_id))
+        guard = CallGuard(is_closed=self._shared.is_closed)
+        return await guard.run(self._fetch_stats, validate_journey_id(journey_id))
 
     async def _fetch_stats(self, journey_id: str) -> JourneyStats:
         """`get_stats` of an id checked already (a fan-out checks its ids as

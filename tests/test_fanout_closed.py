@@ -30,7 +30,7 @@ import pytest
 import journey_async as ja
 from journey_async._guard import CLOSED_DURING_CALL
 from journey_async._http import HTTP11Transport
-from journey_async.testing import EmulatorServer, JourneyEmulator, serve_emulator
+from journey_async.testing import EmulatorServer, Fault, JourneyEmulator, serve_emulator
 
 TOKEN = "test-token"  # the emulator's default
 LATENCY = 0.05  # seconds a response takes: the close lands mid-call
@@ -238,7 +238,13 @@ async def _remove(client: ja.AsyncJourneyClient, ids: list[str]) -> object:
     return await client.remove_users(ids, all_journeys=True)
 
 
-@pytest.mark.parametrize("call", [_many, _iter, _remove], ids=["many", "iter", "remove"])
+async def _one(client: ja.AsyncJourneyClient, ids: list[str]) -> object:
+    return await client.get_stats(ids[0])
+
+
+@pytest.mark.parametrize(
+    "call", [_one, _many, _iter, _remove], ids=["one", "many", "iter", "remove"]
+)
 async def test_a_client_closed_before_the_call_raises_runtime_error(
     served: EmulatorServer, emulator: JourneyEmulator, call: Call
 ) -> None:
@@ -247,3 +253,35 @@ async def test_a_client_closed_before_the_call_raises_runtime_error(
     with pytest.raises(RuntimeError, match="client has been closed"):
         await call(client, list(emulator.journey_ids[:3]))
     assert emulator.requests == []
+
+
+async def test_get_stats_closed_while_it_waits_to_retry_raises_the_closed_error(
+    served: EmulatorServer, emulator: JourneyEmulator
+) -> None:
+    emulator.inject(Fault.status(503), endpoint="stats")
+    client = make_client(served, "default")
+
+    async def close_instead_of_sleeping(seconds: float) -> None:
+        await client.aclose()
+
+    retrying = client.with_options(retry=ja.RetryPolicy(sleep=close_instead_of_sleeping))
+    with pytest.raises(ja.APIConnectionError) as info:
+        await retrying.get_stats(emulator.journey_ids[0])
+    assert is_closed_error(info.value)
+    # One attempt: the retry met the closed client (removals of the test before may still land).
+    assert sum(request.endpoint == "stats" for request in emulator.requests) == 1
+
+
+@pytest.mark.parametrize("transport", ["raw", "mapped"])
+async def test_get_stats_closed_under_its_request_raises_the_closed_error(
+    served: EmulatorServer, emulator: JourneyEmulator, transport: str
+) -> None:
+    emulator.inject(Fault.delay(5.0), endpoint="stats")  # recorded as it arrives, answered late
+    client = make_client(served, transport)
+    call = asyncio.ensure_future(client.get_stats(emulator.journey_ids[0]))
+    while not emulator.requests:  # noqa: ASYNC110 - the emulator records, it has no event
+        await asyncio.sleep(0.01)
+    await client.aclose()
+    with pytest.raises(ja.APIConnectionError) as info:
+        await call
+    assert is_closed_error(info.value)
