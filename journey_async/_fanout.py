@@ -309,6 +309,10 @@ class AsCompleted(Generic[R]):
                 return await receive.receive()
             except anyio.EndOfStream:
                 pass
+            except anyio.ClosedResourceError:
+                # Stopped while this task waited, by another one: its aclose(),
+                # or the end another task reading this iterator reached.
+                raise StopAsyncIteration from None
             except BaseException:
                 # Cancelled while waiting: stop the work. Not waited for,
                 # since a cancelled consumer may not await anything more.

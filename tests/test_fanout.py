@@ -252,6 +252,25 @@ async def test_aclose_cancels_what_is_in_flight_and_waits() -> None:
     await results.aclose()  # twice is fine
 
 
+async def test_two_tasks_reading_one_iterator_share_its_results_and_both_end() -> None:
+    results = map_as_completed(Probe(lambda item: 0.01), range(20), concurrency=4)
+
+    async def read() -> list[int]:
+        return [result async for result in results]
+
+    first, second = await asyncio.gather(read(), read())
+    assert sorted(first + second) == [item * 10 for item in range(20)]
+
+
+async def test_aclose_from_another_task_ends_a_waiting_iteration() -> None:
+    results = map_as_completed(Probe(lambda item: 10.0), range(5), concurrency=5)
+    waiting = asyncio.ensure_future(anext(results))
+    await asyncio.sleep(0.01)
+    await results.aclose()
+    with pytest.raises(StopAsyncIteration):
+        await waiting
+
+
 async def test_async_with_closes_on_exit() -> None:
     probe = Probe(lambda item: 0.0 if item == 0 else 10.0)
     async with map_as_completed(probe, range(100), concurrency=5) as results:
