@@ -7,7 +7,8 @@ Both run *concurrency* workers that pull from one shared iterator, rather
 than one task per item behind a limiter: the bound then needs no limiter,
 an item costs no task creation (a cost that adds up at thousands of items),
 and no more than *concurrency* items are ever pulled and not yet settled, so
-a lazy iterable of 100k items is never materialised.
+a lazy iterable of 100k items is never materialised. On asyncio the workers
+are plain tasks, on trio an anyio task group's (`_run_workers` says why).
 
 Failure is all or nothing at this level: the first exception raised by the
 function, by the iterable or by the progress callback cancels the calls in
@@ -233,8 +234,8 @@ class AsCompleted(Generic[R]):
     suspended at ``yield`` inside a task group leaves a cancel scope open in
     the consumer's task, so a failure or a ``break`` tears the scope down
     from the wrong task (the pitfall PEP 789 is about). Here the workers run
-    in a task of their own with their own task group (`_tasks.spawn`: an
-    asyncio task, or a trio system task), and only results cross over,
+    in a task of their own (`_tasks.spawn`: an asyncio task, or a trio
+    system task), under a cancel scope of their own, and only results cross over,
     through a memory stream. That task holds nothing of the iterator, so
     dropping the iterator is seen. Stopping the iteration cancels the
     workers, so nothing further is sent:
