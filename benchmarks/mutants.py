@@ -58,6 +58,7 @@ TESTS: dict[str, list[str]] = {
     "journey_async/_http/_timeouts.py": ["tests/test_http_timeouts.py"],
     "journey_async/_http/_decoding.py": ["tests/test_http_decoding.py"],
     "journey_async/_http/_limits.py": ["tests/test_http_limits.py"],
+    "journey_async/_fanout.py": ["tests/test_fanout.py", "tests/test_fanout_closed.py"],
     "journey_async/_retry.py": [
         "tests/test_retry.py",
         "tests/test_retry_integration.py",
