@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -205,6 +205,71 @@ async def test_an_eager_task_factory_starts_no_worker_after_a_failure() -> None:
     finally:
         loop.set_task_factory(None)
     assert started == [0]
+
+
+# On trio the workers are an anyio task group's: the same rules, run there.
+
+
+async def _on_trio_in_order_within_the_bound() -> None:
+    running = peak = 0
+
+    async def probe(item: int) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await anyio.sleep((20 - item) * 0.001)
+        running -= 1
+        return item * 10
+
+    assert await map_ordered(probe, range(20), concurrency=4) == [i * 10 for i in range(20)]
+    assert peak == 4
+
+
+async def _on_trio_the_first_failure_cancels_the_rest() -> None:
+    started: list[int] = []
+    cancelled: list[int] = []
+
+    async def fail_on_3(item: int) -> int:
+        started.append(item)
+        if item == 3:
+            await anyio.sleep(0.01)
+            raise KeyError("boom")
+        try:
+            await anyio.sleep(10.0)
+        except anyio.get_cancelled_exc_class():
+            cancelled.append(item)
+            raise
+        return item
+
+    with pytest.raises(KeyError, match="boom"):
+        await map_ordered(fail_on_3, range(100), concurrency=4)
+    assert sorted(cancelled) == [0, 1, 2]
+    assert max(started) == 3, "nothing new started after the failure"
+
+
+async def _on_trio_a_failing_iterable_fails_the_map() -> None:
+    def ids() -> Iterator[int]:
+        yield 1
+        raise ValueError("bad input")
+
+    async def slow(item: int) -> int:
+        await anyio.sleep(10.0)
+        return item
+
+    with pytest.raises(ValueError, match="bad input"):
+        await map_ordered(slow, ids(), concurrency=2)
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        _on_trio_in_order_within_the_bound,
+        _on_trio_the_first_failure_cancels_the_rest,
+        _on_trio_a_failing_iterable_fails_the_map,
+    ],
+)
+def test_map_ordered_on_trio(scenario: Callable[[], Awaitable[None]]) -> None:
+    anyio.run(scenario, backend="trio")
 
 
 # --- the primitive: map_as_completed -----------------------------------------------------
