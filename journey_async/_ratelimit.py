@@ -18,7 +18,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Final, NamedTuple, Protocol, runtime_checkable
+from typing import Final, NamedTuple, Protocol, cast, runtime_checkable
 
 import anyio
 import httpx
@@ -463,6 +463,81 @@ class _Budget:
         self._phase_sent = 0
 
 
+class _Evidence(_Budget):
+    """
+    A `_Budget` that only weighs 429 episodes on their evidence (`EVIDENCE`):
+    it paces nothing and learns no rate, for a limiter whose budget is kept
+    elsewhere (`journey_async.redis.RedisRateLimit`'s, in Redis). Its user
+    calls `take` for each request sent, `rate_limited` and `accepted` for the
+    answers, and `close` once an episode `stands` and was acted on; a
+    dismissed episode ends by itself.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(None, 1)
+
+    @property
+    def open(self) -> bool:
+        """Whether a 429's episode is open: neither dismissed nor closed yet."""
+        return self._ended is not None
+
+    @property
+    def held_at(self) -> float:
+        """When the open episode is decided at the latest (`HOLD` after its 429)."""
+        return self._episode_began + HOLD
+
+    def stands(self, now: float) -> bool:
+        """
+        Whether the open episode stands at *now*, weighed (and dismissed
+        when its evidence says so): every request sent with or after the
+        refused one is answered, or `HOLD` is over, or its refused request's
+        sending time is unknown (no evidence to wait for), and it was not
+        dismissed.
+        """
+        if self._ended is None:
+            return False
+        held = now >= self.held_at
+        self._weigh(held=held)
+        if self._ended is None:
+            return False
+        if held or self._refused_sent_at == math.inf:
+            return True
+        return sum(self._after) >= self._in_flight + self._sent_since_episode
+
+    def close(self, now: float) -> bool:
+        """
+        The open episode stands: end it, its answers remembered (`HISTORY`);
+        later 429s of requests sent before it join it (and extend its
+        `cool_until`). Returns whether it stood by chance: the recent
+        well-evidenced episodes say the gateway refuses at random, where
+        `_Budget` only steps its rate down.
+        """
+        self._ended = None
+        self._remember()
+        self._phase_start = now
+        self._phase_sent = 0
+        return self._refused_sent_at != math.inf and self._random_gateway()
+
+
+class _Weighed(Protocol):
+    """
+    A limiter of this package whose budget is kept elsewhere, and whose 429s
+    are weighed in this process (`journey_async.redis.RedisRateLimit`):
+    `paced` gives it every answer with its request's sending time.
+    """
+
+    _evidence: _Evidence
+
+    async def _acquire_within(self, max_cool_down: float) -> float:
+        """`acquire`, or `_CoolingTooLong`; returns the request's sending time."""
+
+    async def _report_sent_at(self, retry_after: float | None, sent_at: float) -> None:
+        """A 429 for the request that `_acquire_within` let go at *sent_at*."""
+
+    async def _accepted(self, sent_at: float) -> None:
+        """That request's answer was not a 429, while an episode is open."""
+
+
 def _rate_crossed(rates: list[float], step: float, first: tuple[int, float]) -> float:
     """
     The token bucket (rate *R*, burst *B*) that fits both the first phase
@@ -695,6 +770,25 @@ def paced(send: SendRequest, limiter: RateLimiter, *, max_cool_down: float) -> S
             return response
 
         return send_paced_here
+
+    tracker = getattr(limiter, "_evidence", None)
+    if isinstance(tracker, _Evidence):
+        evidence = tracker
+        weighed = cast("_Weighed", limiter)
+
+        async def send_paced_weighed(request: httpx.Request) -> httpx.Response:
+            try:
+                sent_at = await weighed._acquire_within(max_cool_down)
+            except _CoolingTooLong as exc:
+                return _not_sent(request, exc.left)
+            response = await send(request)
+            if response.status_code == 429:
+                await weighed._report_sent_at(_server_wait(response), sent_at)
+            elif evidence.open:  # a 429's episode is open: evidence
+                await weighed._accepted(sent_at)
+            return response
+
+        return send_paced_weighed
 
     async def send_paced(request: httpx.Request) -> httpx.Response:
         refused = await _acquire_or_refuse(limiter, max_cool_down)

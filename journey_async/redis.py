@@ -9,14 +9,16 @@ Importing `journey_async` never imports redis; importing this module does.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import time
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 import sniffio
 
 from ._exceptions import RateLimiterError
-from ._ratelimit import _burst, _CoolingTooLong
+from ._ratelimit import _GRACE, _burst, _CoolingTooLong, _Evidence
 from ._validation import number
 
 try:
@@ -107,9 +109,14 @@ class RedisRateLimit:
     The arithmetic (GCRA: a token bucket kept as one time) runs in Redis, one
     Lua script per request, on the Redis server's clock: the processes'
     clocks may differ. Requests are spaced evenly from the first; after an
-    idle moment up to *burst* go at once. A 429 seen by any process pauses
-    all of them until its ``Retry-After`` (1 s without one), through a key
-    holding the end of the cool-down; the rate stays the one given.
+    idle moment up to *burst* go at once. A 429 that stands pauses every
+    process until its ``Retry-After`` (1 s without one), through a key
+    holding the end of the cool-down; the rate stays the one given. Each
+    process first weighs its own 429s on the answers to the requests it sent
+    with or after the refused one, as the in-process limiters do
+    (docs/ratelimits.md, "429s that are not a budget"), pausing only its own
+    requests meanwhile: a 429 among answers the server otherwise accepts (a
+    gateway refusing a share at random) is dismissed and pauses no one else.
 
     When Redis cannot be reached, a request fails with `RateLimiterError`
     and is not sent: sending without the budget would break it for every
@@ -138,8 +145,11 @@ class RedisRateLimit:
         "_cool",
         "_cool_down",
         "_cooling",
+        "_decided",
+        "_evidence",
         "_lock",
         "_per_second",
+        "_sharing",
         "_tat",
     )
 
@@ -166,6 +176,12 @@ class RedisRateLimit:
         # of a millisecond, and thousands at once would exhaust redis-py's
         # connection pool, which refuses rather than waits.
         self._lock = anyio.Lock()
+        # This process's 429 episodes, weighed before one pauses every process.
+        self._evidence = _Evidence()
+        # Set when the open episode is decided (dismissed, or shared in Redis).
+        self._decided: anyio.Event | None = None
+        # The episode (its generation) whose cool-down went to Redis.
+        self._sharing = 0
 
     @property
     def per_second(self) -> float:
@@ -188,9 +204,64 @@ class RedisRateLimit:
         await self._acquire_within(math.inf)
 
     async def report_rate_limited(self, retry_after: float | None) -> None:
-        """A request was answered 429: pause every process sharing the budget."""
+        """A request was answered 429: pause every process sharing the budget
+        (at once: with no sending time, there is no evidence to weigh)."""
         _on_asyncio()
-        wait = DEFAULT_COOL_DOWN if retry_after is None else number(retry_after, "retry_after")
+        await self._share(_wait(retry_after))
+
+    async def _report_sent_at(self, retry_after: float | None, sent_at: float) -> None:
+        """
+        `report_rate_limited` for the request that `_acquire_within` let go at
+        *sent_at* (by `time.monotonic`): its episode is weighed here first,
+        this process's requests pausing meanwhile; every process pauses only
+        once it stands.
+        """
+        _on_asyncio()
+        wait = _wait(retry_after)
+        evidence = self._evidence
+        generation = evidence.generation
+        evidence.rate_limited(time.monotonic(), wait, sent_at)
+        if evidence.generation != generation:  # a new episode
+            self._decided = anyio.Event()
+        if evidence.open:
+            await self._settle()
+        elif self._sharing == evidence.generation:
+            # A late 429 of an episode that stood: as any 429 did, it may
+            # extend the shared cool-down (a dismissed one's changes nothing).
+            await self._share(wait)
+
+    async def _accepted(self, sent_at: float) -> None:
+        """The request let go at *sent_at* was answered, not with a 429, while
+        an episode is open: evidence."""
+        self._evidence.accepted(sent_at)
+        # The answer came all the same: Redis's failure is the next
+        # request's to report (its acquire meets it), not this one's.
+        with contextlib.suppress(RateLimiterError):
+            await self._settle()
+
+    async def _settle(self) -> None:
+        """Decide the open episode when its evidence allows: dismissed, or
+        standing, when it cools every process down through Redis unless it
+        stood by chance. Wakes the requests waiting on it."""
+        evidence = self._evidence
+        now = time.monotonic()
+        if evidence.stands(now):
+            # Closed at once: this process's requests wait out its cool-down
+            # here all the same (`_wait_cool_down`), the shared one too.
+            by_chance = evidence.close(now)
+            self._wake()
+            if not by_chance:
+                self._sharing = evidence.generation
+                await self._share(max(0.0, evidence.cool_until - now))
+        elif not evidence.open:  # dismissed
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._decided is not None:
+            self._decided.set()
+
+    async def _share(self, wait: float) -> None:
+        """Every process pauses for *wait* seconds from now (the later end wins)."""
         interval = 1.0 / self._per_second
         await self._run(
             self._cool_down,
@@ -199,22 +270,59 @@ class RedisRateLimit:
         )
 
     async def _acquire_within(self, max_cool_down: float) -> float:
-        """`acquire`, or `_CoolingTooLong` at once when the shared cool-down
-        outlasts *max_cool_down*. Returns 0.0 (it keeps no local clock)."""
+        """
+        `acquire`, or `_CoolingTooLong` at once when a cool-down outlasts
+        *max_cool_down*. Returns the request's sending time (by
+        `time.monotonic`), which its answer's evidence is weighed by.
+        """
         _on_asyncio()
+        if time.monotonic() < self._evidence.cool_until:
+            await self._wait_cool_down(max_cool_down)
         interval = 1.0 / self._per_second
         args = [repr(interval), repr((self._burst - 1) * interval), _lua_number(max_cool_down)]
         while True:
             verdict, value = await self._run(self._acquire, [self._tat, self._cool], args)
             if verdict == "cool":
                 raise _CoolingTooLong(value)
-            if value <= 0:
-                return 0.0
-            await anyio.sleep(value)
-            # A 429 elsewhere while this one waited: its slot is void.
-            (left,) = await self._run(self._cooling, [self._cool], [])
-            if left <= 0:
-                return 0.0
+            if value > 0:
+                await anyio.sleep(value)
+                # A 429 elsewhere while this one waited: its slot is void.
+                (left,) = await self._run(self._cooling, [self._cool], [])
+                if left > 0:
+                    continue
+            return self._sent()
+
+    def _sent(self) -> float:
+        now = time.monotonic()
+        self._evidence.take(now)
+        return now
+
+    async def _wait_cool_down(self, max_cool_down: float) -> None:
+        """
+        This process's own pause after a 429 of its own: while its episode is
+        weighed, until the evidence dismisses it or its cool-down is over;
+        once it stands, to the end of its cool-down (shared in Redis too,
+        unless it stood by chance against a gateway refusing at random).
+        """
+        evidence = self._evidence
+        while True:
+            if evidence.open:
+                await self._settle()
+            now = time.monotonic()
+            left = evidence.cool_until - now
+            if left <= _GRACE:
+                return
+            if left > max_cool_down:
+                raise _CoolingTooLong(left)
+            decided = self._decided
+            if not evidence.open or decided is None:
+                await anyio.sleep(left)
+                continue
+            # Woken when it is decided; else at HOLD (where it is decided at
+            # the latest), or when its cool-down is over.
+            hold = evidence.held_at - now
+            with anyio.move_on_after(hold if hold > 0 else left):
+                await decided.wait()
 
     async def _run(self, script: AsyncScript, keys: list[str], args: list[str]) -> Any:
         try:
@@ -229,6 +337,10 @@ class RedisRateLimit:
             verdict, value = (_text(part) for part in result)
             return verdict, float(value)
         return (float(_text(result)),)
+
+
+def _wait(retry_after: float | None) -> float:
+    return DEFAULT_COOL_DOWN if retry_after is None else number(retry_after, "retry_after")
 
 
 def _text(value: object) -> str:

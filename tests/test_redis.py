@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -20,6 +21,7 @@ from redis_support import redis_server
 from scripted import free_port
 
 import journey_async as ja
+from journey_async._ratelimit import paced
 from journey_async.redis import RedisRateLimit
 
 STATS_URL = f"{BASE_URL}/api/journey/{JOURNEY_ID}/statistics/external"
@@ -84,6 +86,112 @@ async def test_a_429_cools_every_process_down(client: redis.asyncio.Redis) -> No
     assert time.monotonic() - start >= 0.3
     ttl = await client.pttl("cool:cool")
     assert ttl <= 400
+
+
+async def _fan_out(
+    limit: RedisRateLimit,
+    client: redis.asyncio.Redis,
+    refuses: Callable[[], bool],
+    *,
+    requests: int,
+    concurrency: int = 16,
+    bound: float = 15.0,
+) -> tuple[float, int]:
+    """*requests* through `paced` (the client's own wiring of a limiter) against a
+    server answering 429 (``Retry-After: 1``) when ``refuses()``, 5 ms away, each
+    refused one sent again at once; stopped after *bound* seconds. Returns the wall
+    time and how many shared cool-downs were written (the key seen to appear, looked
+    at every 10 ms: each lasts 1 s)."""
+
+    async def send(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(0.005)
+        if refuses():
+            return httpx.Response(429, headers={"Retry-After": "1"}, request=request)
+        return httpx.Response(200, request=request)
+
+    send_paced = paced(send, limit, max_cool_down=30.0)
+    left = iter(range(requests))
+    shared = 0
+    done = anyio.Event()
+
+    async def worker() -> None:
+        for _ in left:
+            while (await send_paced(httpx.Request("GET", STATS_URL))).status_code == 429:
+                pass
+
+    async def watch() -> None:
+        nonlocal shared
+        cooling = False
+        while not done.is_set():
+            now_cooling = bool(await client.exists(f"{key}:cool"))
+            shared += now_cooling and not cooling
+            cooling = now_cooling
+            await anyio.sleep(0.01)
+
+    key = limit._tat.removesuffix(":tat")
+    start = time.monotonic()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch)
+        with anyio.move_on_after(bound):
+            async with anyio.create_task_group() as workers:
+                for _ in range(concurrency):
+                    workers.start_soon(worker)
+        done.set()
+    return time.monotonic() - start, shared
+
+
+@pytest.mark.parametrize(("share", "requests", "most"), [(0.05, 600, 3.0), (0.1, 300, 10.0)])
+async def test_random_429s_among_accepted_answers_cool_no_other_process_down(
+    client: redis.asyncio.Redis, share: float, requests: int, most: float
+) -> None:
+    """A gateway refusing 5-10 % at random: each 429's episode is dismissed by the
+    answers to the requests sent with or after it, or stands by chance after episodes
+    that showed a random gateway (then this process alone waits it out, as one client
+    would): no cool-down is written for every process, and the run takes a few
+    seconds (before, each 429 paused every process for 1 s: 30 to 60 of them, the run
+    stopped at 15 s with a dozen shared cool-downs)."""
+    draws = random.Random(3)
+    limit = RedisRateLimit(client, key="random", per_second=2000)
+    wall, shared = await _fan_out(limit, client, lambda: draws.random() < share, requests=requests)
+    assert shared <= 1  # a first episode may stand by chance, with no history yet
+    assert wall < most
+
+
+async def test_a_refusing_budget_still_cools_every_process_down(
+    client: redis.asyncio.Redis,
+) -> None:
+    """A token bucket run dry (every answer a 429 for 0.3 s after the first 30): the
+    episode stands on its evidence, the shared cool-down is written, and another
+    process on the same key waits it out."""
+    start = time.monotonic()
+    accepted = 0
+
+    def refuses() -> bool:
+        nonlocal accepted
+        if accepted < 30 or time.monotonic() - start > 0.3:
+            accepted += 1
+            return False
+        return True
+
+    limit = RedisRateLimit(client, key="dry", per_second=2000)
+    elsewhere = RedisRateLimit(client, key="dry", per_second=2000)
+    waited: list[float] = []
+
+    async def other_process() -> None:
+        for _ in range(600):  # 3 s at most
+            if await client.exists("dry:cool"):
+                break
+            await anyio.sleep(0.005)
+        began = time.monotonic()
+        await elsewhere.acquire()
+        waited.append(time.monotonic() - began)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(other_process)
+        wall, shared = await _fan_out(limit, client, refuses, requests=200)
+    assert shared >= 1
+    assert waited[0] >= 0.5  # most of the 1 s Retry-After
+    assert wall >= 0.9
 
 
 async def test_a_long_cool_down_fails_a_call_at_once_without_sending(
