@@ -375,10 +375,20 @@ class _Budget:
             return
         if self._refused_sent_at == math.inf:  # no evidence to wait for: it stands
             return
-        if not held and answers < self._in_flight + self._sent_since_episode:
+        if not held and not self._all_answered():
             return  # answers still to come
         if answers >= MIN_EVIDENCE or self._random_gateway():
             self._dismiss()
+
+    def _all_answered(self) -> bool:
+        """Whether every request sent with or after the refused one is answered."""
+        return sum(self._after) >= self._in_flight + self._sent_since_episode
+
+    def _stood_by_chance(self) -> bool:
+        """Whether the episode that stands (its refused request's sending time
+        known) did so by chance: the recent well-evidenced episodes say the
+        gateway refuses at random."""
+        return self._refused_sent_at != math.inf and self._random_gateway()
 
     def _random_gateway(self) -> bool:
         """Whether at most `RANDOM_SHARE` of the answers of the last `HISTORY`
@@ -405,7 +415,7 @@ class _Budget:
         assert phase is not None
         self._ended = None
         self._remember()
-        if self._refused_sent_at != math.inf and self._random_gateway():
+        if self._stood_by_chance():
             # An episode standing by chance against a gateway refusing at
             # random: its phase (short, and with few requests in flight when
             # paced) says nothing of a budget. One step down from the rate it
@@ -500,9 +510,7 @@ class _Evidence(_Budget):
         self._weigh(held=held)
         if self._ended is None:
             return False
-        if held or self._refused_sent_at == math.inf:
-            return True
-        return sum(self._after) >= self._in_flight + self._sent_since_episode
+        return held or self._refused_sent_at == math.inf or self._all_answered()
 
     def close(self, now: float) -> bool:
         """
@@ -516,7 +524,7 @@ class _Evidence(_Budget):
         self._remember()
         self._phase_start = now
         self._phase_sent = 0
-        return self._refused_sent_at != math.inf and self._random_gateway()
+        return self._stood_by_chance()
 
 
 class _Weighed(Protocol):
@@ -614,8 +622,8 @@ class _LocalLimiter:
         """
         The fast path of `_acquire_within`, with no coroutine to pay for: when
         no 429 was seen and no budget given, the request goes now (the time,
-        by *clock*, is returned); None when it must go through
-        `_acquire_within`.
+        by *clock*, is returned); None when it must wait its turn
+        (`_acquire_paced`).
         """
         now = self._clock()
         if self._budget.paced(now) or self._lock.locked():
@@ -631,6 +639,10 @@ class _LocalLimiter:
         now = self._take_unpaced()
         if now is not None:
             return now
+        return await self._acquire_paced(max_cool_down)
+
+    async def _acquire_paced(self, max_cool_down: float) -> float:
+        """`_acquire_within` once `_take_unpaced` said the request must wait its turn."""
         budget = self._budget
         now = self._clock()
         if budget.next_slot(now, max_cool_down) > 0 or self._lock.locked():
@@ -758,7 +770,7 @@ def paced(send: SendRequest, limiter: RateLimiter, *, max_cool_down: float) -> S
             sent_at = local._take_unpaced()
             if sent_at is None:
                 try:
-                    sent_at = await local._acquire_within(max_cool_down)
+                    sent_at = await local._acquire_paced(max_cool_down)
                 except _CoolingTooLong as exc:
                     return _not_sent(request, exc.left)
             response = await send(request)
