@@ -24,7 +24,7 @@ import contextlib
 import functools
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Final, Generic, Self, TypeVar
 
@@ -132,17 +132,30 @@ async def _run_asyncio_workers(
             task.cancel()
 
     workers.cancel = cancel
-    for first in workers.starts(concurrency):
-        tasks.append(loop.create_task(workers.worker(first)))
-    if tasks:
-        try:
+    try:
+        for first in workers.starts(concurrency):
+            tasks.append(_start_worker(loop, workers.worker(first)))
+        if tasks:
             await asyncio.wait(tasks)
-        except BaseException:
-            cancel()
-            await _wait_out(tasks)
-            raise
+    except BaseException:
+        # Cancelled, or a task factory that raised: no worker outlives the call.
+        cancel()
+        await _wait_out(tasks)
+        raise
     if workers.failure is not None:
         raise workers.failure
+
+
+def _start_worker(
+    loop: asyncio.AbstractEventLoop, worker: Coroutine[Any, Any, None]
+) -> asyncio.Task[None]:
+    """*worker* as a task of *loop*; closed if the loop's task factory
+    refuses it, since a coroutine never awaited warns when collected."""
+    try:
+        return loop.create_task(worker)
+    except BaseException:
+        worker.close()
+        raise
 
 
 async def _wait_out(tasks: list[asyncio.Task[None]]) -> None:

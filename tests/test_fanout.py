@@ -207,6 +207,31 @@ async def test_an_eager_task_factory_starts_no_worker_after_a_failure() -> None:
     assert started == [0]
 
 
+async def test_a_task_factory_that_raises_leaves_no_worker_running() -> None:
+    # The factory's error is the call's, and the workers it did start are
+    # cancelled and waited out, not left running after the call has failed.
+    probe = Probe(lambda item: 10.0)
+    loop = asyncio.get_running_loop()
+    made = 0
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        nonlocal made
+        made += 1
+        if made == 3:
+            raise RuntimeError("the factory broke")
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(factory)
+    try:
+        with pytest.raises(RuntimeError, match="the factory broke"):
+            await map_ordered(probe, range(10), concurrency=5)
+    finally:
+        loop.set_task_factory(None)
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+    assert probe.in_flight == 0
+    assert probe.finished == []
+
+
 # On trio the workers are an anyio task group's: the same rules, run there.
 
 
