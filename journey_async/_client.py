@@ -10,6 +10,7 @@ becomes in the error tree in `_outcomes`.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 import logging
@@ -312,6 +313,14 @@ class AsyncJourneyClient:
             raise AttributeError(
                 f"{name} is read-only: client.with_options({name}=...) gives a client "
                 "with another one, sharing the connections"
+            )
+        if not name.startswith("_") and not hasattr(type(self), name):
+            # A misspelt setting (client.max_concurency = 5) would do nothing, silently.
+            close = difflib.get_close_matches(name, sorted(SETTING_NAMES), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise AttributeError(
+                f"{type(self).__name__} has no attribute {name!r}{hint}: its settings are "
+                "given when it is made, or to with_options(...)"
             )
         super().__setattr__(name, value)
 

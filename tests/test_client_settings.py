@@ -101,6 +101,28 @@ def test_settings_are_read_only(name: str, value: object) -> None:
     assert getattr(client, name) == before
 
 
+def test_a_misspelt_setting_is_refused_with_the_likely_name() -> None:
+    client = ja.AsyncJourneyClient(TOKEN)
+    with pytest.raises(
+        AttributeError, match=r"'max_concurency' \(did you mean 'max_concurrency'\?\)"
+    ):
+        client.max_concurency = 5
+    with pytest.raises(AttributeError, match="no attribute 'colour': its settings are given"):
+        client.colour = "blue"
+    assert not hasattr(client, "max_concurency")
+
+
+def test_a_method_can_still_be_replaced_on_a_client() -> None:
+    # What a user's test does with monkeypatch.setattr(client, "get_stats", fake).
+    client = ja.AsyncJourneyClient(TOKEN)
+
+    async def fake(journey_id: str) -> ja.JourneyStats:
+        return ja.JourneyStats(title="t", points=())
+
+    client.get_stats = fake  # type: ignore[method-assign]
+    assert client.get_stats is fake
+
+
 async def test_assigning_retry_does_not_silently_keep_retrying(recorder: Recorder) -> None:
     recorder.status = 503
     async with ja.AsyncJourneyClient(TOKEN, transport=recorder, retry=FAST_RETRY) as client:
