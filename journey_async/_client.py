@@ -10,6 +10,7 @@ becomes in the error tree in `_outcomes`.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import functools
 import json
@@ -743,6 +744,9 @@ class AsyncJourneyClient:
             raise RuntimeError("Cannot send a request, as the client has been closed.")
         if shared.forked:
             raise RuntimeError(FORKED_MESSAGE)
+        loop = asyncio._get_running_loop()
+        if loop is not shared.loop:
+            shared.enter_loop(loop)
         shared.used = True
         log = call_log.get()
         if log is not None:

@@ -7,13 +7,20 @@ whether this process was forked after they were used.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import weakref
 from typing import Any, Final
 
 import httpx
 
-from ._http import HTTP11Transport, default_transport, sender_for_client, sender_for_owned
+from ._http import (
+    OTHER_LOOP_MESSAGE,
+    HTTP11Transport,
+    default_transport,
+    sender_for_client,
+    sender_for_owned,
+)
 from ._ratelimit import adaptive_limiter
 from ._retry import RetryPolicy, SendRequest
 from ._slots import Slots
@@ -33,6 +40,7 @@ class Shared:
         "bounds_attempts",
         "forked",
         "http",
+        "loop",
         "owns_http",
         "pool_size",
         "send",
@@ -67,8 +75,22 @@ class Shared:
             else adaptive_limiter(clock=retry.clock, sleep=retry.sleep)
         )
         self.used = False  # a request was sent
+        # The event loop of the last attempt (None: trio's, or none yet).
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.forked = False  # ...and then this process was forked from the one that sent it
         _LIVE.add(self)
+
+    def enter_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """
+        Make *loop* the one attempts run in, unless the last one is still
+        running (in another thread, then): a `RuntimeError` saying so. The
+        slots would otherwise hang it, waiting for slots given back from the
+        other thread, which never wakes this loop.
+        """
+        previous = self.loop
+        if previous is not None and previous.is_running():
+            raise RuntimeError(OTHER_LOOP_MESSAGE)
+        self.loop = loop
 
     def is_closed(self) -> bool:
         """Whether the connections are closed (the client's `aclose`, or the

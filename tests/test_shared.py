@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import warnings
 
 import httpx
@@ -19,7 +20,7 @@ from payloads import JOURNEY_ID, MIXED_EXAMPLE, STATS_URL, TOKEN
 import journey_async as ja
 from journey_async._http import HTTP11Transport
 from journey_async._shared import shared_resources
-from journey_async.testing import JourneyEmulator, emulator_client
+from journey_async.testing import JourneyEmulator, emulator_client, serve_emulator
 
 # The connections -----------------------------------------------------------------
 
@@ -135,3 +136,39 @@ def test_a_copy_of_a_used_client_refuses_in_the_child_too() -> None:
     asyncio.run(client.with_options(timeout=1.0).get_stats(JOURNEY_ID))
     outcome = run_in_fork(client.with_options(timeout=2.0), JOURNEY_ID)
     assert outcome.startswith("RuntimeError: this client sent requests before")
+
+
+# One event loop at a time ----------------------------------------------------------
+
+
+def test_a_loop_of_another_thread_holding_every_slot_is_refused_not_waited_for() -> None:
+    # The other thread's request holds the only slot: a call from this
+    # thread's loop would wait for it, and the slot given back from that
+    # thread never wakes this loop, so the call would hang.
+    emulator = JourneyEmulator(token=TOKEN, latency=0.5)
+    emulator.add_journey(JOURNEY_ID, title="J", points=[])
+    with serve_emulator(emulator) as server:
+        client = ja.AsyncJourneyClient(TOKEN, base_url=server.url, max_concurrency=1, retry=None)
+        holding = threading.Event()
+
+        async def hold() -> None:
+            request = asyncio.ensure_future(client.get_stats(JOURNEY_ID))
+            while client._shared.slots.free:  # noqa: ASYNC110 - until it holds the slot
+                await asyncio.sleep(0.001)
+            holding.set()
+            await request
+            await client.aclose()
+
+        other = threading.Thread(target=asyncio.run, args=(hold(),))
+        other.start()
+        try:
+            assert holding.wait(10)
+
+            async def use() -> None:
+                with pytest.raises(RuntimeError, match="running in another thread"):
+                    await asyncio.wait_for(client.get_stats(JOURNEY_ID), 5)
+
+            asyncio.run(use())
+        finally:
+            other.join(10)
+        assert not other.is_alive()

@@ -29,6 +29,7 @@ from ._limits import (
     MAX_RESPONSE_BYTES_EXTENSION,
     ResponseTooLarge,
 )
+from ._pool import OTHER_LOOP_MESSAGE
 from ._proxy import check_proxy, proxy_for, redacted
 from ._timeouts import (
     ATTEMPT_TIMEOUT_EXTENSION,
@@ -48,6 +49,7 @@ __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "MAX_REMOVAL_ACK_BYTES",
     "MAX_RESPONSE_BYTES_EXTENSION",
+    "OTHER_LOOP_MESSAGE",
     "PREPARED_HEAD_EXTENSION",
     "AttemptTimeout",
     "CallDeadlineExceeded",
