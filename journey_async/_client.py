@@ -249,8 +249,9 @@ class AsyncJourneyClient:
             max_cool_down=(DEFAULT_RETRY if retry is None else retry).max_retry_after,
         )
         self._send_request: SendRequest = attempt if retry is None else retrying(attempt, retry)
-        # RetryPolicy.deadline, as a hard bound on the whole call.
-        self._deadline = None if retry is None else retry.deadline
+        # RetryPolicy.deadline, as a hard bound on the whole call, and its error.
+        deadline = None if retry is None else retry.deadline
+        self._call_deadline = None if deadline is None else (deadline, _deadline_error(deadline))
 
     def with_options(
         self,
@@ -681,7 +682,7 @@ class AsyncJourneyClient:
                 extensions=self._removal_extensions,
             )
             request.read()  # as httpx does for a body in memory: request.content works
-        deadline = self._deadline
+        call_deadline = self._call_deadline
         # The records' shared fields, only when records can be emitted at all.
         log_token = (
             call_log.set(CallLog(journey_id, self._secret))
@@ -689,14 +690,13 @@ class AsyncJourneyClient:
             else None
         )
         try:
-            if deadline is None:
+            if call_deadline is None:
                 response = await self._send_request(request)
             else:
                 # The whole call: attempts, backoff sleeps, the waits for a
                 # slot or a rate-limit token, all inside this one bound.
-                response = await run_within(
-                    deadline, self._send_request, request, _deadline_error(deadline)
-                )
+                seconds, deadline_error = call_deadline
+                response = await run_within(seconds, self._send_request, request, deadline_error)
         except (httpx.TransportError, httpx.DecodingError) as exc:
             raise transport_error(method, path, exc) from exc
         finally:
