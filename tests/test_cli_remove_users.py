@@ -119,6 +119,20 @@ def test_a_removal_nobody_got_through_lists_every_user_and_hides_the_token(
     assert SECRET not in result.stdout + result.stderr
 
 
+def test_a_journey_id_that_would_change_the_path_is_a_usage_error_before_anything(
+    cli_server: EmulatorServer, cli_emulator: JourneyEmulator, tmp_path: Path
+) -> None:
+    # As for the users and as `stats` does for its ids: refused up front, not
+    # a failed run that writes a file and suggests re-running the same id.
+    result = run_cli("remove-users", *api(cli_server), "--journey", "../x", "user-1", cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert_one_error_line(result.stderr, "journey id '../x' would change the request's URL path")
+    assert result.stdout == ""
+    assert not (tmp_path / "remaining-users.txt").exists()
+    assert cli_emulator.requests == []
+
+
 # --- Ctrl-C -----------------------------------------------------------------------------------
 
 
