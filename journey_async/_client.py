@@ -65,6 +65,7 @@ from ._slots import Slots
 from ._validation import (
     callback,
     fanout_ids,
+    number,
     positive_int,
     removal_target,
     validate_journey_id,
@@ -627,6 +628,8 @@ class AsyncJourneyClient:
 
         .. versionadded:: 0.1.0
         """
+        # Both bounds checked here, so that a refusal's traceback holds no
+        # half-built batcher (whose repr would fail there).
         size = (
             self.batch_size
             if max_batch_size is None
@@ -635,7 +638,7 @@ class AsyncJourneyClient:
         return RemovalBatcher(
             self._post_removal,
             max_batch_size=size,
-            max_delay=DEFAULT_MAX_DELAY if max_delay is None else max_delay,
+            max_delay=DEFAULT_MAX_DELAY if max_delay is None else number(max_delay, "max_delay"),
             max_concurrency=self.max_concurrency,
         )
 
