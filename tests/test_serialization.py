@@ -78,6 +78,13 @@ def test_the_samples_cover_every_error_class() -> None:
 def same_error(restored: BaseException, original: BaseException) -> None:
     assert type(restored) is type(original)
     assert str(restored) == str(original)
+    # The chain too (NotAttemptedError's cause is its __cause__): what a
+    # traceback of the copy shows.
+    if original.__cause__ is None:
+        assert restored.__cause__ is None
+    else:
+        assert restored.__cause__ is getattr(restored, "cause", None)
+        same_error(restored.__cause__, original.__cause__)
     for name, value in vars(original).items():
         other = getattr(restored, name)
         if isinstance(value, httpx.Response):
