@@ -83,8 +83,10 @@ def same_error(restored: BaseException, original: BaseException) -> None:
     if original.__cause__ is None:
         assert restored.__cause__ is None
     else:
-        assert restored.__cause__ is getattr(restored, "cause", None)
-        same_error(restored.__cause__, original.__cause__)
+        cause = restored.__cause__
+        assert cause is not None
+        same_error(cause, original.__cause__)
+        assert cause is getattr(restored, "cause", None)
     for name, value in vars(original).items():
         other = getattr(restored, name)
         if isinstance(value, httpx.Response):
