@@ -48,6 +48,25 @@ def test_remove_users_from_stdin(
     assert not (tmp_path / "remaining-users.txt").exists()
 
 
+def test_a_journey_given_twice_is_one_journey(
+    cli_server: EmulatorServer, cli_emulator: JourneyEmulator, tmp_path: Path
+) -> None:
+    result = run_cli(
+        "remove-users",
+        *api(cli_server),
+        "--journey",
+        WELCOME,
+        "--journey",
+        WELCOME,
+        "user-1",
+        cwd=tmp_path,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("removed 1 user from 1 journey: 1 request in ")
+    assert cli_emulator.users_in(WELCOME) == set(USERS) - {"user-1"}
+
+
 def test_failed_users_are_written_to_a_file_that_retries_them(
     cli_server: EmulatorServer, cli_emulator: JourneyEmulator, tmp_path: Path
 ) -> None:

@@ -125,11 +125,12 @@ class _Run:
             loop.remove_signal_handler(signal.SIGINT)
 
 
-def _target(args: argparse.Namespace) -> tuple[str, list[str]]:
-    """How the removal's target reads in a sentence, and as options to retry it."""
-    if args.all_journeys:
+def _target(fields: dict[str, Any]) -> tuple[str, list[str]]:
+    """How the removal's target (its checked JSON fields: a journey given
+    twice is one) reads in a sentence, and as options to retry it."""
+    if fields.get("all_journeys"):
         return "all journeys", ["--all-journeys"]
-    journeys: list[str] = args.journeys
+    journeys: list[str] = fields["journey_uuids"]
     return _plural(len(journeys), "journey"), [f"--journey={j}" for j in journeys]
 
 
@@ -152,7 +153,7 @@ async def _remove_users(args: argparse.Namespace, output: _Output) -> int:
     # Checked before the run, as the users are: a bad --journey is a usage
     # error with nothing sent, not a failed run with a file to re-run it from.
     fields = removal_target(args.journeys, args.all_journeys)
-    target, target_options = _target(args)
+    target, target_options = _target(fields)
     run = _Run(users)
     started = time.perf_counter()
     try:
