@@ -67,6 +67,7 @@ from ._slots import Slots
 from ._validation import (
     callback,
     fanout_ids,
+    number,
     positive_int,
     removal_target,
     validate_journey_id,
@@ -179,9 +180,16 @@ class AsyncJourneyClient:
         proxy: str | httpx.URL | None = UNSET,
         trust_env: bool = UNSET,
     ) -> None:
-        token = resolve_token(api_token)
+        # No frame of a refusal's traceback holds the token (a report that
+        # shows locals, such as Sentry's, would send it): a token refused is
+        # still someone's secret, and a refusal below reads only self._secret.
+        try:
+            self._secret = resolve_token(api_token)
+        except (TypeError, ValueError) as exc:
+            del api_token
+            raise exc.with_traceback(None) from None
+        del api_token
         max_response_bytes = positive_int(max_response_bytes, "max_response_bytes")
-        self._secret = token
         self._base_url = validate_base_url(base_url)
         check_io(http_client, transport)
         network = network_options(
@@ -212,7 +220,7 @@ class AsyncJourneyClient:
         self._is_copy = False
         self._http = self._shared.http
         self._headers, self._get_headers, self._post_headers, self._get_lines = prepared_headers(
-            token, self._base_url
+            self._secret, self._base_url
         )
         self._url = url_builder(self._base_url)
         self._max_response_bytes = max_response_bytes
@@ -362,7 +370,9 @@ class AsyncJourneyClient:
         return self._settings.rate_limit
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} base_url={self._base_url!r} api_token={REDACTED}>"
+        # Never raises: a traceback's locals show a client __init__ refused.
+        base_url = vars(self).get("_base_url")
+        return f"<{type(self).__name__} base_url={base_url!r} api_token={REDACTED}>"
 
     async def __aenter__(self) -> Self:
         return self
@@ -629,6 +639,8 @@ class AsyncJourneyClient:
 
         .. versionadded:: 0.1.0
         """
+        # Both bounds checked here, so that a refusal's traceback holds no
+        # half-built batcher (whose repr would fail there).
         size = (
             self.batch_size
             if max_batch_size is None
@@ -637,7 +649,7 @@ class AsyncJourneyClient:
         return RemovalBatcher(
             self._post_removal,
             max_batch_size=size,
-            max_delay=DEFAULT_MAX_DELAY if max_delay is None else max_delay,
+            max_delay=DEFAULT_MAX_DELAY if max_delay is None else number(max_delay, "max_delay"),
             max_concurrency=self.max_concurrency,
         )
 

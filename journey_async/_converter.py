@@ -14,8 +14,10 @@ The one cattrs converter: every rule for reading the API's JSON lives here.
   which no longer holds an exact integer, are refused.
 - ``conversion`` (every float field) is a finite number of at least 0.
   JavaScript's ``NaN``, ``Infinity`` and ``-Infinity``, which Python's json
-  module reads but JSON does not have, are refused wherever they appear,
-  unknown ``pointStat`` shapes included, naming the point and the field.
+  module reads but JSON does not have, are refused in every field read and
+  anywhere inside an unknown ``pointStat`` shape (kept, so it must stay
+  JSON-safe), naming the point and the field; the extra fields ignored beside
+  a known shape are not read, so not checked either.
 - Any mismatch becomes one `ResponseFormatError` whose message names the JSON
   path of every field that did not fit.
 """

@@ -330,6 +330,12 @@ def rebuild_error(
     error = cls.__new__(cls)
     error.args = args
     error.__dict__.update(state)
+    # NotAttemptedError's cause is also its __cause__, which lives outside
+    # vars(): a copy must chain to it as the original does (tracebacks,
+    # Sentry's chained exceptions).
+    cause = state.get("cause")
+    if isinstance(cause, BaseException):
+        error.__cause__ = cause
     return error
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import traceback
 from typing import Any
 
 import anyio
@@ -520,3 +521,16 @@ async def test_a_cancelled_owner_task_cancels_the_requests_in_flight() -> None:
                 await task
     assert len(outcomes) == 1
     assert "cancelled before this removal was confirmed" in str(outcomes[0])
+
+
+@pytest.mark.parametrize("bounds", [{"max_delay": -1.0}, {"max_delay": "soon"}])
+def test_a_refused_bound_is_refused_by_the_client_and_its_traceback_shows_locals(
+    bounds: dict[str, Any],
+) -> None:
+    # Before the batcher exists: a report that shows each frame's locals
+    # (capture_locals, Sentry's) must not fail on a half-built batcher's repr.
+    client = ja.AsyncJourneyClient(TOKEN)
+    with pytest.raises((TypeError, ValueError), match="max_delay") as info:
+        client.removal_batcher(**bounds)
+    shown = traceback.TracebackException.from_exception(info.value, capture_locals=True)
+    assert "max_delay" in "".join(shown.format())

@@ -48,6 +48,25 @@ def test_remove_users_from_stdin(
     assert not (tmp_path / "remaining-users.txt").exists()
 
 
+def test_a_journey_given_twice_is_one_journey(
+    cli_server: EmulatorServer, cli_emulator: JourneyEmulator, tmp_path: Path
+) -> None:
+    result = run_cli(
+        "remove-users",
+        *api(cli_server),
+        "--journey",
+        WELCOME,
+        "--journey",
+        WELCOME,
+        "user-1",
+        cwd=tmp_path,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("removed 1 user from 1 journey: 1 request in ")
+    assert cli_emulator.users_in(WELCOME) == set(USERS) - {"user-1"}
+
+
 def test_failed_users_are_written_to_a_file_that_retries_them(
     cli_server: EmulatorServer, cli_emulator: JourneyEmulator, tmp_path: Path
 ) -> None:
@@ -117,6 +136,20 @@ def test_a_removal_nobody_got_through_lists_every_user_and_hides_the_token(
         f"remove-users --journey={WELCOME} --journey={WINBACK} --users-file remaining-users.txt",
     )
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_a_journey_id_that_would_change_the_path_is_a_usage_error_before_anything(
+    cli_server: EmulatorServer, cli_emulator: JourneyEmulator, tmp_path: Path
+) -> None:
+    # As for the users and as `stats` does for its ids: refused up front, not
+    # a failed run that writes a file and suggests re-running the same id.
+    result = run_cli("remove-users", *api(cli_server), "--journey", "../x", "user-1", cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert_one_error_line(result.stderr, "journey id '../x' would change the request's URL path")
+    assert result.stdout == ""
+    assert not (tmp_path / "remaining-users.txt").exists()
+    assert cli_emulator.requests == []
 
 
 # --- Ctrl-C -----------------------------------------------------------------------------------

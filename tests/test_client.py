@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import traceback
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -159,6 +160,36 @@ def test_repr_hides_token() -> None:
     client = ja.AsyncJourneyClient(TOKEN)
     assert TOKEN not in repr(client)
     assert "[secret]" in repr(client)
+
+
+@pytest.mark.parametrize(
+    ("token", "options"),
+    [
+        (TOKEN, {"base_url": "http://example.com"}),
+        (TOKEN, {"max_concurrency": 0}),
+        (TOKEN, {"proxy": "gopher://proxy.internal"}),
+        (TOKEN, {"timeout": "soon"}),
+        (f"{TOKEN}\n", {}),  # refused itself, and still the caller's secret
+        (None, {}),  # read from the environment, with a stray newline
+    ],
+    ids=["base_url", "max_concurrency", "proxy", "timeout", "token", "environment"],
+)
+def test_a_refused_construction_shows_no_token_in_the_tracebacks_locals(
+    monkeypatch: pytest.MonkeyPatch, token: str | None, options: dict[str, Any]
+) -> None:
+    # What a report that shows each frame's locals (Sentry's, `--showlocals`)
+    # makes of a misconfigured client: it must neither fail nor show the token.
+    monkeypatch.setenv("PUSHWOOSH_API_TOKEN", f"{TOKEN}\n")
+    with pytest.raises((TypeError, ValueError)) as info:
+        ja.AsyncJourneyClient(token, **options)
+    error = info.value
+    assert error.__traceback__ is not None
+    # From the library's frames on: the test's own frame holds the token.
+    library = error.__traceback__.tb_next
+    shown = traceback.TracebackException(type(error), error, library, capture_locals=True)
+    text = "".join(shown.format())
+    assert TOKEN not in text
+    assert str(info.value) in text
 
 
 async def test_token_never_logged_or_in_errors(

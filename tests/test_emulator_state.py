@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import traceback
 import uuid
+from typing import Any
 
 import pytest
 from emulator_support import connect, stats
@@ -59,3 +61,17 @@ def test_constructor_validation() -> None:
         Fault.delay(-1)
     with pytest.raises(ValueError, match="endpoint"):
         JourneyEmulator().inject(Fault.drop(), endpoint="stat")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("options", "refusal"),
+    [({"fault_rate": 2.0}, "fault_rate"), ({"latency": -1.0}, "latency"), ({"token": ""}, "token")],
+)
+def test_a_refused_argument_can_be_reported_with_the_locals(
+    options: dict[str, Any], refusal: str
+) -> None:
+    # The repr of the half-built emulator in __init__'s frame must not raise.
+    with pytest.raises(ValueError, match=refusal) as info:
+        JourneyEmulator(**options)
+    shown = traceback.TracebackException.from_exception(info.value, capture_locals=True)
+    assert str(info.value) in "".join(shown.format())

@@ -156,6 +156,11 @@ def test_literal_nan_in_the_body_names_the_field() -> None:
         ({**MESSAGE, "sent": float(2**53)}, ja.MessageStats(sent=2**53, opened=5, conversion=50.0)),
         ({**MESSAGE, "conversion": 0}, ja.MessageStats(sent=10, opened=5, conversion=0.0)),
         ({"calls": 1.5, "name": "x"}, ja.UnknownStats(raw={"calls": 1.5, "name": "x"})),
+        # Extra fields beside a known shape are ignored, not read (README).
+        (
+            {**MESSAGE, "unsubscribed": math.nan},
+            ja.MessageStats(sent=10, opened=5, conversion=50.0),
+        ),
     ],
 )
 def test_plausible_numbers_are_accepted(stat: object, expected: ja.PointStats) -> None:

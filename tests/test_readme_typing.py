@@ -6,6 +6,7 @@ strict, as users' code that uses the library as documented must.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,47 @@ def test_ok_narrows_under_mypy(tmp_path: Path, pattern: str) -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stdout
+
+
+# A whole user program --------------------------------------------------------
+
+USER_PROGRAM = ROOT / "tests" / "user_program.py"
+
+
+def public_names() -> set[str]:
+    import journey_async
+    import journey_async.redis
+    import journey_async.testing
+
+    modules = (journey_async, journey_async.testing, journey_async.redis)
+    return {name for module in modules for name in module.__all__} - {"__version__"}
+
+
+def test_the_user_program_uses_every_public_name() -> None:
+    # A new public name joins the program, so that its types are checked too.
+    code = USER_PROGRAM.read_text(encoding="utf-8")
+    missing = {name for name in public_names() if not re.search(rf"\b{name}\b", code)}
+    assert not missing, f"tests/user_program.py does not use {sorted(missing)}"
+
+
+@pytest.mark.parametrize("checker", ["mypy", "pyright"])
+def test_the_user_program_passes_strict_type_checking(tmp_path: Path, checker: str) -> None:
+    # Away from the project's own configuration, as a user's project is.
+    program = tmp_path / "user_program.py"
+    program.write_text(USER_PROGRAM.read_text(encoding="utf-8"), encoding="utf-8")
+    if checker == "mypy":
+        cache = f"--cache-dir={ROOT / '.mypy_cache' / 'readme'}"
+        command = ["-m", "mypy", "--strict", "--python-version=3.11", cache, program.name]
+    else:
+        config = {"typeCheckingMode": "strict", "pythonVersion": "3.11"}
+        (tmp_path / "pyrightconfig.json").write_text(json.dumps(config), encoding="utf-8")
+        command = ["-m", "pyright", f"--pythonpath={sys.executable}", program.name]
+    result = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, *command],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -78,6 +78,15 @@ def test_the_samples_cover_every_error_class() -> None:
 def same_error(restored: BaseException, original: BaseException) -> None:
     assert type(restored) is type(original)
     assert str(restored) == str(original)
+    # The chain too (NotAttemptedError's cause is its __cause__): what a
+    # traceback of the copy shows.
+    if original.__cause__ is None:
+        assert restored.__cause__ is None
+    else:
+        cause = restored.__cause__
+        assert cause is not None
+        same_error(cause, original.__cause__)
+        assert cause is getattr(restored, "cause", None)
     for name, value in vars(original).items():
         other = getattr(restored, name)
         if isinstance(value, httpx.Response):

@@ -21,7 +21,7 @@ import shlex
 import signal
 import time
 from collections.abc import Iterator, Sequence
-from typing import Final
+from typing import Any, Final
 
 import anyio
 
@@ -69,6 +69,7 @@ class _Run:
         self,
         client: AsyncJourneyClient,
         args: argparse.Namespace,
+        target: dict[str, Any],
         output: _Output,
         progress: ProgressCallback | None,
     ) -> None:
@@ -80,7 +81,7 @@ class _Run:
                 await remove_in_batches(
                     client._post_removal,
                     self.users,
-                    removal_target(args.journeys, args.all_journeys),
+                    target,
                     batch_size=args.batch_size or client.batch_size,
                     concurrency=client.max_concurrency,
                     progress=progress,
@@ -124,11 +125,12 @@ class _Run:
             loop.remove_signal_handler(signal.SIGINT)
 
 
-def _target(args: argparse.Namespace) -> tuple[str, list[str]]:
-    """How the removal's target reads in a sentence, and as options to retry it."""
-    if args.all_journeys:
+def _target(fields: dict[str, Any]) -> tuple[str, list[str]]:
+    """How the removal's target (its checked JSON fields: a journey given
+    twice is one) reads in a sentence, and as options to retry it."""
+    if fields.get("all_journeys"):
         return "all journeys", ["--all-journeys"]
-    journeys: list[str] = args.journeys
+    journeys: list[str] = fields["journey_uuids"]
     return _plural(len(journeys), "journey"), [f"--journey={j}" for j in journeys]
 
 
@@ -148,13 +150,16 @@ def _write_remaining(path: str, users: Sequence[str], output: _Output) -> bool:
 
 async def _remove_users(args: argparse.Namespace, output: _Output) -> int:
     users = _user_ids(args)
-    target, target_options = _target(args)
+    # Checked before the run, as the users are: a bad --journey is a usage
+    # error with nothing sent, not a failed run with a file to re-run it from.
+    fields = removal_target(args.journeys, args.all_journeys)
+    target, target_options = _target(fields)
     run = _Run(users)
     started = time.perf_counter()
     try:
         async with _client(args) as client:
             with output.progress("users", len(users)) as progress:
-                await run.remove(client, args, output, progress)
+                await run.remove(client, args, fields, output, progress)
     finally:
         # Also on any other error, and when this task is cancelled: the
         # file is the record that lets a re-run finish the job.

@@ -81,8 +81,12 @@ class _EmulatorState:
         self.max_in_flight = 0
 
     def __repr__(self) -> str:
-        # Never the token.
-        return f"<JourneyEmulator journeys={len(self._journeys)} requests={len(self.requests)}>"
+        # Never the token; never raises, for a traceback's locals when
+        # __init__ refused an argument before these were set.
+        journeys = len(vars(self).get("_journeys", ()))
+        return (
+            f"<JourneyEmulator journeys={journeys} requests={len(vars(self).get('requests', ()))}>"
+        )
 
     # --- configuration ---
 
