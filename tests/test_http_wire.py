@@ -242,6 +242,18 @@ def test_an_interim_response_leaves_nothing_of_itself_in_the_real_one() -> None:
     assert response.headers == [(b"Content-Length", b"2")]
 
 
+def test_an_interim_responses_content_encoding_is_not_the_real_ones() -> None:
+    # A 103 naming a coding, then a plain 200: its body is taken as it is,
+    # not run through the 103's gzip decoder (an "invalid gzip body").
+    done: list[ParsedResponse] = []
+    parser = ResponseParser(done.append)
+    parser.expect(is_head=False, max_body=100)
+    parser.feed(b"HTTP/1.1 103 Early Hints\r\nContent-Encoding: gzip\r\n\r\n")
+    parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    [response] = done
+    assert response.body == [b"{}"]
+
+
 def test_the_head_of_the_real_response_after_an_interim_one_is_capped_as_it_grows() -> None:
     parser = ResponseParser(lambda response: None)
     parser.expect(is_head=False, max_body=100)

@@ -336,7 +336,8 @@ class ResponseParser:
             response.body = []
             response.headers_complete = False
             self._head_bytes = self._line_bytes = self._field_bytes = 0
-            self._encoding = None
+            # Its Content-Encoding, if it had one, is not the real response's.
+            self._encoding = self._decoder = None
             return
         self._trailing = False
         self._flush(response)
