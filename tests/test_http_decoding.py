@@ -337,6 +337,15 @@ def test_a_gzip_body_of_several_members_is_decoded_whole(piece: int) -> None:
     assert gunzip_in_pieces(members, len(BODY), piece) == BODY
 
 
+def test_thousands_of_gzip_members_in_one_read_are_decoded_whole() -> None:
+    # A server compressing each small write apart: 3,000 members arriving in
+    # one read were decoded one call deeper each, a RecursionError past
+    # Python's limit, and the response "malformed HTTP".
+    body = b"".join(b'{"n": %d}' % n for n in range(3000))
+    members = b"".join(gzip.compress(body[i : i + 8]) for i in range(0, len(body), 8))
+    assert gunzip_in_pieces(members, len(body), len(members)) == body
+
+
 def test_the_members_of_a_gzip_body_share_its_cap() -> None:
     members = gzip.compress(BODY) + gzip.compress(BODY)
     assert gunzip_in_pieces(members, 2 * len(BODY), 10**6) == 2 * BODY

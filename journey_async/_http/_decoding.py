@@ -81,31 +81,38 @@ class _Zlib:
     def decode(self, data: bytes, room: int) -> bytes:
         if self._ignore_rest:
             return b""
-        try:
-            output = self._obj.decompress(data, room + 1)
-        except zlib.error as exc:
-            if self._later:
-                # Not a member: bytes after a whole body, ignored.
-                self._ignore_rest = True
-                return b""
-            if self._gzip or self._started:
-                raise httpx.DecodingError(f"invalid {self._name()} body: {exc}") from None
-            self._obj = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate
+        # A loop, not a call per member: one read may hold thousands of
+        # small members (a server compressing each small write apart).
+        parts: list[bytes] = []
+        while True:
+            try:
+                output = self._obj.decompress(data, room + 1)
+            except zlib.error as exc:
+                if self._later:
+                    # Not a member: bytes after a whole body, ignored.
+                    self._ignore_rest = True
+                    break
+                if self._gzip or self._started:
+                    raise httpx.DecodingError(f"invalid {self._name()} body: {exc}") from None
+                self._obj = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate
+                self._started = True
+                continue
             self._started = True
-            return self.decode(data, room)
-        self._started = True
-        if len(output) > room:
-            raise Overflow
-        if output:
-            self._later = False
-        if self._gzip and self._obj.eof and self._obj.unused_data:
+            if len(output) > room:
+                raise Overflow
+            if output:
+                self._later = False
+                parts.append(output)
+                room -= len(output)
+            if not (self._gzip and self._obj.eof and self._obj.unused_data):
+                break
             # The next member, decoded by a fresh object within what is left.
-            rest = self._obj.unused_data
+            data = self._obj.unused_data
             self._obj = zlib.decompressobj(zlib.MAX_WBITS | 16)
             self._later = True
-            more = self.decode(rest, room - len(output))
-            return output + more if more else output
-        return output
+        if len(parts) == 1:
+            return parts[0]
+        return b"".join(parts)
 
     def flush(self) -> None:
         if not self._gzip or not self._started or self._ignore_rest or self._obj.eof:
