@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
@@ -26,7 +26,8 @@ from journey_async._http import (
     HTTP11Transport,
     ResponseTooLarge,
 )
-from journey_async._http._limits import MAX_HEAD_BYTES, MAX_HEAD_LINE_BYTES
+from journey_async._http._body import read_bounded
+from journey_async._http._limits import MAX_BODY_PARTS, MAX_HEAD_BYTES, MAX_HEAD_LINE_BYTES
 from journey_async._http._wire import ParsedResponse, ResponseParser
 
 TOKEN = "test-token"
@@ -249,6 +250,52 @@ async def test_caps_hold_on_a_caller_transport_and_a_caller_client() -> None:
     ):
         with pytest.raises(ja.ResponseTooLargeError):
             await client.get_stats("j")
+
+
+TINY_BODY = bytes(range(256)) * 1024  # 256 KiB
+
+
+def test_a_body_in_tiny_chunks_costs_about_its_size() -> None:
+    # Two bytes a chunk: kept as a piece each, the body cost some 20 times
+    # its size (5.5 MB for these 256 KiB), so the cap bounded memory only
+    # 20 times over.
+    done: list[ParsedResponse] = []
+    parser = ResponseParser(done.append)
+    parser.expect(is_head=False, max_body=len(TINY_BODY))
+    parser.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunks = [b"2\r\n%s\r\n" % TINY_BODY[i : i + 2] for i in range(0, len(TINY_BODY), 2)]
+    tracemalloc.start()
+    try:
+        for start in range(0, len(chunks), 4096):  # reads of 4096 chunks, 28 KiB
+            parser.feed(b"".join(chunks[start : start + 4096]))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    parser.feed(b"0\r\n\r\n")
+    [response] = done
+    assert b"".join(response.body) == TINY_BODY
+    assert len(response.body) <= MAX_BODY_PARTS + 1
+    assert peak < 3 * len(TINY_BODY)
+
+
+class Tiny(httpx.AsyncByteStream):
+    """A body of two bytes a piece, as httpcore hands a chunked one over."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for start in range(0, len(TINY_BODY), 2):
+            yield TINY_BODY[start : start + 2]
+
+
+async def test_a_body_in_tiny_pieces_from_another_transport_costs_about_its_size() -> None:
+    response = httpx.Response(200, stream=Tiny())
+    tracemalloc.start()
+    try:
+        await read_bounded(response, len(TINY_BODY))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert response.content == TINY_BODY
+    assert peak < 3 * len(TINY_BODY)
 
 
 async def test_ok_is_untouched() -> None:

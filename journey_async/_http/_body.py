@@ -26,6 +26,7 @@ from ._limits import (
     DEFAULT_MAX_RESPONSE_BYTES,
     MAX_HEAD_BYTES,
     MAX_RESPONSE_BYTES_EXTENSION,
+    add_part,
     body_too_large,
     check_head,
     head_too_large,
@@ -57,7 +58,7 @@ async def read_bounded(response: httpx.Response, limit: int) -> None:
                 value for name, value in response.headers.raw if name.lower() == b"content-encoding"
             )
             decoder = decoder_for(coding) if coding else None
-            parts: list[bytes] = []
+            parts: list[bytes | bytearray] = []
             room = limit
             async for chunk in response.aiter_raw():
                 if decoder is not None:
@@ -71,7 +72,7 @@ async def read_bounded(response: httpx.Response, limit: int) -> None:
                 elif len(chunk) > room:
                     raise Overflow
                 room -= len(chunk)
-                parts.append(chunk)
+                add_part(parts, chunk)
             if decoder is not None:
                 try:
                     decoder.flush()

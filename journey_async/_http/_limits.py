@@ -12,11 +12,13 @@ import httpx
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "MAX_BODY_PARTS",
     "MAX_HEAD_BYTES",
     "MAX_HEAD_LINE_BYTES",
     "MAX_REMOVAL_ACK_BYTES",
     "MAX_RESPONSE_BYTES_EXTENSION",
     "ResponseTooLarge",
+    "add_part",
 ]
 
 MAX_HEAD_LINE_BYTES: Final[int] = 8190
@@ -38,6 +40,27 @@ MAX_REMOVAL_ACK_BYTES: Final[int] = 64 * 1024
 """A removal's response body, in bytes. The API acknowledges with
 ``{"success": true}`` (or a 400 with a one-line message); 64 KiB still takes
 the error page a gateway might answer with, and nothing bigger is an ack."""
+
+MAX_BODY_PARTS: Final[int] = 64
+"""The pieces a body is kept in, as they arrive, before later ones are merged
+into one buffer. A piece is an object of its own, about 40 bytes besides its
+content: a body at its cap sent in chunks of two bytes each would cost some 20
+times the cap (87 MB for 4 MiB) as two million pieces. A body of a few reads
+keeps its pieces as they are, with no copy."""
+
+
+def add_part(parts: list[bytes | bytearray], data: bytes) -> None:
+    """Keep *data*, the next piece of a body, in *parts*: as it is while
+    *parts* holds fewer than `MAX_BODY_PARTS`, else merged into the last one."""
+    if len(parts) < MAX_BODY_PARTS:
+        parts.append(data)
+        return
+    last = parts[-1]
+    if isinstance(last, bytearray):
+        last += data
+    else:
+        parts.append(bytearray(data))
+
 
 MAX_RESPONSE_BYTES_EXTENSION: Final = "journey_async.max_response_bytes"
 """The request extension that carries a request's own body cap (an `int`),

@@ -18,7 +18,14 @@ import httptools
 import httpx
 
 from ._decoding import Decoder, Overflow, decoder_for, drop_undecodable
-from ._limits import MAX_HEAD_BYTES, MAX_HEAD_LINE_BYTES, body_too_large, head_too_large
+from ._limits import (
+    MAX_BODY_PARTS,
+    MAX_HEAD_BYTES,
+    MAX_HEAD_LINE_BYTES,
+    add_part,
+    body_too_large,
+    head_too_large,
+)
 
 __all__ = [
     "PREPARED_HEAD_EXTENSION",
@@ -134,7 +141,7 @@ class ParsedResponse:
         self.status = 0
         self.reason = b""
         self.headers: Headers = []
-        self.body: list[bytes] = []
+        self.body: list[bytes | bytearray] = []  # pieces, within MAX_BODY_PARTS
         self.headers_complete = False
         self.http_version = b"HTTP/1.1"
 
@@ -323,7 +330,11 @@ class ResponseParser:
         elif len(body) > self._room:
             raise Overflow
         self._room -= len(body)
-        response.body.append(body)
+        parts = response.body
+        if len(parts) < MAX_BODY_PARTS:
+            parts.append(body)
+        else:  # a body in many small pieces: merged, not kept as objects apiece
+            add_part(parts, body)
 
     def on_message_complete(self) -> None:
         if (response := self.response) is None:
