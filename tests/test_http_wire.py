@@ -88,6 +88,19 @@ async def test_broken_responses_are_remote_protocol_errors(answer: bytes, match:
         assert info.value.request.url == url
 
 
+@pytest.mark.parametrize(
+    "record",
+    [b"\x15\x03\x01\x00\x02\x02\x46", b"\x16\x03\x03\x00\x04\x0e\x00\x00\x00"],
+    ids=["alert", "handshake"],
+)
+async def test_an_answer_in_tls_says_so(record: bytes) -> None:
+    # A TLS server at an http:// URL: llhttp's "Expected HTTP/, RTSP/ or
+    # ICE/" named no cause.
+    async with scripted(constant(record), close_after_answer=True) as (url, _, transport):
+        with pytest.raises(httpx.RemoteProtocolError, match=r"answered in TLS.*https:// server"):
+            await send(transport, url)
+
+
 async def test_header_injection_is_refused_before_sending() -> None:
     async with scripted(constant(OK)) as (url, server, transport):
         with pytest.raises(httpx.LocalProtocolError, match="invalid character"):

@@ -132,6 +132,13 @@ def delimited_by_close(headers: Headers) -> bool:
     return not is_chunked(headers) and all(name.lower() != b"content-length" for name, _ in headers)
 
 
+def _looks_like_tls(data: bytes) -> bool:
+    """Whether *data*, a response's first bytes, is a TLS record: an alert
+    (21) or a handshake (22), of version 3.x (SSL 3 to TLS 1.3), which a TLS
+    server sends to a plain request where an HTTP server's status line goes."""
+    return len(data) >= 2 and data[0] in (21, 22) and data[1] == 3
+
+
 class ParsedResponse:
     """One response as received: status line, headers, body (decoded)."""
 
@@ -215,6 +222,11 @@ class ResponseParser:
                 raise body_too_large(self._limit) from None
             if isinstance(cause, httpx.RequestError):
                 raise cause from None
+            if in_head and self._head_bytes == len(data) and _looks_like_tls(data):
+                raise httpx.RemoteProtocolError(
+                    "the server answered in TLS, not in plain HTTP: an https:// server at "
+                    "an http:// URL?"
+                ) from None
             raise httpx.RemoteProtocolError(f"malformed HTTP response: {exc}") from None
         if in_head and response is not None and not response.headers_complete:
             # Still in the head: llhttp keeps the line it is in, so bound it
