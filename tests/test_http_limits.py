@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -23,15 +24,20 @@ import journey_async as ja
 from journey_async._http import (
     DEFAULT_MAX_RESPONSE_BYTES,
     MAX_REMOVAL_ACK_BYTES,
+    MAX_RESPONSE_BYTES_EXTENSION,
     HTTP11Transport,
     ResponseTooLarge,
 )
-from journey_async._http._body import read_bounded
+from journey_async._http._body import read_bounded, send_and_read
 from journey_async._http._limits import MAX_BODY_PARTS, MAX_HEAD_BYTES, MAX_HEAD_LINE_BYTES
 from journey_async._http._wire import ParsedResponse, ResponseParser
 
 TOKEN = "test-token"
 CHUNK = b"x" * 65536
+
+
+async def no_wait(seconds: float) -> None:
+    await asyncio.sleep(0)
 
 
 class Endless:
@@ -250,6 +256,69 @@ async def test_caps_hold_on_a_caller_transport_and_a_caller_client() -> None:
     ):
         with pytest.raises(ja.ResponseTooLargeError):
             await client.get_stats("j")
+
+
+PAGE = b"<html>" + b"m" * 100_000 + b"</html>"  # a maintenance page, its logo inlined
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 503 Down\r\nContent-Length: %d\r\n\r\n%s" % (len(PAGE), PAGE),
+        b"HTTP/1.1 503 Down\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(gzip.compress(PAGE)), gzip.compress(PAGE)),
+    ],
+    ids=["plain", "gzip"],
+)
+async def test_an_error_response_over_the_cap_keeps_its_status_without_its_body(
+    answer: bytes,
+) -> None:
+    # Refused as ResponseTooLarge, a 503 was not retried and a 413 did not
+    # split its removal: the status is what the caller acts on.
+    async with scripted(constant(answer)) as (url, server, transport):
+        for _ in range(2):
+            response = await send(transport, url, max_body=1000)
+            assert (response.status_code, response.content) == (503, b"")
+    assert server.connections == 2, "not reused: the rest of the body was not read"
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["content", "stream"])
+async def test_an_error_response_over_the_cap_from_another_transport_keeps_its_status(
+    whole: bool,
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if whole:
+            return httpx.Response(503, content=PAGE)
+        return httpx.Response(503, stream=httpx.ByteStream(PAGE))
+
+    request = httpx.Request(
+        "GET", "http://127.0.0.1:1/", extensions={MAX_RESPONSE_BYTES_EXTENSION: 1000}
+    )
+    response = await send_and_read(httpx.MockTransport(answer), request)
+    assert (response.status_code, response.content) == (503, b"")
+    ok = httpx.MockTransport(lambda request: httpx.Response(200, content=PAGE))
+    with pytest.raises(ResponseTooLarge):
+        await send_and_read(ok, request)
+
+
+async def test_a_removal_answered_by_a_big_error_page_is_retried_and_split() -> None:
+    answers = [
+        b"HTTP/1.1 503 Down\r\nRetry-After: 0\r\nContent-Length: %d\r\n\r\n%s" % (len(PAGE), PAGE),
+        b"HTTP/1.1 413 Too Large\r\nContent-Length: %d\r\n\r\n%s" % (len(PAGE), PAGE),
+    ]
+    ack = b"HTTP/1.1 200 OK\r\nContent-Length: 17\r\n\r\n" + b'{"success": true}'
+
+    async def reply(head: bytes, number: int) -> bytes:
+        return answers.pop(0) if answers else ack
+
+    policy = ja.RetryPolicy(sleep=no_wait)
+    async with (
+        scripted(reply) as (url, server, _transport),
+        ja.AsyncJourneyClient(TOKEN, base_url=url, retry=policy) as client,
+    ):
+        result = await client.remove_users(["u1", "u2"], all_journeys=True)
+    assert (result.user_ids, result.requests) == (("u1", "u2"), 2)
+    assert len(server.heads) == 4, "the 503 retried, the 413 split in two"
 
 
 TINY_BODY = bytes(range(256)) * 1024  # 256 KiB

@@ -27,8 +27,8 @@ from ._limits import (
     MAX_HEAD_BYTES,
     MAX_RESPONSE_BYTES_EXTENSION,
     add_part,
-    body_too_large,
     check_head,
+    drop_over_cap,
     head_too_large,
     is_h11_head_overflow,
 )
@@ -52,7 +52,7 @@ async def read_bounded(response: httpx.Response, limit: int) -> None:
         if hasattr(response, "_content"):
             # Already in memory (a mock's response, built with content=).
             if len(response.content) > limit:
-                raise body_too_large(limit)
+                raise Overflow
         else:
             coding = b",".join(
                 value for name, value in response.headers.raw if name.lower() == b"content-encoding"
@@ -84,7 +84,9 @@ async def read_bounded(response: httpx.Response, limit: int) -> None:
             response._content = b"".join(parts)
     except Overflow:
         await response.aclose()
-        raise body_too_large(limit) from None
+        drop_over_cap(response.status_code, limit)
+        response._content = b""  # an error response's: dropped, the rest unread
+        return
     except BaseException:
         await response.aclose()
         raise
@@ -106,7 +108,8 @@ async def send_and_read(
         await read_bounded(response, max_body(request))
     elif len(response.content) > (limit := max_body(request)):
         # Built whole (a mock's content=): in memory already, still refused.
-        raise body_too_large(limit)
+        drop_over_cap(response.status_code, limit)
+        response._content = b""
     response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
     return response
 

@@ -19,6 +19,7 @@ __all__ = [
     "MAX_RESPONSE_BYTES_EXTENSION",
     "ResponseTooLarge",
     "add_part",
+    "drop_over_cap",
 ]
 
 MAX_HEAD_LINE_BYTES: Final[int] = 8190
@@ -70,7 +71,8 @@ when it is not the transport's: a removal's acknowledgement gets a smaller one."
 class ResponseTooLarge(httpx.TransportError):
     """
     A response went over one of the caps above; the connection it came on is
-    closed. Not retried: the same request would get the same response.
+    closed. Not retried: the same request would get the same response. (An
+    error response's body over its cap is dropped instead: `drop_over_cap`.)
 
     Attributes:
         cap: Which cap: ``"max_response_bytes"``, ``"head line"`` or ``"head"``.
@@ -91,6 +93,19 @@ def body_too_large(limit: int) -> ResponseTooLarge:
         cap="max_response_bytes",
         limit=limit,
     )
+
+
+def drop_over_cap(status: int, limit: int) -> None:
+    """
+    The body of a response with *status* went over its cap of *limit* bytes.
+    A success's body is the answer: `ResponseTooLarge` is raised. An error
+    response's body is only the words of its message (a gateway's error page,
+    a maintenance page with its images inlined), and its status is what the
+    caller acts on (a 503 is retried, a 413 splits a removal): the caller
+    drops the body, reads no more of it, and the response goes on without it.
+    """
+    if 200 <= status < 300:
+        raise body_too_large(limit)
 
 
 def head_too_large(cap: str, limit: int) -> ResponseTooLarge:

@@ -24,6 +24,7 @@ from ._limits import (
     MAX_HEAD_LINE_BYTES,
     add_part,
     body_too_large,
+    drop_over_cap,
     head_too_large,
 )
 
@@ -330,17 +331,26 @@ class ResponseParser:
             return
         self._trailing = False
         decoder = self._decoder
-        if decoder is not None:
-            try:
-                body = decoder.decode(body, self._room)
-            except httpx.DecodingError as exc:
-                # An error response: complete without its body, and read no more of it.
-                self._drop_body(response, exc)
-                self.keep_alive = False
-                self._complete(response)
-                return
-        elif len(body) > self._room:
-            raise Overflow
+        try:
+            if decoder is not None:
+                try:
+                    body = decoder.decode(body, self._room)
+                except httpx.DecodingError as exc:
+                    # An error response: complete without its body, and read no more of it.
+                    self._drop_body(response, exc)
+                    self.keep_alive = False
+                    self._complete(response)
+                    return
+            elif len(body) > self._room:
+                raise Overflow
+        except Overflow:
+            # An error response, alike: its status stands (`drop_over_cap`).
+            drop_over_cap(self._parser.get_status_code(), self._limit)
+            self._decoder = None
+            response.body = []
+            self.keep_alive = False
+            self._complete(response)
+            return
         self._room -= len(body)
         parts = response.body
         if len(parts) < MAX_BODY_PARTS:
