@@ -16,8 +16,9 @@ from __future__ import annotations
 import datetime
 import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import FunctionType
+from typing import Final
 
 import httpx
 
@@ -57,10 +58,17 @@ async def read_bounded(response: httpx.Response, limit: int) -> None:
             coding = b",".join(
                 value for name, value in response.headers.raw if name.lower() == b"content-encoding"
             )
-            decoder = decoder_for(coding) if coding else None
             parts: list[bytes | bytearray] = []
             room = limit
-            async for chunk in response.aiter_raw():
+            stream: AsyncIterator[bytes]
+            try:
+                decoder = decoder_for(coding) if coding else None
+            except httpx.DecodingError as exc:
+                drop_undecodable(response.status_code, exc)
+                decoder, stream = None, _NOTHING  # an error response's: dropped, unread
+            else:
+                stream = response.aiter_raw()
+            async for chunk in stream:
                 if decoder is not None:
                     try:
                         chunk = decoder.decode(chunk, room)
@@ -91,6 +99,19 @@ async def read_bounded(response: httpx.Response, limit: int) -> None:
         await response.aclose()
         raise
     await response.aclose()
+
+
+class _Nothing:
+    """An empty async iterator: the body of an error response not to be read."""
+
+    def __aiter__(self) -> _Nothing:
+        return self
+
+    async def __anext__(self) -> bytes:
+        raise StopAsyncIteration
+
+
+_NOTHING: Final = _Nothing()
 
 
 async def send_and_read(

@@ -23,13 +23,29 @@ from typing import IO, Any, Final, Protocol, cast
 
 import httpx
 
-__all__ = ["ACCEPT_ENCODING", "CODINGS", "Decoder", "Overflow", "decoder_for", "drop_undecodable"]
+__all__ = [
+    "ACCEPT_ENCODING",
+    "CODINGS",
+    "MAX_CODINGS",
+    "Decoder",
+    "Overflow",
+    "decoder_for",
+    "drop_undecodable",
+]
 
 ZSTD_MAX_WINDOW_BYTES: Final[int] = 8 * 1024 * 1024
 """The largest zstd window accepted, so the decoder's own memory is bounded
 too: RFC 8878 (section 3.1.1.1.2) asks HTTP senders to stay within 8 MiB."""
 
 _ZSTD_CHUNK_BYTES: Final[int] = 64 * 1024  # each piece the zstd writer hands over
+
+MAX_CODINGS: Final[int] = 5
+"""The most content codings undone for one body, as curl, urllib3 and undici
+bound them: real responses have one, now and then two. Each coding is a
+decoder with state of its own (zlib's window, a zstd context), and a head
+within its caps can name 13,000 of them: one response of 12,000 nested gzip
+layers cost 400 MB and 3 s of CPU. Past the bound, the body is refused as not
+in its coding (`httpx.DecodingError`), before any decoder is made."""
 
 
 class Overflow(Exception):
@@ -323,6 +339,8 @@ CODINGS: Final[tuple[str, ...]] = (
 )
 """The content codings decoded here, in the order of preference sent."""
 
+_DECODED: Final[frozenset[bytes]] = frozenset({b"x-gzip", *(c.encode() for c in CODINGS)})
+
 ACCEPT_ENCODING: Final = ", ".join(CODINGS)
 """The ``Accept-Encoding`` header's value: exactly what can be decoded."""
 
@@ -362,10 +380,17 @@ class _Chain:
 def decoder_for(content_encoding: bytes) -> Decoder | None:
     """
     The decoder for a ``Content-Encoding`` value, or None when there is
-    nothing to undo.
+    nothing to undo; `httpx.DecodingError` for more than `MAX_CODINGS`
+    codings to undo.
     """
     codings = [c.strip().lower() for c in content_encoding.split(b",")]
-    decoders = [d for d in map(_one, reversed(codings)) if d is not None]
+    undone = [c for c in codings if c in _DECODED]
+    if len(undone) > MAX_CODINGS:
+        raise httpx.DecodingError(
+            f"the body names {len(undone)} content codings to undo, more than the "
+            f"{MAX_CODINGS} decoded at most"
+        )
+    decoders = [d for d in map(_one, reversed(undone)) if d is not None]
     if not decoders:
         return None
     return decoders[0] if len(decoders) == 1 else _Chain(decoders)

@@ -318,7 +318,13 @@ class ResponseParser:
             self._complete(response)
             return
         if self._encoding is not None:
-            self._decoder = decoder_for(self._encoding)
+            try:
+                self._decoder = decoder_for(self._encoding)
+            except httpx.DecodingError as exc:
+                # An error response: complete without its body, and read none of it.
+                drop_undecodable(status, exc)
+                self.keep_alive = False
+                self._complete(response)
 
     def on_chunk_header(self) -> None:
         # Until chunk data comes, what follows may be the trailer section.
