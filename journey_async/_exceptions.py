@@ -265,7 +265,9 @@ class ResponseFormatError(JourneyError):
 class ResponseTooLargeError(ResponseFormatError):
     """
     The response went over a size cap, and was dropped as it arrived (the
-    connection closed, memory never past the cap). Not retried.
+    connection closed, memory never past the cap). Not retried. An error
+    response's body over the body cap is dropped instead, and the response
+    goes on as its status says (a 503 retried, a 413 splitting a removal).
 
     Attributes:
         cap: Which cap: ``"max_response_bytes"`` (the body, counted after

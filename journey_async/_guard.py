@@ -8,7 +8,8 @@ A call here is one `get_stats_many`, one `iter_stats` or one `remove_users`
 * an `AuthenticationError` (401/403): the token is wrong, or not allowed to
   do this, for every request alike;
 * the circuit: a request could not connect to the API (refused, DNS, TLS, a
-  connect timeout) on any of the attempts its retry policy allows. The rest
+  connect timeout, a proxy refusing the tunnel to it) on any of the attempts
+  its retry policy allows. The rest
   would each fail the same way after retries of their own, so a wrong base
   URL would cost a retry sequence per request instead of one for the call.
   A batcher lives as long as an application does and rides out outages, so
@@ -61,7 +62,9 @@ _R = TypeVar("_R")
 
 # The failures that show the origin cannot be reached at all, as opposed to a
 # connection that broke or an answer that was slow: those say the server is there.
-_UNREACHABLE: Final = (httpx.ConnectError, httpx.ConnectTimeout)
+# A proxy's refusal of the tunnel (CONNECT answered 407, 502) is one: every
+# request of the call would be refused alike, as at a wrong proxy password.
+_UNREACHABLE: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError)
 
 CLOSED_DURING_CALL: Final = (
     "the client was closed (aclose()) while this call was running: the request could not "

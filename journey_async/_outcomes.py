@@ -32,7 +32,7 @@ from ._exceptions import (
     ResponseTooLargeError,
     ServerError,
 )
-from ._http import ResponseTooLarge
+from ._http import MAX_REMOVAL_ACK_BYTES, ResponseTooLarge
 from ._redaction import redact
 from ._retry import parse_retry_after
 
@@ -152,7 +152,19 @@ def transport_error(
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(f"{method} {path} timed out: {_describe(exc)}")
     if isinstance(exc, ResponseTooLarge):
-        return ResponseTooLargeError(f"{method} {path}: {exc}", cap=exc.cap, limit=exc.limit)
+        message = str(exc)
+        if (
+            method == "POST"
+            and exc.cap == "max_response_bytes"
+            and exc.limit == MAX_REMOVAL_ACK_BYTES
+        ):
+            # The removal's own cap, which max_response_bytes does not raise.
+            message = (
+                f"the removal's acknowledgement is over {exc.limit} bytes, a fixed cap: the API "
+                'answers {"success": true}, so this is not the API answering (a proxy or a '
+                "wrong base_url?)"
+            )
+        return ResponseTooLargeError(f"{method} {path}: {message}", cap=exc.cap, limit=exc.limit)
     if isinstance(exc, httpx.TransportError):
         return APIConnectionError(f"{method} {path} failed: {_describe(exc)}")
     # A body labelled gzip (say) that is not: often a proxy's own page.

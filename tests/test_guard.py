@@ -10,7 +10,10 @@ where nothing listens, by a transport wrapper; no test asserts a duration.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
+import socketserver
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
@@ -314,6 +317,47 @@ async def closed_port_removals() -> None:
 @BACKENDS
 def test_a_closed_port_stops_remove_users(backend: str) -> None:
     run(backend, closed_port_removals)
+
+
+@contextlib.contextmanager
+def refusing_proxy() -> Iterator[tuple[str, list[bytes]]]:
+    """A proxy on 127.0.0.1 that answers every CONNECT 407, in a thread (for
+    asyncio and trio alike); yields its URL and the request lines it got."""
+    lines: list[bytes] = []
+
+    class Refuse(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            lines.append(self.rfile.readline().rstrip())
+            while self.rfile.readline() not in (b"\r\n", b""):
+                pass
+            self.wfile.write(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
+
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Refuse) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}", lines
+        finally:
+            server.shutdown()
+            thread.join()
+
+
+async def refused_tunnel_fanout() -> None:
+    with refusing_proxy() as (proxy, lines):
+        async with ja.AsyncJourneyClient(
+            "t", base_url="https://127.0.0.1:9", proxy=proxy, retry=None, max_concurrency=2
+        ) as client:
+            with anyio.fail_after(HANG_GUARD):
+                results = await client.get_stats_many([f"j{n}" for n in range(30)])
+    counts = by_error(results)
+    assert counts.get(ja.NotAttemptedError, 0) >= 27, counts
+    assert len(lines) <= 3, "stopped at the first refusal, not one CONNECT per journey"
+
+
+@BACKENDS
+def test_a_proxy_refusing_the_tunnel_stops_the_call(backend: str) -> None:
+    # The API cannot be reached as configured, as at a refused connection.
+    run(backend, refused_tunnel_fanout)
 
 
 async def broken_connections_open_no_circuit(served: EmulatorServer) -> None:

@@ -26,7 +26,8 @@ from starlette.middleware.gzip import GZipMiddleware
 
 import journey_async as ja
 from journey_async._http import ResponseTooLarge, _decoding
-from journey_async._http._decoding import ACCEPT_ENCODING, Overflow, decoder_for
+from journey_async._http._body import send_and_read
+from journey_async._http._decoding import ACCEPT_ENCODING, MAX_CODINGS, Overflow, decoder_for
 from journey_async.testing import JourneyEmulator
 
 TOKEN = "test-token"  # the emulator's default
@@ -337,6 +338,15 @@ def test_a_gzip_body_of_several_members_is_decoded_whole(piece: int) -> None:
     assert gunzip_in_pieces(members, len(BODY), piece) == BODY
 
 
+def test_thousands_of_gzip_members_in_one_read_are_decoded_whole() -> None:
+    # A server compressing each small write apart: 3,000 members arriving in
+    # one read were decoded one call deeper each, a RecursionError past
+    # Python's limit, and the response "malformed HTTP".
+    body = b"".join(b'{"n": %d}' % n for n in range(3000))
+    members = b"".join(gzip.compress(body[i : i + 8]) for i in range(0, len(body), 8))
+    assert gunzip_in_pieces(members, len(body), len(members)) == body
+
+
 def test_the_members_of_a_gzip_body_share_its_cap() -> None:
     members = gzip.compress(BODY) + gzip.compress(BODY)
     assert gunzip_in_pieces(members, 2 * len(BODY), 10**6) == 2 * BODY
@@ -505,3 +515,63 @@ async def test_a_whole_zstd_body_of_two_frames_over_the_transport_is_decoded() -
     )
     async with scripted(constant(answer)) as (url, _, transport):
         assert (await send(transport, url)).content == 2 * BODY
+
+
+# --- how many codings -----------------------------------------------------------------
+
+
+def nested_gzip(body: bytes, layers: int) -> bytes:
+    for _ in range(layers):
+        body = gzip.compress(body)
+    return body
+
+
+def test_up_to_max_codings_are_undone_and_more_are_refused_before_any_decoder() -> None:
+    decoder = decoder_for(b", ".join([b"gzip"] * MAX_CODINGS))
+    assert decoder is not None
+    assert decoder.decode(nested_gzip(BODY, MAX_CODINGS), len(BODY)) == BODY
+    assert decoder_for(b", ".join([b"gzip", *[b"identity"] * 50])) is not None, "not counted"
+    # A head within its caps names 13,000: a decoder each was 400 MB for one
+    # response of 12,000 nested layers.
+    tracemalloc.start()
+    try:
+        with pytest.raises(httpx.DecodingError, match=r"names 13000 content codings"):
+            decoder_for(b",".join([b"gzip"] * 13000))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * 1024 * 1024
+
+
+def too_many_codings(status: bytes) -> bytes:
+    lines = b"".join(b"Content-Encoding: %s\r\n" % b",".join([b"gzip"] * 1000) for _ in range(6))
+    return b"HTTP/1.1 %s\r\n%sContent-Length: 4\r\n\r\nnope" % (status, lines)
+
+
+async def test_too_many_codings_fail_a_success_and_leave_an_error_its_status() -> None:
+    async with scripted(constant(too_many_codings(b"200 OK"))) as (url, _, transport):
+        with pytest.raises(httpx.DecodingError, match="more than the 5 decoded"):
+            await send(transport, url)
+    async with scripted(constant(too_many_codings(b"503 Down"))) as (url, server, transport):
+        for _ in range(2):
+            response = await send(transport, url)
+            assert (response.status_code, response.content) == (503, b"")
+    assert server.connections == 2, "not reused: its body was not read"
+
+
+@pytest.mark.parametrize("status", [200, 503])
+async def test_too_many_codings_from_another_transport(status: int) -> None:
+    codings = ",".join(["gzip"] * (MAX_CODINGS + 1))
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Encoding": codings}
+        body = nested_gzip(BODY, MAX_CODINGS + 1)  # in its codings: refused for their number
+        return httpx.Response(status, headers=headers, stream=httpx.ByteStream(body))
+
+    request = httpx.Request("GET", "http://127.0.0.1:1/")
+    if status == 200:
+        with pytest.raises(httpx.DecodingError, match="more than the 5 decoded"):
+            await send_and_read(httpx.MockTransport(answer), request)
+        return
+    response = await send_and_read(httpx.MockTransport(answer), request)
+    assert (response.status_code, response.content) == (503, b"")

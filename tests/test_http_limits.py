@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
@@ -23,14 +24,20 @@ import journey_async as ja
 from journey_async._http import (
     DEFAULT_MAX_RESPONSE_BYTES,
     MAX_REMOVAL_ACK_BYTES,
+    MAX_RESPONSE_BYTES_EXTENSION,
     HTTP11Transport,
     ResponseTooLarge,
 )
-from journey_async._http._limits import MAX_HEAD_BYTES, MAX_HEAD_LINE_BYTES
+from journey_async._http._body import read_bounded, send_and_read
+from journey_async._http._limits import MAX_BODY_PARTS, MAX_HEAD_BYTES, MAX_HEAD_LINE_BYTES
 from journey_async._http._wire import ParsedResponse, ResponseParser
 
 TOKEN = "test-token"
 CHUNK = b"x" * 65536
+
+
+async def no_wait(seconds: float) -> None:
+    await asyncio.sleep(0)
 
 
 class Endless:
@@ -249,6 +256,115 @@ async def test_caps_hold_on_a_caller_transport_and_a_caller_client() -> None:
     ):
         with pytest.raises(ja.ResponseTooLargeError):
             await client.get_stats("j")
+
+
+PAGE = b"<html>" + b"m" * 100_000 + b"</html>"  # a maintenance page, its logo inlined
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 503 Down\r\nContent-Length: %d\r\n\r\n%s" % (len(PAGE), PAGE),
+        b"HTTP/1.1 503 Down\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(gzip.compress(PAGE)), gzip.compress(PAGE)),
+    ],
+    ids=["plain", "gzip"],
+)
+async def test_an_error_response_over_the_cap_keeps_its_status_without_its_body(
+    answer: bytes,
+) -> None:
+    # Refused as ResponseTooLarge, a 503 was not retried and a 413 did not
+    # split its removal: the status is what the caller acts on.
+    async with scripted(constant(answer)) as (url, server, transport):
+        for _ in range(2):
+            response = await send(transport, url, max_body=1000)
+            assert (response.status_code, response.content) == (503, b"")
+    assert server.connections == 2, "not reused: the rest of the body was not read"
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["content", "stream"])
+async def test_an_error_response_over_the_cap_from_another_transport_keeps_its_status(
+    whole: bool,
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if whole:
+            return httpx.Response(503, content=PAGE)
+        return httpx.Response(503, stream=httpx.ByteStream(PAGE))
+
+    request = httpx.Request(
+        "GET", "http://127.0.0.1:1/", extensions={MAX_RESPONSE_BYTES_EXTENSION: 1000}
+    )
+    response = await send_and_read(httpx.MockTransport(answer), request)
+    assert (response.status_code, response.content) == (503, b"")
+    ok = httpx.MockTransport(lambda request: httpx.Response(200, content=PAGE))
+    with pytest.raises(ResponseTooLarge):
+        await send_and_read(ok, request)
+
+
+async def test_a_removal_answered_by_a_big_error_page_is_retried_and_split() -> None:
+    answers = [
+        b"HTTP/1.1 503 Down\r\nRetry-After: 0\r\nContent-Length: %d\r\n\r\n%s" % (len(PAGE), PAGE),
+        b"HTTP/1.1 413 Too Large\r\nContent-Length: %d\r\n\r\n%s" % (len(PAGE), PAGE),
+    ]
+    ack = b"HTTP/1.1 200 OK\r\nContent-Length: 17\r\n\r\n" + b'{"success": true}'
+
+    async def reply(head: bytes, number: int) -> bytes:
+        return answers.pop(0) if answers else ack
+
+    policy = ja.RetryPolicy(sleep=no_wait)
+    async with (
+        scripted(reply) as (url, server, _transport),
+        ja.AsyncJourneyClient(TOKEN, base_url=url, retry=policy) as client,
+    ):
+        result = await client.remove_users(["u1", "u2"], all_journeys=True)
+    assert (result.user_ids, result.requests) == (("u1", "u2"), 2)
+    assert len(server.heads) == 4, "the 503 retried, the 413 split in two"
+
+
+TINY_BODY = bytes(range(256)) * 1024  # 256 KiB
+
+
+def test_a_body_in_tiny_chunks_costs_about_its_size() -> None:
+    # Two bytes a chunk: kept as a piece each, the body cost some 20 times
+    # its size (5.5 MB for these 256 KiB), so the cap bounded memory only
+    # 20 times over.
+    done: list[ParsedResponse] = []
+    parser = ResponseParser(done.append)
+    parser.expect(is_head=False, max_body=len(TINY_BODY))
+    parser.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunks = [b"2\r\n%s\r\n" % TINY_BODY[i : i + 2] for i in range(0, len(TINY_BODY), 2)]
+    tracemalloc.start()
+    try:
+        for start in range(0, len(chunks), 4096):  # reads of 4096 chunks, 28 KiB
+            parser.feed(b"".join(chunks[start : start + 4096]))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    parser.feed(b"0\r\n\r\n")
+    [response] = done
+    assert b"".join(response.body) == TINY_BODY
+    assert len(response.body) <= MAX_BODY_PARTS + 1
+    assert peak < 3 * len(TINY_BODY)
+
+
+class Tiny(httpx.AsyncByteStream):
+    """A body of two bytes a piece, as httpcore hands a chunked one over."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for start in range(0, len(TINY_BODY), 2):
+            yield TINY_BODY[start : start + 2]
+
+
+async def test_a_body_in_tiny_pieces_from_another_transport_costs_about_its_size() -> None:
+    response = httpx.Response(200, stream=Tiny())
+    tracemalloc.start()
+    try:
+        await read_bounded(response, len(TINY_BODY))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert response.content == TINY_BODY
+    assert peak < 3 * len(TINY_BODY)
 
 
 async def test_ok_is_untouched() -> None:

@@ -406,3 +406,39 @@ async def test_failed_tls_handshakes_through_a_proxy_leave_no_busy_connection(
         assert errors == [httpx.ConnectError] * 4, "each one the certificate's own failure"
     else:  # what the mending is for; once this fails, httpcore has mended it itself
         assert errors == [httpx.ConnectError] * 2 + [httpx.PoolTimeout] * 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (b"407 Proxy Authentication Required", "refused its credentials: check the user"),
+        (b"502 Bad Gateway", "502 Bad Gateway"),
+    ],
+    ids=["407", "502"],
+)
+async def test_a_tunnel_the_proxy_refuses_is_named_as_the_proxys_answer(
+    answer: bytes, hint: str
+) -> None:
+    # httpcore says only "407 Proxy Authentication Required": with an https
+    # API, the answer to CONNECT read as the API's, and named no proxy.
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 %s\r\nContent-Length: 0\r\n\r\n" % answer)
+        await writer.drain()
+        writer.close()
+
+    async with serving(refuse) as proxy_url:
+        proxy = proxy_url.replace("http://", "http://user:hunter2@")
+        async with ja.AsyncJourneyClient(
+            TOKEN, base_url="https://127.0.0.1:9", proxy=proxy, retry=FAST
+        ) as client:
+            with pytest.raises(ja.APIConnectionError) as info:
+                await asyncio.wait_for(client.get_stats("j"), 10)
+    message = str(info.value)
+    port = proxy_url.rpartition(":")[2]
+    assert f"the proxy http://[secret]@127.0.0.1:{port} refused the tunnel to 127.0.0.1:9" in (
+        message
+    )
+    assert hint in message
+    assert "hunter2" not in message
+    assert RETRIES == [], "not retried: the same tunnel would be refused again"

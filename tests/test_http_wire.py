@@ -88,6 +88,19 @@ async def test_broken_responses_are_remote_protocol_errors(answer: bytes, match:
         assert info.value.request.url == url
 
 
+@pytest.mark.parametrize(
+    "record",
+    [b"\x15\x03\x01\x00\x02\x02\x46", b"\x16\x03\x03\x00\x04\x0e\x00\x00\x00"],
+    ids=["alert", "handshake"],
+)
+async def test_an_answer_in_tls_says_so(record: bytes) -> None:
+    # A TLS server at an http:// URL: llhttp's "Expected HTTP/, RTSP/ or
+    # ICE/" named no cause.
+    async with scripted(constant(record), close_after_answer=True) as (url, _, transport):
+        with pytest.raises(httpx.RemoteProtocolError, match=r"answered in TLS.*https:// server"):
+            await send(transport, url)
+
+
 async def test_header_injection_is_refused_before_sending() -> None:
     async with scripted(constant(OK)) as (url, server, transport):
         with pytest.raises(httpx.LocalProtocolError, match="invalid character"):
@@ -240,6 +253,18 @@ def test_an_interim_response_leaves_nothing_of_itself_in_the_real_one() -> None:
     [response] = done
     assert (response.status, response.reason, response.body) == (200, b"OK", [b"{}"])
     assert response.headers == [(b"Content-Length", b"2")]
+
+
+def test_an_interim_responses_content_encoding_is_not_the_real_ones() -> None:
+    # A 103 naming a coding, then a plain 200: its body is taken as it is,
+    # not run through the 103's gzip decoder (an "invalid gzip body").
+    done: list[ParsedResponse] = []
+    parser = ResponseParser(done.append)
+    parser.expect(is_head=False, max_body=100)
+    parser.feed(b"HTTP/1.1 103 Early Hints\r\nContent-Encoding: gzip\r\n\r\n")
+    parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    [response] = done
+    assert response.body == [b"{}"]
 
 
 def test_the_head_of_the_real_response_after_an_interim_one_is_capped_as_it_grows() -> None:

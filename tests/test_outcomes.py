@@ -16,7 +16,8 @@ import respx
 from payloads import JOURNEY_ID, REMOVAL_URL, STATS_URL, TOKEN
 
 import journey_async as ja
-from journey_async._http import ResponseTooLarge
+from journey_async._http import MAX_REMOVAL_ACK_BYTES, ResponseTooLarge
+from journey_async._http._limits import body_too_large
 from journey_async._outcomes import (
     BODY_PREVIEW_CHARS,
     SERVER_MESSAGE_CHARS,
@@ -225,6 +226,19 @@ def test_a_response_over_its_cap_is_response_too_large_error() -> None:
     made = transport_error("GET", "/x", cause)
     assert isinstance(made, ja.ResponseTooLargeError)
     assert (str(made), made.cap, made.limit) == ("GET /x: over the cap", "max_response_bytes", 10)
+
+
+def test_a_removal_ack_over_its_fixed_cap_does_not_say_to_raise_max_response_bytes() -> None:
+    # The ack's cap is min(max_response_bytes, 64 KiB): raising the setting
+    # past it changes nothing, so the message must not send the user there.
+    cause = body_too_large(MAX_REMOVAL_ACK_BYTES)
+    made = transport_error("POST", "/remove", cause)
+    assert isinstance(made, ja.ResponseTooLargeError)
+    assert "max_response_bytes=" not in str(made)
+    assert str(made).startswith("POST /remove: the removal's acknowledgement is over 65536 bytes")
+    assert (made.cap, made.limit) == ("max_response_bytes", MAX_REMOVAL_ACK_BYTES)
+    # Set below it, the setting is the cap, and raising it is the way out.
+    assert "max_response_bytes=" in str(transport_error("POST", "/remove", body_too_large(100)))
 
 
 def test_an_exception_without_a_message_is_named() -> None:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import datetime
 import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import FunctionType
+from typing import Final
 
 import httpx
 
@@ -26,8 +27,9 @@ from ._limits import (
     DEFAULT_MAX_RESPONSE_BYTES,
     MAX_HEAD_BYTES,
     MAX_RESPONSE_BYTES_EXTENSION,
-    body_too_large,
+    add_part,
     check_head,
+    drop_over_cap,
     head_too_large,
     is_h11_head_overflow,
 )
@@ -51,15 +53,22 @@ async def read_bounded(response: httpx.Response, limit: int) -> None:
         if hasattr(response, "_content"):
             # Already in memory (a mock's response, built with content=).
             if len(response.content) > limit:
-                raise body_too_large(limit)
+                raise Overflow
         else:
             coding = b",".join(
                 value for name, value in response.headers.raw if name.lower() == b"content-encoding"
             )
-            decoder = decoder_for(coding) if coding else None
-            parts: list[bytes] = []
+            parts: list[bytes | bytearray] = []
             room = limit
-            async for chunk in response.aiter_raw():
+            stream: AsyncIterator[bytes]
+            try:
+                decoder = decoder_for(coding) if coding else None
+            except httpx.DecodingError as exc:
+                drop_undecodable(response.status_code, exc)
+                decoder, stream = None, _NOTHING  # an error response's: dropped, unread
+            else:
+                stream = response.aiter_raw()
+            async for chunk in stream:
                 if decoder is not None:
                     try:
                         chunk = decoder.decode(chunk, room)
@@ -71,7 +80,7 @@ async def read_bounded(response: httpx.Response, limit: int) -> None:
                 elif len(chunk) > room:
                     raise Overflow
                 room -= len(chunk)
-                parts.append(chunk)
+                add_part(parts, chunk)
             if decoder is not None:
                 try:
                     decoder.flush()
@@ -83,11 +92,26 @@ async def read_bounded(response: httpx.Response, limit: int) -> None:
             response._content = b"".join(parts)
     except Overflow:
         await response.aclose()
-        raise body_too_large(limit) from None
+        drop_over_cap(response.status_code, limit)
+        response._content = b""  # an error response's: dropped, the rest unread
+        return
     except BaseException:
         await response.aclose()
         raise
     await response.aclose()
+
+
+class _Nothing:
+    """An empty async iterator: the body of an error response not to be read."""
+
+    def __aiter__(self) -> _Nothing:
+        return self
+
+    async def __anext__(self) -> bytes:
+        raise StopAsyncIteration
+
+
+_NOTHING: Final = _Nothing()
 
 
 async def send_and_read(
@@ -105,7 +129,8 @@ async def send_and_read(
         await read_bounded(response, max_body(request))
     elif len(response.content) > (limit := max_body(request)):
         # Built whole (a mock's content=): in memory already, still refused.
-        raise body_too_large(limit)
+        drop_over_cap(response.status_code, limit)
+        response._content = b""
     response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
     return response
 

@@ -12,11 +12,14 @@ import httpx
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "MAX_BODY_PARTS",
     "MAX_HEAD_BYTES",
     "MAX_HEAD_LINE_BYTES",
     "MAX_REMOVAL_ACK_BYTES",
     "MAX_RESPONSE_BYTES_EXTENSION",
     "ResponseTooLarge",
+    "add_part",
+    "drop_over_cap",
 ]
 
 MAX_HEAD_LINE_BYTES: Final[int] = 8190
@@ -39,6 +42,27 @@ MAX_REMOVAL_ACK_BYTES: Final[int] = 64 * 1024
 ``{"success": true}`` (or a 400 with a one-line message); 64 KiB still takes
 the error page a gateway might answer with, and nothing bigger is an ack."""
 
+MAX_BODY_PARTS: Final[int] = 64
+"""The pieces a body is kept in, as they arrive, before later ones are merged
+into one buffer. A piece is an object of its own, about 40 bytes besides its
+content: a body at its cap sent in chunks of two bytes each would cost some 20
+times the cap (87 MB for 4 MiB) as two million pieces. A body of a few reads
+keeps its pieces as they are, with no copy."""
+
+
+def add_part(parts: list[bytes | bytearray], data: bytes) -> None:
+    """Keep *data*, the next piece of a body, in *parts*: as it is while
+    *parts* holds fewer than `MAX_BODY_PARTS`, else merged into the last one."""
+    if len(parts) < MAX_BODY_PARTS:
+        parts.append(data)
+        return
+    last = parts[-1]
+    if isinstance(last, bytearray):
+        last += data
+    else:
+        parts.append(bytearray(data))
+
+
 MAX_RESPONSE_BYTES_EXTENSION: Final = "journey_async.max_response_bytes"
 """The request extension that carries a request's own body cap (an `int`),
 when it is not the transport's: a removal's acknowledgement gets a smaller one."""
@@ -47,7 +71,8 @@ when it is not the transport's: a removal's acknowledgement gets a smaller one."
 class ResponseTooLarge(httpx.TransportError):
     """
     A response went over one of the caps above; the connection it came on is
-    closed. Not retried: the same request would get the same response.
+    closed. Not retried: the same request would get the same response. (An
+    error response's body over its cap is dropped instead: `drop_over_cap`.)
 
     Attributes:
         cap: Which cap: ``"max_response_bytes"``, ``"head line"`` or ``"head"``.
@@ -68,6 +93,19 @@ def body_too_large(limit: int) -> ResponseTooLarge:
         cap="max_response_bytes",
         limit=limit,
     )
+
+
+def drop_over_cap(status: int, limit: int) -> None:
+    """
+    The body of a response with *status* went over its cap of *limit* bytes.
+    A success's body is the answer: `ResponseTooLarge` is raised. An error
+    response's body is only the words of its message (a gateway's error page,
+    a maintenance page with its images inlined), and its status is what the
+    caller acts on (a 503 is retried, a 413 splits a removal): the caller
+    drops the body, reads no more of it, and the response goes on without it.
+    """
+    if 200 <= status < 300:
+        raise body_too_large(limit)
 
 
 def head_too_large(cap: str, limit: int) -> ResponseTooLarge:

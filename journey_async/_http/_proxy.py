@@ -116,10 +116,17 @@ def proxy_transport(
     return transport
 
 
+_PROXY_ANSWER_CHARS: Final = 200
+"""The most of a proxy's refusal of a tunnel (its status line) put in a message."""
+
+
 class _ProxyTransport(httpx.AsyncHTTPTransport):
     """httpx's transport through a proxy, whose failures to connect name the
     proxy (credentials blotted out): httpcore says only "All connection
-    attempts failed", which reads as the API being down."""
+    attempts failed", which reads as the API being down, and of a tunnel
+    the proxy refused (its answer to CONNECT, for an https API) only that
+    answer's status line, "407 Proxy Authentication Required" or "502 Bad
+    Gateway", which reads as the API's."""
 
     def __init__(self, through: httpx.URL, **options: Any) -> None:
         super().__init__(**options)
@@ -132,6 +139,23 @@ class _ProxyTransport(httpx.AsyncHTTPTransport):
             failed = httpx.ConnectError(f"{exc} (through the proxy {self._through})")
             failed.request = request
             raise failed from exc
+        except httpx.ProxyError as exc:
+            raise self._tunnel_refused(exc, request) from exc
+
+    def _tunnel_refused(self, exc: httpx.ProxyError, request: httpx.Request) -> httpx.ProxyError:
+        answer = str(exc)
+        if len(answer) > _PROXY_ANSWER_CHARS:
+            answer = answer[: _PROXY_ANSWER_CHARS - 3] + "..."
+        where = f"{request.url.host}:{request.url.port or 443}"
+        message = f"the proxy {self._through} refused the tunnel to {where}: {answer}"
+        if answer.startswith("407"):
+            message += (
+                " (it refused its credentials: check the user and password of proxy= or of "
+                "HTTPS_PROXY / ALL_PROXY)"
+            )
+        refused = httpx.ProxyError(message)
+        refused.request = request
+        return refused
 
 
 def _mend_tunnels(transport: httpx.AsyncHTTPTransport) -> None:

@@ -18,7 +18,15 @@ import httptools
 import httpx
 
 from ._decoding import Decoder, Overflow, decoder_for, drop_undecodable
-from ._limits import MAX_HEAD_BYTES, MAX_HEAD_LINE_BYTES, body_too_large, head_too_large
+from ._limits import (
+    MAX_BODY_PARTS,
+    MAX_HEAD_BYTES,
+    MAX_HEAD_LINE_BYTES,
+    add_part,
+    body_too_large,
+    drop_over_cap,
+    head_too_large,
+)
 
 __all__ = [
     "PREPARED_HEAD_EXTENSION",
@@ -125,6 +133,13 @@ def delimited_by_close(headers: Headers) -> bool:
     return not is_chunked(headers) and all(name.lower() != b"content-length" for name, _ in headers)
 
 
+def _looks_like_tls(data: bytes) -> bool:
+    """Whether *data*, a response's first bytes, is a TLS record: an alert
+    (21) or a handshake (22), of version 3.x (SSL 3 to TLS 1.3), which a TLS
+    server sends to a plain request where an HTTP server's status line goes."""
+    return len(data) >= 2 and data[0] in (21, 22) and data[1] == 3
+
+
 class ParsedResponse:
     """One response as received: status line, headers, body (decoded)."""
 
@@ -134,7 +149,7 @@ class ParsedResponse:
         self.status = 0
         self.reason = b""
         self.headers: Headers = []
-        self.body: list[bytes] = []
+        self.body: list[bytes | bytearray] = []  # pieces, within MAX_BODY_PARTS
         self.headers_complete = False
         self.http_version = b"HTTP/1.1"
 
@@ -208,6 +223,11 @@ class ResponseParser:
                 raise body_too_large(self._limit) from None
             if isinstance(cause, httpx.RequestError):
                 raise cause from None
+            if in_head and self._head_bytes == len(data) and _looks_like_tls(data):
+                raise httpx.RemoteProtocolError(
+                    "the server answered in TLS, not in plain HTTP: an https:// server at "
+                    "an http:// URL?"
+                ) from None
             raise httpx.RemoteProtocolError(f"malformed HTTP response: {exc}") from None
         if in_head and response is not None and not response.headers_complete:
             # Still in the head: llhttp keeps the line it is in, so bound it
@@ -298,7 +318,13 @@ class ResponseParser:
             self._complete(response)
             return
         if self._encoding is not None:
-            self._decoder = decoder_for(self._encoding)
+            try:
+                self._decoder = decoder_for(self._encoding)
+            except httpx.DecodingError as exc:
+                # An error response: complete without its body, and read none of it.
+                drop_undecodable(status, exc)
+                self.keep_alive = False
+                self._complete(response)
 
     def on_chunk_header(self) -> None:
         # Until chunk data comes, what follows may be the trailer section.
@@ -311,19 +337,32 @@ class ResponseParser:
             return
         self._trailing = False
         decoder = self._decoder
-        if decoder is not None:
-            try:
-                body = decoder.decode(body, self._room)
-            except httpx.DecodingError as exc:
-                # An error response: complete without its body, and read no more of it.
-                self._drop_body(response, exc)
-                self.keep_alive = False
-                self._complete(response)
-                return
-        elif len(body) > self._room:
-            raise Overflow
+        try:
+            if decoder is not None:
+                try:
+                    body = decoder.decode(body, self._room)
+                except httpx.DecodingError as exc:
+                    # An error response: complete without its body, and read no more of it.
+                    self._drop_body(response, exc)
+                    self.keep_alive = False
+                    self._complete(response)
+                    return
+            elif len(body) > self._room:
+                raise Overflow
+        except Overflow:
+            # An error response, alike: its status stands (`drop_over_cap`).
+            drop_over_cap(self._parser.get_status_code(), self._limit)
+            self._decoder = None
+            response.body = []
+            self.keep_alive = False
+            self._complete(response)
+            return
         self._room -= len(body)
-        response.body.append(body)
+        parts = response.body
+        if len(parts) < MAX_BODY_PARTS:
+            parts.append(body)
+        else:  # a body in many small pieces: merged, not kept as objects apiece
+            add_part(parts, body)
 
     def on_message_complete(self) -> None:
         if (response := self.response) is None:
@@ -336,7 +375,8 @@ class ResponseParser:
             response.body = []
             response.headers_complete = False
             self._head_bytes = self._line_bytes = self._field_bytes = 0
-            self._encoding = None
+            # Its Content-Encoding, if it had one, is not the real response's.
+            self._encoding = self._decoder = None
             return
         self._trailing = False
         self._flush(response)
