@@ -26,7 +26,7 @@ import attrs
 import httpx
 
 from ._guard import call_stopped, sleep_unless_stopped
-from ._http import CertificateVerifyFailed, send_and_read
+from ._http import Misconfigured, send_and_read
 from ._logging import logged_path, logger, request_extra
 from ._validation import number, positive_int
 
@@ -252,8 +252,8 @@ class _RetryLoop:
             try:
                 response = await send(request)
             except _RETRYABLE_ERRORS as exc:
-                if isinstance(exc, CertificateVerifyFailed):
-                    raise  # the next attempt would meet the same certificate
+                if isinstance(exc, Misconfigured):
+                    raise  # the next attempt would fail alike (a refused certificate)
                 failure = exc
             else:
                 # The fast path: one set lookup for a first attempt that worked.

@@ -146,11 +146,31 @@ async def test_https_to_a_plain_http_server_says_it_did_not_answer_in_tls(
     async with serving(plain) as url:
         https = url.replace("http://", "https://")
         async with ja.AsyncJourneyClient(
-            TOKEN, base_url=https, verify=ca_file, retry=None
+            TOKEN, base_url=https, verify=ca_file, retry=FAST
         ) as client:
             with pytest.raises(ja.APIConnectionError, match="did not answer in TLS") as info:
                 await client.get_stats("j")
     assert "plain http:// server" in str(info.value)
+    assert RETRIES == [], "never retried: the next attempt would meet the same server"
+
+
+async def test_http_to_a_tls_server_is_not_retried_and_stops_a_fan_out() -> None:
+    # A TLS server's alert to a plain request (what many send; Python's own
+    # closes without one) says the URL is wrong: every request would meet
+    # it, so none is retried and the call stops.
+    alert = b"\x15\x03\x01\x00\x02\x02\x46"
+    server = ScriptedServer(constant(alert), close_after_answer=True)
+    async with (
+        server.running() as url,
+        ja.AsyncJourneyClient(TOKEN, base_url=url, retry=FAST, max_concurrency=2) as client,
+    ):
+        with pytest.raises(ja.APIConnectionError, match="answered in TLS"):
+            await client.get_stats("j")
+        results = await client.get_stats_many([f"j{i}" for i in range(30)])
+    assert RETRIES == [], "never retried"
+    assert not any(result.ok for result in results)
+    stopped = [r for r in results if isinstance(r.error, ja.NotAttemptedError)]
+    assert len(stopped) >= 27
 
 
 async def test_a_hostname_mismatch_is_refused_naming_the_cause(

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from scripted import OK, constant, scripted, send, serving
 
-from journey_async._http import HTTP11Transport, ResponseTooLarge
+from journey_async._http import HTTP11Transport, ResponseTooLarge, WrongScheme
 from journey_async._http._limits import MAX_HEAD_BYTES, MAX_HEAD_LINE_BYTES
 from journey_async._http._wire import ParsedResponse, ResponseParser, serialize_request
 
@@ -97,7 +97,7 @@ async def test_an_answer_in_tls_says_so(record: bytes) -> None:
     # A TLS server at an http:// URL: llhttp's "Expected HTTP/, RTSP/ or
     # ICE/" named no cause.
     async with scripted(constant(record), close_after_answer=True) as (url, _, transport):
-        with pytest.raises(httpx.RemoteProtocolError, match=r"answered in TLS.*https:// server"):
+        with pytest.raises(WrongScheme, match=r"answered in TLS.*https:// server"):
             await send(transport, url)
 
 

@@ -38,7 +38,14 @@ from ._timeouts import (
     attempt_timed_out,
     run_within,
 )
-from ._tls import CertificateVerifyFailed, CertTypes, VerifyTypes, build_ssl_context
+from ._tls import (
+    CertificateVerifyFailed,
+    CertTypes,
+    Misconfigured,
+    VerifyTypes,
+    WrongScheme,
+    build_ssl_context,
+)
 from ._transport import DEFAULT_KEEPALIVE_EXPIRY, HTTP11Transport, default_transport
 from ._wire import PREPARED_HEAD_EXTENSION, RequestBytes, header_lines
 
@@ -56,9 +63,11 @@ __all__ = [
     "CertTypes",
     "CertificateVerifyFailed",
     "HTTP11Transport",
+    "Misconfigured",
     "RequestBytes",
     "ResponseTooLarge",
     "VerifyTypes",
+    "WrongScheme",
     "attempt_timed_out",
     "build_ssl_context",
     "check_proxy",

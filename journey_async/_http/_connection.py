@@ -22,7 +22,7 @@ import httpx
 from ._eyeballs import AddrInfo, connect_first
 from ._resolver import resolver_for
 from ._timeouts import attempt_timed_out
-from ._tls import not_tls, tls_failure
+from ._tls import WrongScheme, not_tls, tls_failure
 from ._wire import ParsedResponse, ResponseParser
 
 __all__ = ["HAPPY_EYEBALLS_DELAY", "Connection", "connect"]
@@ -321,7 +321,7 @@ async def connect(
             refused.request = request
             raise refused from exc
         if not_tls(exc):
-            raise httpx.ConnectError(
+            raise WrongScheme(
                 f"cannot connect to {host}:{port}: the server did not answer in TLS (a plain "
                 f"http:// server, or another service on that port?): {exc}",
                 request=request,

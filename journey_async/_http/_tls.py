@@ -20,7 +20,9 @@ import httpx
 __all__ = [
     "CertTypes",
     "CertificateVerifyFailed",
+    "Misconfigured",
     "VerifyTypes",
+    "WrongScheme",
     "build_ssl_context",
     "not_tls",
     "tls_failure",
@@ -30,11 +32,21 @@ VerifyTypes: TypeAlias = "bool | str | os.PathLike[str] | ssl.SSLContext"
 CertTypes: TypeAlias = "str | os.PathLike[str] | tuple[str, str] | tuple[str, str, str]"
 
 
-class CertificateVerifyFailed(httpx.ConnectError):
+class Misconfigured(httpx.ConnectError):
+    """The API cannot be reached as the client is configured (its URL, its
+    TLS settings). Not retried: the next attempt would fail alike. A connect
+    error, so a fan-out stops at it (`journey_async._guard`), as at a refused
+    connection."""
+
+
+class CertificateVerifyFailed(Misconfigured):
     """The server's certificate failed the check (unknown CA, wrong name,
-    expired). Not retried: the next attempt would meet the same certificate.
-    A connect error: the API cannot be reached as configured, so a fan-out
-    stops at it (`journey_async._guard`), as at a refused connection."""
+    expired)."""
+
+
+class WrongScheme(Misconfigured):
+    """The server does not speak the URL's scheme: TLS at an http:// URL, or
+    plain HTTP at an https:// one."""
 
 
 def build_ssl_context(

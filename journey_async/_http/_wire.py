@@ -27,6 +27,7 @@ from ._limits import (
     drop_over_cap,
     head_too_large,
 )
+from ._tls import WrongScheme
 
 __all__ = [
     "PREPARED_HEAD_EXTENSION",
@@ -224,7 +225,7 @@ class ResponseParser:
             if isinstance(cause, httpx.RequestError):
                 raise cause from None
             if in_head and self._head_bytes == len(data) and _looks_like_tls(data):
-                raise httpx.RemoteProtocolError(
+                raise WrongScheme(
                     "the server answered in TLS, not in plain HTTP: an https:// server at "
                     "an http:// URL?"
                 ) from None
