@@ -315,7 +315,11 @@ class _Budget:
                 return  # a late answer of an episode its evidence dismissed
             self.cool_until = max(self.cool_until, now + wait)
             if open_episode is not None:
-                self._ended = open_episode._replace(rejected=open_episode.rejected + 1)
+                # A request sent after the 429 came back (during the hold of a
+                # Retry-After: 0) is not one of the phase's: its 429 takes nothing
+                # off what the phase had accepted.
+                if sent_at is None or sent_at <= self._episode_began:
+                    self._ended = open_episode._replace(rejected=open_episode.rejected + 1)
                 if sent_at is not None and sent_at >= self._refused_sent_at:
                     self._after[1] += 1
                     self._weigh()
@@ -369,6 +373,12 @@ class _Budget:
         accepted, refused = self._after
         answers = accepted + refused
         if refused > DISMISS_SHARE * answers:
+            if answers >= MIN_EVIDENCE:
+                # It stands so far: the budget is dry, and a request sent now
+                # would be refused too, using up its retries. A cool-down
+                # shorter than the hold (Retry-After: 0) lasts until it is
+                # decided; answers that dismiss it still end it (`_resume`).
+                self.cool_until = max(self.cool_until, self._episode_began + HOLD)
             return
         if answers >= EVIDENCE:
             self._dismiss()
