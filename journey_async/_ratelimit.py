@@ -402,9 +402,12 @@ class _Budget:
 
     def _random_gateway(self) -> bool:
         """Whether at most `RANDOM_SHARE` of the answers of the last `HISTORY`
-        well-evidenced episodes, pooled, were 429s."""
+        well-evidenced episodes, pooled, were 429s, on `EVIDENCE` of them at
+        least: one episode of 3 answers, 1 refused, is no gateway refusing at
+        random (a client sending at twice a budget's rate, 1 in flight, had
+        every 429 after it dismissed and kept sending at that rate)."""
         answers = sum(a for a, _ in self._history)
-        return answers > 0 and sum(r for _, r in self._history) <= RANDOM_SHARE * answers
+        return answers >= EVIDENCE and sum(r for _, r in self._history) <= RANDOM_SHARE * answers
 
     def _remember(self) -> None:
         """The open episode is decided: keep its answers when it had enough."""

@@ -518,14 +518,14 @@ def _limit_req(rate: float, burst: int) -> Any:
 
 
 def _retry_after_zero_run(
-    refuses: Any, *, requests: int, concurrency: int, attempts: int = 6
+    refuses: Any, *, requests: int, concurrency: int, attempts: int = 6, make: Any = _adaptive
 ) -> dict[str, Any]:
     """Through `paced` against a gateway answering 429 with ``Retry-After: 0``: a
     refused request is retried at once, as the retry loop does, *attempts* at most."""
     outcome: dict[str, Any] = {"accepted": 0, "429": 0, "failed": 0}
 
     async def main() -> None:
-        limiter = _adaptive()
+        limiter = make()
 
         async def send(request: httpx.Request) -> httpx.Response:
             await trio.sleep(0.005)
@@ -574,6 +574,23 @@ def test_behind_limit_req_with_retry_after_0_the_client_settles_near_its_rate() 
     assert ran["429"] < 0.5 * 600
     assert ran["rate"] is not None
     assert 25 < ran["rate"] < 60
+
+
+def test_a_budget_above_the_gateway_s_is_lowered_not_kept_by_one_thin_history() -> None:
+    """RateLimit(100) behind limit_req at 50 r/s answering ``Retry-After: 0``: about
+    1 in flight, so nearly every episode is thin. One early episode of 3 answers, 1
+    refused, made the gateway look random, every thin 429 after it was dismissed, and
+    the client went on at 100 a second: 506 429s for 600 requests, 58 of them out of
+    retries. Now a random gateway takes EVIDENCE pooled answers: the rate is lowered."""
+
+    def make() -> ja.RateLimit:
+        return ja.RateLimit(100, 10, clock=trio.current_time, sleep=trio.sleep)
+
+    ran = _retry_after_zero_run(_limit_req(50, 10), requests=600, concurrency=100, make=make)
+    assert ran["failed"] == 0
+    assert ran["429"] < 0.1 * 600
+    assert ran["rate"] is not None
+    assert ran["rate"] < 60
 
 
 def test_429s_of_requests_sent_during_the_hold_are_not_the_phase_s() -> None:
