@@ -84,10 +84,11 @@ episodes before it (`HISTORY`)."""
 HISTORY: Final = 5
 """Well-evidenced episodes (decided on at least `MIN_EVIDENCE` answers)
 remembered to tell a gateway refusing at random from a budget. When at most
-`RANDOM_SHARE` of their answers, pooled, were 429s, a thin episode is dismissed
-too, unless its own answers fail `DISMISS_SHARE`; and an episode that stands
-all the same (thin, or by chance) lowers the rate to `BACKOFF` of what it was
-(unpaced, it stays so) instead of learning one from its phase. Paced at what a
+`RANDOM_SHARE` of their answers, pooled (`EVIDENCE` of them at least), were 429s,
+a thin episode is dismissed too, unless its own answers fail `DISMISS_SHARE`;
+and an episode that stands all the same (thin, or by chance) lowers the rate
+to `BACKOFF` of what it was (unpaced, it stays so) instead of learning one from
+its phase. Paced at what a
 random gateway accepts, a client has a request or two in flight: its 429s are
 all thin, and when each stood and was learned from its short phase, the rate
 fell to a few a second, where no 429 had evidence again. With no such history
@@ -315,7 +316,11 @@ class _Budget:
                 return  # a late answer of an episode its evidence dismissed
             self.cool_until = max(self.cool_until, now + wait)
             if open_episode is not None:
-                self._ended = open_episode._replace(rejected=open_episode.rejected + 1)
+                # A request sent after the 429 came back (during the hold of a
+                # Retry-After: 0) is not one of the phase's: its 429 takes nothing
+                # off what the phase had accepted.
+                if sent_at is None or sent_at <= self._episode_began:
+                    self._ended = open_episode._replace(rejected=open_episode.rejected + 1)
                 if sent_at is not None and sent_at >= self._refused_sent_at:
                     self._after[1] += 1
                     self._weigh()
@@ -369,6 +374,12 @@ class _Budget:
         accepted, refused = self._after
         answers = accepted + refused
         if refused > DISMISS_SHARE * answers:
+            if answers >= MIN_EVIDENCE:
+                # It stands so far: the budget is dry, and a request sent now
+                # would be refused too, using up its retries. A cool-down
+                # shorter than the hold (Retry-After: 0) lasts until it is
+                # decided; answers that dismiss it still end it (`_resume`).
+                self.cool_until = max(self.cool_until, self._episode_began + HOLD)
             return
         if answers >= EVIDENCE:
             self._dismiss()
@@ -392,9 +403,12 @@ class _Budget:
 
     def _random_gateway(self) -> bool:
         """Whether at most `RANDOM_SHARE` of the answers of the last `HISTORY`
-        well-evidenced episodes, pooled, were 429s."""
+        well-evidenced episodes, pooled, were 429s, on `EVIDENCE` of them at
+        least: one episode of 3 answers, 1 refused, is no gateway refusing at
+        random (a client sending at twice a budget's rate, 1 in flight, had
+        every 429 after it dismissed and kept sending at that rate)."""
         answers = sum(a for a, _ in self._history)
-        return answers > 0 and sum(r for _, r in self._history) <= RANDOM_SHARE * answers
+        return answers >= EVIDENCE and sum(r for _, r in self._history) <= RANDOM_SHARE * answers
 
     def _remember(self) -> None:
         """The open episode is decided: keep its answers when it had enough."""
