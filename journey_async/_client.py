@@ -375,6 +375,12 @@ class AsyncJourneyClient:
         return f"<{type(self).__name__} base_url={base_url!r} api_token={REDACTED}>"
 
     async def __aenter__(self) -> Self:
+        # As httpx's client refuses to reopen: the block's calls would fail.
+        if self._shared.is_closed():
+            raise RuntimeError(
+                "Cannot enter a client that has been closed (aclose(), or the end of an "
+                "async with block): create a new AsyncJourneyClient"
+            )
         return self
 
     async def __aexit__(

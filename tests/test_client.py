@@ -302,3 +302,17 @@ async def test_a_callback_that_raises_stops_the_call_with_that_very_exception(
         await asyncio.sleep(0.05)
     assert info.value is bug
     assert len(emulator.requests) == sent < 40
+
+
+async def test_a_closed_client_cannot_be_entered_again() -> None:
+    # Its calls would all fail: refused at the block's start, as httpx's
+    # client refuses to reopen; a copy shares the closed connections.
+    client = ja.AsyncJourneyClient(TOKEN)
+    async with client:
+        pass
+    with pytest.raises(RuntimeError, match="create a new AsyncJourneyClient"):
+        async with client:
+            pass
+    with pytest.raises(RuntimeError, match="has been closed"):
+        async with client.with_options(timeout=1.0):
+            pass
