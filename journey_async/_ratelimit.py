@@ -749,7 +749,11 @@ class RateLimit(_LocalLimiter):
         return self._budget.burst
 
     def __repr__(self) -> str:
-        return f"RateLimit(per_second={self.per_second:g}, burst={self.burst})"
+        # Never raises: a traceback's locals show a RateLimit whose __init__ refused.
+        budget: _Budget | None = getattr(self, "_budget", None)
+        if budget is None or budget.ceiling is None:
+            return f"<{type(self).__name__}, not made>"
+        return f"RateLimit(per_second={budget.ceiling:g}, burst={budget.burst})"
 
 
 def adaptive_limiter(*, clock: Clock = time.monotonic, sleep: Sleep = anyio.sleep) -> _LocalLimiter:

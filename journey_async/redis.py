@@ -194,8 +194,12 @@ class RedisRateLimit:
         return self._burst
 
     def __repr__(self) -> str:
+        # Never raises: a traceback's locals show a limiter whose __init__ refused.
+        tat: str | None = getattr(self, "_tat", None)
+        if tat is None:
+            return f"<{type(self).__name__}, not made>"
         return (
-            f"RedisRateLimit(key={self._tat.removesuffix(':tat')!r}, "
+            f"RedisRateLimit(key={tat.removesuffix(':tat')!r}, "
             f"per_second={self._per_second:g}, burst={self._burst})"
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,18 @@ def api() -> Iterator[respx.MockRouter]:
 def test_per_second_must_be_finite_and_positive(per_second: float) -> None:
     with pytest.raises(ValueError, match="per_second"):
         ja.RateLimit(per_second)
+
+
+@pytest.mark.parametrize(("per_second", "burst"), [(-1, None), (1, 0)])
+def test_a_refused_rate_limit_can_be_reported_with_its_locals(
+    per_second: float, burst: int | None
+) -> None:
+    # What Sentry and rich tracebacks do: repr every local of every frame,
+    # the half-made limiter of the refusing __init__ included.
+    with pytest.raises(ValueError, match="per_second|burst") as info:
+        ja.RateLimit(per_second, burst)
+    report = traceback.TracebackException.from_exception(info.value, capture_locals=True)
+    assert "<RateLimit, not made>" in "".join(report.format())
 
 
 @pytest.mark.parametrize("per_second", ["10", True, None])

@@ -6,8 +6,10 @@ import random
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -59,6 +61,16 @@ def test_arguments_are_checked(client: redis.asyncio.Redis) -> None:
     assert (limit.per_second, limit.burst) == (20.5, 20)
     assert repr(limit) == "RedisRateLimit(key='k', per_second=20.5, burst=20)"
     assert isinstance(limit, ja.RateLimiter)
+
+
+@pytest.mark.parametrize("kwargs", [{"key": "", "per_second": 1}, {"key": "k", "per_second": -1}])
+def test_a_refused_limiter_can_be_reported_with_its_locals(kwargs: dict[str, Any]) -> None:
+    # What Sentry and rich tracebacks do: repr every local of every frame.
+    # No server: the connection is never used.
+    with pytest.raises(ValueError, match="key|per_second") as info:
+        RedisRateLimit(redis.asyncio.Redis(), **kwargs)
+    report = traceback.TracebackException.from_exception(info.value, capture_locals=True)
+    assert "<RedisRateLimit, not made>" in "".join(report.format())
 
 
 async def test_two_limiters_on_one_key_share_the_budget(client: redis.asyncio.Redis) -> None:
