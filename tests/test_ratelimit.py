@@ -83,7 +83,7 @@ def test_a_refused_rate_limit_can_be_reported_with_its_locals(
 ) -> None:
     # What Sentry and rich tracebacks do: repr every local of every frame,
     # the half-made limiter of the refusing __init__ included.
-    with pytest.raises(ValueError, match="per_second|burst") as info:
+    with pytest.raises(ValueError, match=r"per_second|burst") as info:
         ja.RateLimit(per_second, burst)
     report = traceback.TracebackException.from_exception(info.value, capture_locals=True)
     assert "<RateLimit, not made>" in "".join(report.format())

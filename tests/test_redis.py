@@ -67,7 +67,7 @@ def test_arguments_are_checked(client: redis.asyncio.Redis) -> None:
 def test_a_refused_limiter_can_be_reported_with_its_locals(kwargs: dict[str, Any]) -> None:
     # What Sentry and rich tracebacks do: repr every local of every frame.
     # No server: the connection is never used.
-    with pytest.raises(ValueError, match="key|per_second") as info:
+    with pytest.raises(ValueError, match=r"key|per_second") as info:
         RedisRateLimit(redis.asyncio.Redis(), **kwargs)
     report = traceback.TracebackException.from_exception(info.value, capture_locals=True)
     assert "<RedisRateLimit, not made>" in "".join(report.format())
