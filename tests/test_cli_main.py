@@ -74,3 +74,19 @@ def test_a_bug_is_one_line_without_the_token(
     assert_one_error_line(
         capsys.readouterr().err, "unexpected RuntimeError: a bug that got hold of [secret]"
     )
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full to write to")
+def test_results_that_cannot_be_written_fail_the_run_not_its_usage(
+    cli_server: EmulatorServer, cli_emulator: JourneyEmulator, tmp_path: Path
+) -> None:
+    # A full disk once the requests went out: exit 1 (failed), not 2, which
+    # says nothing was sent; one line, no traceback from the flush at exit.
+    command = [sys.executable, "-m", "journey_async", "stats", *api(cli_server), WELCOME]
+    with Path("/dev/full").open("w") as full:
+        result = subprocess.run(  # noqa: S603 - this interpreter, our own module
+            command, stdout=full, stderr=subprocess.PIPE, text=True, env=cli_env(), timeout=60
+        )
+    assert result.returncode == 1
+    assert_one_error_line(result.stderr, "cannot write the results", "No space left on device")
+    assert len(cli_emulator.requests) == 1

@@ -12,7 +12,8 @@ command reads back; ``emulator`` (`._emulator`) serves
 become a line on stderr and an exit code.
 
 Exit codes: 0 success, 1 some journeys or users failed (or the API refused
-the call), 2 a usage or configuration error (nothing was sent), 130 Ctrl-C.
+the call, or the results could not be written), 2 a usage or configuration
+error (nothing was sent), 130 Ctrl-C.
 Every error is one line on stderr, never a traceback, and never the token.
 
 rich (the ``cli`` extra) draws progress bars and tables on a terminal. It is

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import io
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from typing import Final
 
 from journey_async._defaults import TOKEN_ENV_VAR
 from journey_async._exceptions import JourneyError
@@ -26,6 +28,10 @@ from ._args import (
     _parse,
 )
 from ._output import _describe_error, _Output, _printable
+
+# What a write of the results meets when the output cannot take them (a full
+# disk, a quota, a file too large, a device error), after the requests went out.
+_WRITE_FAILURES: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
 
 
 def _secrets(argv: Sequence[str]) -> list[str]:
@@ -106,10 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail("interrupted", secrets)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # The reader went away (| head): not worth a message, and stdout
-        # must not be flushed again at exit.
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # The reader went away (| head): not worth a message.
+        _drop_stdout()
         return EXIT_FAILED
     except UsageError as exc:
         _fail(str(exc), secrets)
@@ -117,12 +121,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except JourneyError as exc:
         _fail(_describe_error(exc), secrets)
         return EXIT_FAILED
-    except (ValueError, TypeError, OSError, ImportError) as exc:
-        # Bad input or configuration refused before anything was sent, a
-        # file or port that is not there: the message says which.
+    except OSError as exc:
+        if exc.errno in _WRITE_FAILURES:
+            # The results could not be written (a full disk): the requests
+            # were sent, so this is no usage error.
+            _drop_stdout()
+            _fail(f"cannot write the results: {exc}", secrets)
+            return EXIT_FAILED
+        # A file or port that is not there, before anything was sent.
+        _fail(str(exc) or type(exc).__name__, secrets)
+        return EXIT_USAGE
+    except (ValueError, TypeError, ImportError) as exc:
+        # Bad input or configuration refused before anything was sent: the
+        # message says which.
         _fail(str(exc) or type(exc).__name__, secrets)
         return EXIT_USAGE
     except Exception as exc:
         # A bug: still one line, not a traceback, whose locals could show the token.
         _fail(f"unexpected {_describe_error(exc)} (please report it)", secrets)
         return EXIT_FAILED
+
+
+def _drop_stdout() -> None:
+    """Point stdout at the null device: Python flushes it at exit, which
+    would fail again, with a traceback."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
