@@ -259,6 +259,15 @@ def _token_bucket(rate: float, burst: int) -> Any:
 Attempt = Callable[[], Awaitable[bool]]
 
 
+async def _workers(worker: Callable[[], Awaitable[None]], concurrency: int) -> float:
+    """*concurrency* copies of *worker* run to their end; the (virtual) seconds they took."""
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        for _ in range(concurrency):
+            nursery.start_soon(worker)
+    return trio.current_time() - start
+
+
 def _virtual_run(
     make: Any, wire: Callable[[Any], Attempt], *, requests: int, concurrency: int
 ) -> dict[str, Any]:
@@ -279,11 +288,7 @@ def _virtual_run(
                     await trio.sleep(1.0)
                 outcome["accepted"] += 1
 
-        start = trio.current_time()
-        async with trio.open_nursery() as nursery:
-            for _ in range(concurrency):
-                nursery.start_soon(worker)
-        outcome["wall"] = trio.current_time() - start
+        outcome["wall"] = await _workers(worker, concurrency)
         outcome["rate"] = limiter.rate
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
@@ -562,11 +567,7 @@ def _retry_after_zero_run(
                 else:
                     outcome["failed"] += 1
 
-        start = trio.current_time()
-        async with trio.open_nursery() as nursery:
-            for _ in range(concurrency):
-                nursery.start_soon(worker)
-        outcome["wall"] = trio.current_time() - start
+        outcome["wall"] = await _workers(worker, concurrency)
         outcome["rate"] = limiter.rate
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
