@@ -16,7 +16,7 @@ import anyio.abc
 
 from ._batching import PostRemoval, Sender, Settled, Target, outcome
 from ._exceptions import JourneyError, RemovalError
-from ._guard import CallGuard
+from ._guard import CallGuard, IsClosed
 from ._models import RemovalResult
 from ._validation import number, removal_target, validate_user_ids
 
@@ -94,6 +94,7 @@ class RemovalBatcher:
         max_batch_size: int,
         max_delay: float,
         max_concurrency: int,
+        is_closed: IsClosed | None = None,
     ) -> None:
         # Built by AsyncJourneyClient.removal_batcher, which checks the bounds.
         self._post = post
@@ -101,9 +102,11 @@ class RemovalBatcher:
         self._max_delay = number(max_delay, "max_delay")
         self._limiter = anyio.CapacityLimiter(max_concurrency)
         self._open: dict[_GroupKey, _Batch] = {}
-        # One call for its whole life: a 401 fails what is pending and every
-        # later call. No circuit: a batcher outlives a network outage.
-        self._guard = CallGuard(circuit=False)
+        # One call for its whole life: a 401, or the client closed under it
+        # (*is_closed*), fails what is pending and every later call, as typed
+        # errors rather than httpx's raw RuntimeError. No circuit: a batcher
+        # outlives a network outage.
+        self._guard = CallGuard(circuit=False, is_closed=is_closed)
         self._sender = Sender(post, self._guard)
         self._task_group: anyio.abc.TaskGroup | None = None
         self._closed = False
@@ -177,7 +180,9 @@ class RemovalBatcher:
                 same type and attributes), so that raising it in many tasks
                 does not mix up their tracebacks.
             NotAttemptedError: A 401/403 answered an earlier request of this
-                batcher: its pending calls and every later one fail so,
+                batcher, or its client was closed under it (the request that
+                met the closed client fails with an `APIConnectionError`
+                saying so): its pending calls and every later one fail so,
                 without a request, until it exits. A batch answered 413 is
                 sent again in halves first (`RequestTooLargeError` for a
                 single user that still does not fit).

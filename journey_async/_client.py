@@ -657,6 +657,7 @@ class AsyncJourneyClient:
             max_batch_size=size,
             max_delay=DEFAULT_MAX_DELAY if max_delay is None else number(max_delay, "max_delay"),
             max_concurrency=self.max_concurrency,
+            is_closed=self._shared.is_closed,
         )
 
     async def _post_removal(self, user_ids: Sequence[str], target: dict[str, Any]) -> None:

@@ -534,3 +534,21 @@ def test_a_refused_bound_is_refused_by_the_client_and_its_traceback_shows_locals
         client.removal_batcher(**bounds)
     shown = traceback.TracebackException.from_exception(info.value, capture_locals=True)
     assert "max_delay" in "".join(shown.format())
+
+
+async def test_a_client_closed_under_the_batcher_fails_its_callers_with_typed_errors(
+    served: EmulatorServer, emulator: JourneyEmulator
+) -> None:
+    # A lifespan that closes the client before the batcher (or a shutdown hook
+    # in another task): the callers get the errors remove_users gives, not
+    # httpx's raw RuntimeError, and nothing more is attempted.
+    journey = emulator.add_journey(users=["a", "b", "c"])
+    client = served_client(served)
+    async with client.removal_batcher(max_delay=0) as batcher:
+        await batcher.remove(["a"], journey_ids=[journey])
+        await client.aclose()
+        with pytest.raises(ja.APIConnectionError, match="closed"):
+            await batcher.remove(["b"], journey_ids=[journey])
+        with pytest.raises(ja.NotAttemptedError):
+            await batcher.remove(["c"], journey_ids=[journey])
+    assert emulator.users_in(journey) == {"b", "c"}
