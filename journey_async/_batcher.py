@@ -171,7 +171,9 @@ class RemovalBatcher:
         than one batch holds) holding these users is confirmed.
 
         Raises:
-            RuntimeError: The batcher is not entered, or already exited.
+            RuntimeError: The batcher is not entered, or already exited; or
+                it was cancelled (its owner task, at shutdown) before these
+                users' request was confirmed: they may or may not be removed.
             TypeError, ValueError: Bad input; nothing was queued.
             JourneyError: The failure of the request these users were in, as
                 `remove_users` raises it: that request's error when none of
