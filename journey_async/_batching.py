@@ -60,7 +60,10 @@ class Sender:
 
     Once a request of *n* users was refused as too large, later parts of *n*
     or more are split before they are sent: every chunk of a call has about
-    the same size, so the first 413 speaks for the rest.
+    the same size, so the first 413 speaks for the rest. Unless its halves
+    showed that one user's id was too large alone: then the 413 says nothing
+    about *n* users, and one oversized id among a million (or, in a batcher,
+    once in its life) would send every later user in a request of its own.
     """
 
     __slots__ = ("_guard", "_on_removed", "_post", "_too_large")
@@ -83,8 +86,13 @@ class Sender:
         except RequestTooLargeError as exc:
             if len(user_ids) == 1:
                 return [(user_ids, exc)]
-            self._too_large = min(self._too_large, len(user_ids))
-            return await self._halves(user_ids, target)
+            settled = await self._halves(user_ids, target)
+            if not any(
+                len(part) == 1 and isinstance(error, RequestTooLargeError)
+                for part, error in settled
+            ):
+                self._too_large = min(self._too_large, len(user_ids))
+            return settled
         except JourneyError as exc:
             return [(user_ids, exc)]
         if self._on_removed is not None:

@@ -398,6 +398,55 @@ async def test_a_single_user_too_large_is_a_typed_error(api: respx.MockRouter) -
     assert error.errors[0].status_code == 413
 
 
+def refuse_bodies_above(limit: int) -> Callable[[httpx.Request], httpx.Response]:
+    """A gateway's body size limit (nginx's client_max_body_size): in bytes."""
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        if len(request.content) > limit:
+            return httpx.Response(413)
+        return OK
+
+    return respond
+
+
+HUGE_ID = "x" * 5000  # alone over the limit of refuse_bodies_above(2000)
+
+
+async def test_one_oversized_id_does_not_split_the_rest_of_the_call(
+    api: respx.MockRouter,
+) -> None:
+    route = api.post(REMOVAL_URL).mock(side_effect=refuse_bodies_above(2000))
+    users = [f"u{n}" for n in range(127)]  # 64 fit in 2000 bytes, in one request
+    async with ja.AsyncJourneyClient(TOKEN, retry=None, max_concurrency=1) as client:
+        with pytest.raises(ja.RemovalError) as info:
+            await client.remove_users([HUGE_ID, *users], all_journeys=True, batch_size=64)
+    assert info.value.removed == tuple(users)
+    assert info.value.failed == (HUGE_ID,)
+    sizes = [len(body["user_ids"]) for body in bodies(route)]
+    # The first chunk is halved down to the oversized id (refused: 64 to 1),
+    # the other halves fit (1 to 32); the second chunk goes out whole, since
+    # the 413s were that id's, not the chunk size's (it went out as 64
+    # requests of one user: a request a user for the rest of the call).
+    assert sizes == [64, 32, 16, 8, 4, 2, 1, 1, 2, 4, 8, 16, 32, 64]
+
+
+async def test_a_batcher_goes_on_batching_after_one_oversized_id() -> None:
+    sizes: list[int] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        sizes.append(len(json.loads(request.content)["user_ids"]))
+        return refuse_bodies_above(2000)(request)
+
+    async with mock_client(handler) as client, client.removal_batcher() as batcher:
+        with pytest.raises(ja.RemovalError):
+            await batcher.remove([HUGE_ID, "a"], all_journeys=True)
+        sizes.clear()
+        async with anyio.create_task_group() as task_group:
+            for n in range(50):
+                task_group.start_soon(batcher.remove, [f"u{n}"], None, True)
+    assert sizes == [50]  # one request, not 50 of one user each, for the batcher's life
+
+
 async def test_a_batcher_splits_a_batch_refused_as_too_large() -> None:
     sizes: list[int] = []
 
