@@ -210,6 +210,10 @@ class RemovalBatcher:
             (e for _, e in settled if e is not None and not isinstance(e, JourneyError)), None
         )
         result = outcome(settled) if crash is None else crash
+        if any(len(batch.settled) > 1 for batch, _ in shares):
+            # A batch split by 413s settles in its own order, which other
+            # callers' users set: back to this caller's, as remove_users gives.
+            result = _in_order(result, users)
         if isinstance(result, RemovalError):  # made for this caller alone
             raise result
         if isinstance(result, BaseException):  # shared with the batch's other callers
@@ -270,6 +274,26 @@ class RemovalBatcher:
                     )
                 ]
             batch.done.set()
+
+
+def _in_order(
+    result: RemovalResult | BaseException, users: Sequence[str]
+) -> RemovalResult | BaseException:
+    """*result*'s users in the order of *users*, the caller's: only a
+    `RemovalResult` and a `RemovalError` list them."""
+    position = {user: index for index, user in enumerate(users)}
+    if isinstance(result, RemovalResult):
+        return RemovalResult(
+            user_ids=tuple(sorted(result.user_ids, key=position.__getitem__)),
+            requests=result.requests,
+        )
+    if isinstance(result, RemovalError):
+        return RemovalError(
+            removed=sorted(result.removed, key=position.__getitem__),
+            failed=sorted(result.failed, key=position.__getitem__),
+            errors=result.errors,
+        )
+    return result
 
 
 def _copy_error(error: BaseException) -> BaseException:

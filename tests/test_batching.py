@@ -475,6 +475,43 @@ async def test_a_batcher_splits_a_batch_refused_as_too_large() -> None:
     }
 
 
+async def test_a_split_batch_answers_each_caller_in_its_own_order() -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        user_ids = json.loads(request.content)["user_ids"]
+        if len(user_ids) > 2:
+            return httpx.Response(413)
+        return httpx.Response(500) if "w" in user_ids else OK
+
+    outcomes: dict[str, ja.RemovalResult | ja.JourneyError] = {}
+
+    async def remove(batcher: ja.RemovalBatcher, users: list[str], target: list[str]) -> None:
+        journey_ids = target or None
+        try:
+            outcomes["".join(users)] = await batcher.remove(users, journey_ids, not target)
+        except ja.JourneyError as exc:
+            outcomes["".join(users)] = exc
+
+    async with (
+        mock_client(handler) as client,
+        anyio.create_task_group() as task_group,
+        client.removal_batcher(max_delay=3600) as batcher,  # flushed on leaving
+    ):
+        for users, target in (
+            (["z", "v"], []),
+            (["a", "b", "v", "z"], []),  # one batch: z v a b, sent as z v and a b
+            (["w", "c"], [JOURNEY_ID]),
+            (["d", "c", "w"], [JOURNEY_ID]),  # one batch: w c d, sent as w and c d
+        ):
+            task_group.start_soon(remove, batcher, users, target)
+            await anyio.wait_all_tasks_blocked()
+    # Each caller's users come back in the order it gave them, as from
+    # remove_users, not in the order the batch's halves settled.
+    assert outcomes["abvz"] == ja.RemovalResult(user_ids=("a", "b", "v", "z"), requests=2)
+    error = outcomes["dcw"]
+    assert isinstance(error, ja.RemovalError)
+    assert (error.removed, error.failed) == (("d", "c"), ("w",))
+
+
 async def test_413_halving_against_the_served_emulators_body_limit(
     served: EmulatorServer, emulator: JourneyEmulator
 ) -> None:
