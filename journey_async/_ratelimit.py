@@ -429,13 +429,16 @@ class _Budget:
         assert phase is not None
         self._ended = None
         self._remember()
-        if self._stood_by_chance():
+        accepted = max(0, phase.sent - phase.rejected)
+        if self._stood_by_chance() or (accepted == 0 and self._burst_seen is not None):
             # An episode standing by chance against a gateway refusing at
-            # random: its phase (short, and with few requests in flight when
-            # paced) says nothing of a budget. One step down from the rate it
+            # random, or a phase the server took nothing of (its requests
+            # failed otherwise, or were refused as the budget ran dry): its
+            # phase says nothing of a budget's rate, and learning from it
+            # would drop the rate to MIN_RATE. One step down from the rate it
             # had, and the climb goes on; unpaced, it stays so.
             if phase.rate is not None:
-                base = BACKOFF * phase.rate
+                base = max(MIN_RATE, BACKOFF * phase.rate)
                 self._base = base if self.ceiling is None else min(base, self.ceiling)
                 self._target = None if self._target is None else max(self._target, self._base)
                 self._ramp_start = now
@@ -443,7 +446,6 @@ class _Budget:
             self._phase_start = now
             self._phase_sent = 0
             return
-        accepted = max(0, phase.sent - phase.rejected)
         length = max(0.0, phase.end - phase.start)
         if self._burst_seen is None:
             # The first 429: all we know is what the server took before it,

@@ -238,6 +238,27 @@ def test_the_learned_rate_stays_above_its_floor() -> None:
     assert rate >= 0.1
 
 
+def test_a_phase_the_server_took_nothing_of_steps_the_rate_down_not_to_its_floor() -> None:
+    """After a first episode, a phase whose every request failed (dropped, 5xx) or
+    was refused says nothing of the budget's rate: learned from, it set MIN_RATE,
+    and behind a budget with random faults (the emulator's rate_limit=50,
+    fault_rate=0.2) 10,000 users had 11 batches applied after 60 s; now 21 s."""
+    budget = _Budget(None, 1)
+    for i in range(6):
+        budget.take(i / 100)
+    budget.rate_limited(0.06, 1.0, sent_at=0.05)  # 5 taken, then a 429
+    assert budget.next_slot(1.5, math.inf) == 0
+    before = budget.rate(1.5)
+    assert before is not None
+    assert before > 1
+    budget.take(1.5)
+    budget.rate_limited(1.51, 1.0, sent_at=1.5)  # the phase's one request, refused
+    assert budget.next_slot(3.0, math.inf) == 0
+    after = budget.rate(3.0)
+    assert after is not None
+    assert after >= BACKOFF * before
+
+
 def _token_bucket(rate: float, burst: int) -> Any:
     """A token-bucket server on trio's clock (*rate* a second, *burst* full at start):
     ``refuses()`` is whether the request arriving now is answered 429."""
