@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -561,6 +562,38 @@ async def test_bad_concurrency_sends_nothing(
             await client.get_stats_many(emulator.journey_ids[:3], concurrency=concurrency)
         with pytest.raises(error, match="concurrency"):
             client.iter_stats(emulator.journey_ids[:3], concurrency=concurrency)
+    assert emulator.requests == []
+
+
+class _AsyncCall:
+    async def __call__(self, count: int) -> None:
+        pass
+
+
+async def _async_progress(count: int) -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    "progress",
+    [_async_progress, functools.partial(_async_progress), _AsyncCall()],
+    ids=["async-def", "partial", "async-call"],
+)
+async def test_an_async_progress_is_refused_before_any_request(
+    served: EmulatorServer, emulator: JourneyEmulator, progress: Callable[[int], object]
+) -> None:
+    # Called and never awaited, it never ran: a bar that never moved, and a
+    # "coroutine was never awaited" warning per journey.
+    ids = emulator.journey_ids[:3]
+    async with served_client(served) as client:
+        with pytest.raises(TypeError, match="progress must be a plain function"):
+            await client.get_stats_many(ids, progress=progress)
+        with pytest.raises(TypeError, match="progress must be a plain function"):
+            client.iter_stats(ids, progress=progress)
+        with pytest.raises(TypeError, match="progress must be a plain function"):
+            await client.remove_users(["user-1"], all_journeys=True, progress=progress)
+        with pytest.raises(TypeError, match="on_removed must be a plain function"):
+            await client.remove_users(["user-1"], all_journeys=True, on_removed=progress)
     assert emulator.requests == []
 
 
