@@ -580,7 +580,7 @@ async def _async_progress(count: int) -> None:
     ids=["async-def", "partial", "async-call"],
 )
 async def test_an_async_progress_is_refused_before_any_request(
-    served: EmulatorServer, emulator: JourneyEmulator, progress: Callable[[int], object]
+    served: EmulatorServer, emulator: JourneyEmulator, progress: Any
 ) -> None:
     # Called and never awaited, it never ran: a bar that never moved, and a
     # "coroutine was never awaited" warning per journey.
