@@ -157,12 +157,19 @@ def fanout_ids(journey_ids: Iterable[str]) -> Iterable[str]:
     """
     *journey_ids* for a fan-out: a collection checked whole now, so bad input
     sends nothing; a lazy iterable wrapped to be checked id by id as pulled.
+
+    A collection is checked and sent as it is at the call, a tuple of it:
+    checked and then iterated again as the fan-out goes, a list that grew
+    meanwhile (an id appended from a callback) sent ids never checked, one
+    with ``../`` in it to another path of the API, token and all.
     """
     iterator = _iterate(journey_ids, "journey_ids")
     if isinstance(journey_ids, Collection):
-        for index, journey_id in enumerate(iterator):
+        # A pointer per id, in a collection the caller holds whole anyway.
+        ids = journey_ids if type(journey_ids) is tuple else tuple(iterator)
+        for index, journey_id in enumerate(ids):
             _validate_nth_journey_id(index, journey_id)
-        return journey_ids
+        return ids
     return _checked_as_pulled(iterator)
 
 

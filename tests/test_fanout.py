@@ -23,6 +23,7 @@ from typing import Any
 
 import anyio
 import pytest
+from emulator_support import stats
 
 import journey_async as ja
 from journey_async._fanout import map_as_completed, map_ordered
@@ -595,6 +596,28 @@ async def test_an_async_progress_is_refused_before_any_request(
         with pytest.raises(TypeError, match="on_removed must be a plain function"):
             await client.remove_users(["user-1"], all_journeys=True, on_removed=progress)
     assert emulator.requests == []
+
+
+async def test_a_list_that_grows_during_the_call_sends_only_the_ids_checked(
+    served: EmulatorServer, emulator: JourneyEmulator
+) -> None:
+    # Checked at the call and iterated again as the fan-out went, the list
+    # sent what was appended unchecked: here a GET to another API path.
+    ids = emulator.journey_ids[:3]
+
+    def grow(count: int) -> None:
+        if len(ids) == 3:
+            ids.append("../drop-users/external?")
+
+    async with served_client(served, max_concurrency=1) as client:
+        results = await client.get_stats_many(ids, progress=grow)
+        assert [result.journey_id for result in results] == emulator.journey_ids[:3]
+        del ids[3:]
+        streamed = [result async for result in client.iter_stats(ids, progress=grow)]
+        assert len(streamed) == 3
+    assert [request.path for request in emulator.requests] == 2 * [
+        stats(journey_id) for journey_id in emulator.journey_ids[:3]
+    ]
 
 
 async def test_a_bad_id_in_a_lazy_iterable_stops_the_call_where_it_is_reached(
