@@ -455,7 +455,8 @@ class AsyncJourneyClient:
         *journey_ids* may be a lazy iterable (a generator over a file or a
         cursor): it is pulled as requests finish, never read ahead. Ids are
         checked before any request when *journey_ids* is a collection (a
-        list, a tuple, a set...); a lazy one is checked id by id as it is
+        list, a tuple, a set...), and those it holds at the call are the ones
+        sent (one that grows meanwhile sends no more); a lazy one is checked id by id as it is
         pulled, and a bad id there stops the call: the requests in flight are
         cancelled and its `ValueError` or `TypeError` is raised.
 

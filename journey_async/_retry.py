@@ -28,7 +28,7 @@ import httpx
 from ._guard import call_stopped, sleep_unless_stopped
 from ._http import Misconfigured, send_and_read
 from ._logging import logged_path, logger, request_extra
-from ._validation import number, positive_int
+from ._validation import callback, number, positive_int
 
 __all__ = [
     "RETRY_STATUSES",
@@ -122,6 +122,11 @@ def _callable(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise TypeError(f"{attribute.name} must be callable, not {type(value).__name__}")
 
 
+def _hook(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    # A hook is called, never awaited: an async one would never run.
+    callback(value, attribute.name)
+
+
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
     """
@@ -178,7 +183,7 @@ class RetryPolicy:
         validator=_number(0, above=True, optional=True),
     )
     on_retry: Callable[[RetryEvent], object] | None = attrs.field(
-        default=None, validator=attrs.validators.optional(_callable), eq=False
+        default=None, validator=attrs.validators.optional(_hook), eq=False
     )
     sleep: Callable[[float], Awaitable[object]] = attrs.field(
         default=anyio.sleep, validator=_callable, eq=False, repr=False

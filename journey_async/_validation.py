@@ -6,6 +6,7 @@ any request is sent.
 
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 from collections.abc import Collection, Iterable, Iterator
@@ -56,10 +57,28 @@ def _shown(value: int | float) -> str:
 
 def callback(value: _F, name: str) -> _F:
     """Return *value* if it is callable or None; raise `TypeError` otherwise
-    (found only when first called, it would fail a call half done)."""
+    (found only when first called, it would fail a call half done).
+
+    An ``async def`` is refused too: a callback is called, never awaited, so
+    its body would never run (a progress bar that never moves, an
+    ``on_removed`` that records no one), with only a "never awaited"
+    warning, at garbage collection, to show for it."""
     if value is not None and not callable(value):
         raise TypeError(f"{name} must be callable or None, not {type(value).__name__}")
+    if is_async_callable(value):
+        raise TypeError(
+            f"{name} must be a plain function, not an async one: it is called, never "
+            "awaited (schedule async work from a plain function, or count in one)"
+        )
     return value
+
+
+def is_async_callable(value: object) -> bool:
+    """Whether calling *value* only makes a coroutine: an ``async def``, a
+    `functools.partial` of one, or an object whose ``__call__`` is one."""
+    return inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(
+        getattr(value, "__call__", None)  # noqa: B004 - the method itself is inspected
+    )
 
 
 def positive_int(value: object, name: str) -> int:
@@ -138,12 +157,19 @@ def fanout_ids(journey_ids: Iterable[str]) -> Iterable[str]:
     """
     *journey_ids* for a fan-out: a collection checked whole now, so bad input
     sends nothing; a lazy iterable wrapped to be checked id by id as pulled.
+
+    A collection is checked and sent as it is at the call, a tuple of it:
+    checked and then iterated again as the fan-out goes, a list that grew
+    meanwhile (an id appended from a callback) sent ids never checked, one
+    with ``../`` in it to another path of the API, token and all.
     """
     iterator = _iterate(journey_ids, "journey_ids")
     if isinstance(journey_ids, Collection):
-        for index, journey_id in enumerate(iterator):
+        # A pointer per id, in a collection the caller holds whole anyway.
+        ids = journey_ids if type(journey_ids) is tuple else tuple(iterator)
+        for index, journey_id in enumerate(ids):
             _validate_nth_journey_id(index, journey_id)
-        return journey_ids
+        return ids
     return _checked_as_pulled(iterator)
 
 

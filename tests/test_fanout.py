@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -22,6 +23,7 @@ from typing import Any
 
 import anyio
 import pytest
+from emulator_support import stats
 
 import journey_async as ja
 from journey_async._fanout import map_as_completed, map_ordered
@@ -562,6 +564,60 @@ async def test_bad_concurrency_sends_nothing(
         with pytest.raises(error, match="concurrency"):
             client.iter_stats(emulator.journey_ids[:3], concurrency=concurrency)
     assert emulator.requests == []
+
+
+class _AsyncCall:
+    async def __call__(self, count: int) -> None:
+        pass
+
+
+async def _async_progress(count: int) -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    "progress",
+    [_async_progress, functools.partial(_async_progress), _AsyncCall()],
+    ids=["async-def", "partial", "async-call"],
+)
+async def test_an_async_progress_is_refused_before_any_request(
+    served: EmulatorServer, emulator: JourneyEmulator, progress: Any
+) -> None:
+    # Called and never awaited, it never ran: a bar that never moved, and a
+    # "coroutine was never awaited" warning per journey.
+    ids = emulator.journey_ids[:3]
+    async with served_client(served) as client:
+        with pytest.raises(TypeError, match="progress must be a plain function"):
+            await client.get_stats_many(ids, progress=progress)
+        with pytest.raises(TypeError, match="progress must be a plain function"):
+            client.iter_stats(ids, progress=progress)
+        with pytest.raises(TypeError, match="progress must be a plain function"):
+            await client.remove_users(["user-1"], all_journeys=True, progress=progress)
+        with pytest.raises(TypeError, match="on_removed must be a plain function"):
+            await client.remove_users(["user-1"], all_journeys=True, on_removed=progress)
+    assert emulator.requests == []
+
+
+async def test_a_list_that_grows_during_the_call_sends_only_the_ids_checked(
+    served: EmulatorServer, emulator: JourneyEmulator
+) -> None:
+    # Checked at the call and iterated again as the fan-out went, the list
+    # sent what was appended unchecked: here a GET to another API path.
+    ids = emulator.journey_ids[:3]
+
+    def grow(count: int) -> None:
+        if len(ids) == 3:
+            ids.append("../drop-users/external?")
+
+    async with served_client(served, max_concurrency=1) as client:
+        results = await client.get_stats_many(ids, progress=grow)
+        assert [result.journey_id for result in results] == emulator.journey_ids[:3]
+        del ids[3:]
+        streamed = [result async for result in client.iter_stats(ids, progress=grow)]
+        assert len(streamed) == 3
+    assert [request.path for request in emulator.requests] == 2 * [
+        stats(journey_id) for journey_id in emulator.journey_ids[:3]
+    ]
 
 
 async def test_a_bad_id_in_a_lazy_iterable_stops_the_call_where_it_is_reached(

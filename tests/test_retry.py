@@ -74,6 +74,10 @@ def test_defaults_are_the_documented_ones() -> None:
     assert ja.AsyncJourneyClient(TOKEN).retry == policy
 
 
+async def _async_hook(event: ja.RetryEvent) -> None:
+    pass
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
@@ -89,6 +93,8 @@ def test_defaults_are_the_documented_ones() -> None:
         ({"deadline": 0}, ValueError, "deadline must be greater than 0"),
         ({"deadline": float("inf")}, ValueError, "deadline"),
         ({"on_retry": "print"}, TypeError, "on_retry must be callable"),
+        # Called, never awaited: an async hook would never run.
+        ({"on_retry": _async_hook}, TypeError, "on_retry must be a plain function"),
         ({"sleep": None}, TypeError, "sleep must be callable"),
         ({"clock": 0.0}, TypeError, "clock must be callable"),
     ],
