@@ -456,9 +456,10 @@ class AsyncJourneyClient:
         cursor): it is pulled as requests finish, never read ahead. Ids are
         checked before any request when *journey_ids* is a collection (a
         list, a tuple, a set...), and those it holds at the call are the ones
-        sent (one that grows meanwhile sends no more); a lazy one is checked id by id as it is
-        pulled, and a bad id there stops the call: the requests in flight are
-        cancelled and its `ValueError` or `TypeError` is raised.
+        sent (one that grows meanwhile sends no more); a lazy one is checked
+        id by id as it is pulled, and a bad id there stops the call: the
+        requests in flight are cancelled and its `ValueError` or `TypeError`
+        is raised.
 
         *progress*, when given, is called with 1 as each journey settles
         (stats or error): for a progress bar.

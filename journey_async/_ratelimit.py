@@ -84,12 +84,12 @@ episodes before it (`HISTORY`)."""
 HISTORY: Final = 5
 """Well-evidenced episodes (decided on at least `MIN_EVIDENCE` answers)
 remembered to tell a gateway refusing at random from a budget. When at most
-`RANDOM_SHARE` of their answers, pooled (`EVIDENCE` of them at least), were 429s,
-a thin episode is dismissed too, unless its own answers fail `DISMISS_SHARE`;
-and an episode that stands all the same (thin, or by chance) lowers the rate
-to `BACKOFF` of what it was (unpaced, it stays so) instead of learning one from
-its phase. Paced at what a
-random gateway accepts, a client has a request or two in flight: its 429s are
+`RANDOM_SHARE` of their answers, pooled (`EVIDENCE` of them at least), were
+429s, a thin episode is dismissed too, unless its own answers fail
+`DISMISS_SHARE`; and an episode that stands all the same (thin, or by chance)
+lowers the rate to `BACKOFF` of what it was (unpaced, it stays so) instead of
+learning one from its phase. Paced at what a random gateway accepts, a
+client has a request or two in flight: its 429s are
 all thin, and when each stood and was learned from its short phase, the rate
 fell to a few a second, where no 429 had evidence again. With no such history
 (a client sending one request at a time), a thin episode stands."""
