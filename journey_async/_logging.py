@@ -107,14 +107,25 @@ def log_attempt(request: httpx.Request, outcome: str, status_code: int | None) -
     )
 
 
+_refused: list[str] = []  # the value already refused, so it is said once a process
+
+
 def configure_from_environment() -> None:
     """
     Add a stderr handler to the ``journey_async`` logger when
-    ``JOURNEY_ASYNC_LOG`` is ``debug`` or ``info``; any other value, or
-    none, leaves logging to the application. Called once, at import.
+    ``JOURNEY_ASYNC_LOG`` is ``debug`` or ``info``; none (or blank) leaves
+    logging to the application. Any other value does too, after one line on
+    stderr that names it and the values accepted: the user asked for lines on
+    stderr, and a typo should not leave them wondering why none came. Not a
+    `warnings.warn`: under ``-W error`` it would make ``import journey_async``
+    fail. Called once, at import.
     """
-    level = _LEVELS.get(os.environ.get(LOG_ENV_VAR, "").strip().lower())
+    value = os.environ.get(LOG_ENV_VAR, "").strip()
+    level = _LEVELS.get(value.lower())
     if level is None:
+        if value and value not in _refused:
+            _refused.append(value)
+            _say_ignored(value)
         return
     if any(getattr(handler, _HANDLER_MARK, False) for handler in logger.handlers):
         return
@@ -125,3 +136,20 @@ def configure_from_environment() -> None:
     setattr(handler, _HANDLER_MARK, True)
     logger.addHandler(handler)
     logger.setLevel(level)
+
+
+def _say_ignored(value: str) -> None:
+    shown = value if len(value) <= 40 else value[:40] + "..."
+    accepted = " or ".join(_LEVELS)
+    message = (
+        f"journey_async: ignoring {LOG_ENV_VAR}={shown!r}: "
+        f"use {accepted} (any case), or leave it unset\n"
+    )
+    stream = sys.stderr
+    if stream is None:  # pythonw: nowhere to say it
+        return
+    try:
+        stream.write(message)
+        stream.flush()
+    except (OSError, ValueError):  # a closed or broken stderr: not worth failing an import
+        pass

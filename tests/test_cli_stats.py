@@ -8,12 +8,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from cli_support import EMPTY, MISSING, SECRET, TOKEN, WELCOME, WINBACK, api, cli_env, run_cli
 
-from journey_async.testing import EmulatorServer
+from journey_async import JourneyPoint, JourneyStats, MessageStats, StatsSuccess
+from journey_async._cli._stats import _write_csv
+from journey_async.testing import (
+    EmulatorServer,
+    JourneyEmulator,
+    message_point,
+    serve_emulator,
+)
 
 
 def test_stats_json_is_one_object_per_journey_in_input_order(
@@ -156,3 +165,60 @@ def test_a_wrong_token_fails_every_journey_and_is_never_printed(
     assert outcome["error"]["type"] == "AuthenticationError"
     assert outcome["error"]["status_code"] == 401
     assert SECRET not in result.stdout + result.stderr
+
+
+# Each a formula to a spreadsheet (OWASP's "CSV injection" list), from the server.
+_FORMULAS = ['=HYPERLINK("http://evil","x")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+
+
+def test_stats_csv_makes_no_text_cell_a_formula_and_json_stays_exact(tmp_path: Path) -> None:
+    emulator = JourneyEmulator(token=TOKEN)
+    for n, formula in enumerate(_FORMULAS):
+        emulator.add_journey(
+            f"j-{n}",
+            title=formula,
+            points=[message_point(formula, 5, 1, campaign_code=formula, preset_code=formula)],
+        )
+    # An id (the user's) is text too.
+    emulator.add_journey("=1+1", title="Plain", points=[message_point("p", 5, 1)])
+    ids = [*(f"j-{n}" for n in range(len(_FORMULAS))), "=1+1"]
+    with serve_emulator(emulator) as server:
+        # Bytes: text mode would read the CR of "\rx" as a line end.
+        as_csv = subprocess.run(  # noqa: S603 - this interpreter, our own module
+            [sys.executable, "-m", "journey_async", "stats", *api(server), "--format=csv", *ids],
+            capture_output=True,
+            cwd=tmp_path,
+            env=cli_env(),
+            timeout=60,
+            check=False,
+        )
+        as_json = run_cli("stats", *api(server), "--format=json", *ids, cwd=tmp_path)
+
+    assert as_csv.returncode == 0, as_csv.stderr
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout.decode(), newline="")))
+    text = ("journey_title", "point_title", "campaign_code", "preset_code")
+    for row, formula in zip(rows, _FORMULAS, strict=False):
+        assert [row[column] for column in text] == ["'" + formula] * 4
+    last = rows[-1]
+    assert (last["journey_id"], last["journey_title"]) == ("'=1+1", "Plain")
+    assert (last["kind"], last["sent"], last["opened"]) == ("message", "5", "1")
+    assert len(rows) == len(ids)
+
+    assert as_json.returncode == 0, as_json.stderr
+    journeys = json.loads(as_json.stdout)
+    assert [journey["title"] for journey in journeys] == [*_FORMULAS, "Plain"]
+    assert journeys[0]["points"][0]["campaign_code"] == _FORMULAS[0]
+    assert journeys[-1]["id"] == "=1+1"
+
+
+def test_stats_csv_writes_a_negative_number_as_a_number() -> None:
+    # The client refuses a negative count from the wire; a float can still
+    # be written as -0.0 or come from a fake: a number is never made text.
+    stat = MessageStats(sent=-5, opened=0, conversion=-0.5)
+    stats = JourneyStats(title="-x", points=(JourneyPoint(title="p", stat=stat),))
+    out = io.StringIO()
+
+    _write_csv([StatsSuccess("j", stats)], out)
+
+    (row,) = csv.DictReader(io.StringIO(out.getvalue()))
+    assert (row["journey_title"], row["sent"], row["conversion"]) == ("'-x", "-5", "-0.5")

@@ -5,7 +5,12 @@ in a thread of this process, or in another process.
 
 from __future__ import annotations
 
+import io
+import os
+import signal
 import sys
+import threading
+import time
 
 import httpx
 import pytest
@@ -14,6 +19,7 @@ from emulator_support import AUTH, J1_BODY, stats
 from journey_async.testing import (
     EmulatorServer,
     JourneyEmulator,
+    run_emulator,
     serve_emulator,
     spawn_emulator_process,
 )
@@ -58,3 +64,43 @@ def test_a_port_in_use_is_named_with_a_way_out(emulator: JourneyEmulator) -> Non
         in_use = rf"cannot listen on 127\.0\.0\.1:{server.port}: .*or 0"
         with pytest.raises(OSError, match=in_use), serve_emulator(emulator, port=server.port):
             pass  # pragma: no cover - the bind fails
+
+
+class _Listening(io.StringIO):
+    """What `run_emulator` prints to: once it listens, a thread waits for an
+    answer, then sends *sent* to this process."""
+
+    def __init__(self, sent: signal.Signals) -> None:
+        super().__init__()
+        self.sent = sent
+
+    def flush(self) -> None:
+        url = self.getvalue().split()[-1]
+        threading.Thread(target=self._signal_once_serving, args=(url,), daemon=True).start()
+
+    def _signal_once_serving(self, url: str) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(url + stats("j1"), headers=AUTH)
+                break
+            except httpx.TransportError:
+                time.sleep(0.01)
+        os.kill(os.getpid(), self.sent)
+
+
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM])
+def test_run_emulator_returns_the_signal_that_stopped_it(
+    emulator: JourneyEmulator, sent: signal.Signals
+) -> None:
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    # Neither raises (no KeyboardInterrupt, no SystemExit): it returns.
+    assert run_emulator(emulator, file=_Listening(sent)) == sent
+
+    assert {signum: signal.getsignal(signum) for signum in before} == before
+
+
+def test_run_emulator_on_an_unknown_host_names_it(emulator: JourneyEmulator) -> None:
+    with pytest.raises(OSError, match=r"^cannot listen on 999\.1\.1\.1:0: .* try 127\.0\.0\.1\)$"):
+        run_emulator(emulator, host="999.1.1.1")

@@ -87,7 +87,7 @@ asyncio.run(main())
 
 @pytest.mark.parametrize(
     ("value", "shown"),
-    [("debug", True), ("DEBUG", True), ("info", False), ("", False), ("nonsense", False)],
+    [("debug", True), ("DEBUG", True), ("info", False), ("", False), (" ", False)],
 )
 def test_journey_async_log_switches_on_a_stderr_handler(value: str, shown: bool) -> None:
     env = {**os.environ, "JOURNEY_ASYNC_LOG": value}
@@ -106,6 +106,26 @@ def test_journey_async_log_switches_on_a_stderr_handler(value: str, shown: bool)
         assert "test-token" not in result.stderr
     else:
         assert result.stderr == ""
+
+
+@pytest.mark.parametrize("value", ["verbose", "warning", "1"])
+def test_an_unknown_journey_async_log_says_so_once_and_logs_nothing(value: str) -> None:
+    # Imported twice over and configured again: still said once. Under -W error
+    # (as a strict application runs) the import must not fail.
+    script = "import journey_async._logging as log; log.configure_from_environment()\n"
+    env = {**os.environ, "JOURNEY_ASYNC_LOG": value}
+    result = subprocess.run(  # noqa: S603 - this interpreter, our own script
+        [sys.executable, "-W", "error", "-c", script + LOG_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert result.stderr == (
+        f"journey_async: ignoring JOURNEY_ASYNC_LOG={value!r}: "
+        "use debug or info (any case), or leave it unset\n"
+    )
 
 
 def test_journey_async_log_info_shows_retries() -> None:

@@ -248,7 +248,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "emulator",
         help="serve an emulator of the API with sample journeys",
         description="Serve an emulator of the Journey API with sample journeys, "
-        "until Ctrl-C. Point the other commands at it with --base-url.",
+        "until Ctrl-C (exit code 130) or SIGTERM (exit code 0). "
+        "Point the other commands at it with --base-url.",
     )
     emulator.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
     emulator.add_argument(

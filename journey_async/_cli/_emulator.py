@@ -1,27 +1,45 @@
 """
 ``journey-async emulator``: `journey_async.testing.JourneyEmulator` with
-sample journeys, served in the foreground until Ctrl-C.
+sample journeys, served in the foreground until Ctrl-C (exit code 130) or
+SIGTERM (exit code 0: stopped as asked, as by ``docker stop``).
+
+The signals are caught before anything slow (uvicorn's import, the sample
+data): one that arrives in any phase of start-up stops the command.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import signal
 import sys
 from collections.abc import Callable
 
-from ._args import EMULATOR_DEFAULT_TOKEN, EXIT_OK, PROG, UsageError
+from journey_async._emulator._stop import StopRequested, StopSignals
+
+from ._args import EMULATOR_DEFAULT_TOKEN, EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError
 from ._inputs import _require_uvicorn
 from ._output import _count, _Output
 
 
 def _emulator(args: argparse.Namespace, output: _Output) -> int:
-    _require_uvicorn("emulator")
-    from journey_async._emulator._app import JourneyEmulator
-    from journey_async._emulator._serving import LISTENING, run_emulator
-
     if args.rate_limit_burst is not None and args.rate_limit is None:
         raise UsageError("--rate-limit-burst needs --rate-limit")
+    stop = StopSignals(interrupting=True)
+    try:
+        with stop:
+            _serve(args, output, stop)
+    except StopRequested:
+        pass  # before it served: nothing to shut down
+    # Ctrl-C is how a user stops it: no error line, only the exit code.
+    return EXIT_INTERRUPTED if stop.received == signal.SIGINT else EXIT_OK
+
+
+def _serve(args: argparse.Namespace, output: _Output, stop: StopSignals) -> None:
+    _require_uvicorn("emulator")
+    from journey_async._emulator._app import JourneyEmulator
+    from journey_async._emulator._serving import LISTENING, ListenError, _serve_until_stopped
+
     token = EMULATOR_DEFAULT_TOKEN if args.token is None else args.token
     emulator = JourneyEmulator.with_sample_data(
         args.journeys,
@@ -51,8 +69,20 @@ def _emulator(args: argparse.Namespace, output: _Output) -> int:
         example = " ".join(ids[:3])
         output.line(f"try: {PROG} stats --base-url {url} --token {shown_token} {example}".rstrip())
 
-    run_emulator(emulator, host=args.host, port=args.port, file=_AfterListening(LISTENING, explain))
-    return EXIT_OK
+    # From here a signal is acted on by the server: it stops once it is up.
+    stop.interrupting = False
+    if stop.stopped:
+        return
+    try:
+        _serve_until_stopped(
+            emulator,
+            host=args.host,
+            port=args.port,
+            file=_AfterListening(LISTENING, explain),
+            stop=stop,
+        )
+    except ListenError as exc:
+        raise UsageError(str(exc)) from None
 
 
 class _AfterListening(io.StringIO):

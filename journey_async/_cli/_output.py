@@ -36,6 +36,21 @@ _MIN_COLUMN_WIDTH: Final = 6
 _GAP: Final = "  "
 
 
+# What makes a spreadsheet read a cell as a formula (OWASP, "CSV injection"):
+# a journey title such as ``=HYPERLINK(...)`` would run when the CSV is opened.
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_text(value: str) -> str:
+    """
+    A text cell for CSV output, a single quote put before a formula's first
+    character (as OWASP recommends), so a spreadsheet shows it as text.
+    Only for text: numbers (a negative count) are written as they are, and
+    JSON output keeps every string exact.
+    """
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+
+
 class _Output:
     """
     Where a command writes: rich on a terminal when it is installed, plain

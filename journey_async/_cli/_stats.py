@@ -25,6 +25,7 @@ from ._inputs import _client, _journey_ids
 from ._output import (
     _Column,
     _count,
+    _csv_text,
     _describe_error,
     _Output,
     _percent,
@@ -98,20 +99,39 @@ def _result_json(result: StatsResult) -> dict[str, Any]:
     return {"id": result.journey_id, "title": result.stats.title, "points": points}
 
 
+class _CsvWriter:
+    """
+    `csv.writer` with ``\n`` line ends, that quotes a cell holding a bare CR
+    too: before Python 3.13 a writer quotes only the characters of its own
+    line terminator, and a reader takes a CR left bare for the end of a row.
+    """
+
+    def __init__(self, file: TextIO) -> None:
+        self._minimal = csv.writer(file, lineterminator="\n")
+        self._quoted = csv.writer(file, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+
+    def writerow(self, row: Sequence[Any]) -> None:
+        has_cr = any(isinstance(cell, str) and "\r" in cell for cell in row)
+        (self._quoted if has_cr else self._minimal).writerow(row)
+
+
 def _write_csv(results: Sequence[StatsResult], file: TextIO) -> None:
-    writer = csv.writer(file, lineterminator="\n")
+    writer = _CsvWriter(file)
     writer.writerow(_CSV_HEADER)
     blank_point = [""] * (len(_CSV_HEADER) - 4)
     for result in results:
+        # Text from the user (the ids) or the server (titles, codes): never a
+        # formula (`_csv_text`). The numbers and the JSON of "other" are left as they are.
+        journey_id = _csv_text(result.journey_id)
         if result.stats is None:
             assert result.error is not None
-            writer.writerow(
-                [result.journey_id, "", *blank_point, "", _describe_error(result.error)]
-            )
+            error = _csv_text(_describe_error(result.error))
+            writer.writerow([journey_id, "", *blank_point, "", error])
             continue
+        title = _csv_text(result.stats.title)
         if not result.stats.points:
             # Still one row: every journey asked for is in the output.
-            writer.writerow([result.journey_id, result.stats.title, *blank_point, "", ""])
+            writer.writerow([journey_id, title, *blank_point, "", ""])
         for point in result.stats.points:
             kind, fields = unstructure_point_stats(point.stat)
             if kind == "unknown":
@@ -122,11 +142,11 @@ def _write_csv(results: Sequence[StatsResult], file: TextIO) -> None:
                 other = ""
             writer.writerow(
                 [
-                    result.journey_id,
-                    result.stats.title,
-                    point.title,
-                    point.campaign_code or "",
-                    point.preset_code or "",
+                    journey_id,
+                    title,
+                    _csv_text(point.title),
+                    _csv_text(point.campaign_code or ""),
+                    _csv_text(point.preset_code or ""),
                     kind,
                     *numbers,
                     other,

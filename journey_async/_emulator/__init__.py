@@ -12,7 +12,9 @@ Its public face is `journey_async.testing`; the modules here, by concern:
 - `._app`: `JourneyEmulator`, the ASGI app: routing, answers, removals;
 - `._transport`: `EmulatorTransport` (in-process under httpx) and `emulator_client`;
 - `._serving`: on a real socket, in a thread or in another process (uvicorn,
-  imported only when serving starts).
+  imported only when serving starts);
+- `._stop`: the signals that stop a foreground emulator, recorded in every
+  phase of its start.
 
 Nothing is imported here, so a caller pays only for the parts it uses.
 """

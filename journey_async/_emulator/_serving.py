@@ -14,6 +14,7 @@ optional extra ``journey-async[emulator]``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.util
 import logging
 import signal
@@ -23,13 +24,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from types import FrameType, ModuleType
+from types import ModuleType
 from typing import Any, Final, TextIO
 
 import attrs
 
 from journey_async._emulator._app import JourneyEmulator
 from journey_async._emulator._asgi import _ConnectionDropped
+from journey_async._emulator._stop import StopSignals
 
 __all__ = [
     "EmulatorServer",
@@ -99,22 +101,52 @@ def _config(uvicorn: ModuleType, emulator: JourneyEmulator, *, quiet_logging: bo
     )
 
 
+class ListenError(OSError):
+    """
+    The emulator cannot listen where it was asked to: ``strerror`` is one
+    line naming the host, the port, the cause and a way out, and is all
+    that ``str()`` shows (no ``[Errno -2]``).
+    """
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def _cannot_listen(
+    host: str, port: int, exc: OSError | UnicodeError, *, resolving: bool = False
+) -> ListenError:
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    code = exc.errno if isinstance(exc, OSError) else None
+    cause = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
+    if resolving:
+        hint = "not an IP address, nor a host name this machine resolves; try 127.0.0.1"
+    elif code == errno.EADDRINUSE:
+        hint = "another emulator? pick another port, or 0 for a free one"
+    elif code == errno.EADDRNOTAVAIL:
+        hint = "not an address of this machine; try 127.0.0.1, or 0.0.0.0 for all"
+    elif code == errno.EACCES:
+        hint = "a port below 1024 needs privileges; pick another, or 0 for a free one"
+    else:
+        hint = "pick another host or port"
+    # "[Errno 98] Address already in use" or "[Errno -2] Name or service not
+    # known" alone names neither the address nor a way out.
+    return ListenError(code, f"cannot listen on {where}: {cause} ({hint})")
+
+
 def _bind(host: str, port: int) -> socket.socket:
     # Bound here, not by uvicorn, so port 0 yields a known free port.
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a label IDNA refuses
+        raise _cannot_listen(host, port, exc, resolving=True) from None
+    family, kind, proto, _, address = found[0]
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(address)
         except OSError as exc:
-            # "[Errno 98] Address already in use" alone names neither the
-            # address nor a way out.
-            raise OSError(
-                exc.errno,
-                f"cannot listen on {host}:{port}: {exc.strerror} "
-                "(another emulator? pick another port, or 0 for a free one)",
-            ) from None
+            raise _cannot_listen(host, port, exc) from None
         # Listening before the server loop starts: connections made in
         # between wait in the backlog instead of being refused.
         sock.listen(2048)
@@ -176,44 +208,60 @@ def serve_emulator(
         sock.close()
 
 
-def _exit_quietly(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(0)
-
-
 def run_emulator(
     emulator: JourneyEmulator,
     *,
     host: str = "127.0.0.1",
     port: int = 0,
     file: TextIO | None = None,
-) -> None:
+) -> signal.Signals | None:
     """
-    Serve *emulator* in the foreground until SIGINT or SIGTERM.
+    Serve *emulator* in the foreground until SIGINT or SIGTERM; return the
+    signal that stopped it.
 
     Once the socket listens, prints exactly one line to *file* (stdout by
     default) and flushes it: ``journey-async emulator listening on
     http://127.0.0.1:PORT``. The token is never printed: whoever started the
-    emulator chose it.
+    emulator chose it. A signal that arrives before the server runs (even
+    before the socket listens) stops it all the same, once it is up; neither
+    signal raises (no `KeyboardInterrupt`, no `SystemExit`). Outside the main
+    thread no signal handler can be installed: it serves until the process ends,
+    and returns None if uvicorn stops on its own.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: Unreleased
+       Returns the signal; SIGTERM no longer raises ``SystemExit(0)``, and a
+       signal in the first moments of start-up is no longer lost.
     """
+    with StopSignals() as stop:
+        _serve_until_stopped(emulator, host=host, port=port, file=file, stop=stop)
+    return stop.received
+
+
+def _serve_until_stopped(
+    emulator: JourneyEmulator,
+    *,
+    host: str,
+    port: int,
+    file: TextIO | None,
+    stop: StopSignals,
+) -> None:
+    """`run_emulator` under *stop*, entered by the caller (the command line enters it sooner)."""
     uvicorn = _import_uvicorn()
+    if stop.stopped:
+        return
     sock = _bind(host, port)
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous: Any = None
     try:
         server = uvicorn.Server(_config(uvicorn, emulator, quiet_logging=False))
+        # From here a signal tells the server to exit, wherever it is in its start.
+        stop.server = server
+        if stop.stopped:
+            return
         url, _ = _url(sock)
         print(f"{LISTENING}{url}", file=file or sys.stdout, flush=True)
-        if in_main_thread:
-            # uvicorn catches SIGTERM while serving and raises it again once
-            # stopped: this turns that into a clean exit, not a death by signal.
-            previous = signal.signal(signal.SIGTERM, _exit_quietly)
-        with contextlib.suppress(KeyboardInterrupt):
-            server.run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
-        if in_main_thread and previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        stop.server = None
         sock.close()
 
 
